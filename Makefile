@@ -1,0 +1,34 @@
+# The two commands that matter on a fresh machine:  make run  and  make test.
+PY := .venv/bin/python
+CORES ?= 2
+
+.PHONY: setup run test lint dry clean bench
+
+.venv/.done: pyproject.toml
+	python3 -m venv .venv
+	$(PY) -m pip install -q --upgrade pip
+	# torch first, pinned: it is a CPU build on local disk; anything looser pulls gigabytes of CUDA.
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+setup: .venv/.done
+
+run: setup
+	HF_HUB_OFFLINE=1 .venv/bin/snakemake --cores $(CORES) --profile profiles/default
+
+dry: setup
+	.venv/bin/snakemake -n --cores $(CORES)
+
+test: setup
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -q
+
+lint: setup
+	$(PY) -m ruff check .
+	.venv/bin/snakemake --lint --cores 1
+
+bench: setup
+	$(PY) benchmarks/run_all.py
+
+clean:
+	rm -rf results .snakemake

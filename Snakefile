@@ -1,0 +1,26 @@
+# kdmem: Memorization Dynamics in Knowledge Distillation (arXiv 2601.15394), as one DAG.
+# Stages, in order: data -> pretrain -> finetune -> logits -> distill -> score -> analysis -> report.
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+# The embedded default, unless --configfile names another study (Snakemake would merge the two).
+if not workflow.overwrite_configfiles:
+
+    configfile: "config.yaml"
+
+
+include: "rules/common.smk"  # kdmem's one-line config check, then config -> path helpers
+
+
+validate(config, schema=str(kconfig.SCHEMA_PATH))  # the same schema file kdmem validates with
+
+
+include: "rules/data.smk"
+
+
+rule all:
+    input:
+        all_targets(),
+    default_target: True

@@ -1,0 +1,100 @@
+"""The `kdmem` command: one subcommand per pipeline stage, each called by one Snakemake rule.
+
+Every subcommand takes --config (the study config) and --log; bad input ends in one line on
+stderr and exit code 2 (a traceback only with --debug), and no output is left half-written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+from kdmem.errors import KdmemError
+
+log = logging.getLogger("kdmem")
+
+
+def _setup_logging(log_file: str | None, debug: bool) -> None:
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    handlers[0].setLevel(logging.DEBUG if debug else logging.WARNING)
+    # The one-line error is printed once by main(); the stderr handler must not repeat it.
+    handlers[0].addFilter(lambda r: not getattr(r, "file_only", False))
+    if log_file:
+        Path(log_file).parent.mkdir(parents=True, exist_ok=True)
+        fh = logging.FileHandler(log_file, mode="w")
+        fh.setLevel(logging.INFO)
+        handlers.append(fh)
+    logging.basicConfig(level=logging.INFO, handlers=handlers, format="%(asctime)s %(name)s %(levelname)s %(message)s", force=True)
+
+
+def _common(p: argparse.ArgumentParser, config: bool = True) -> None:
+    if config:
+        p.add_argument("--config", required=True, help="study config (YAML or JSON)")
+    p.add_argument("--log", help="log file (the Snakemake rule's log:)")
+    p.add_argument("--debug", action="store_true", help="show full tracebacks")
+
+
+def _model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--family", required=True, help="family name (config families.<name>)")
+    p.add_argument("--dataset", required=True, help="dataset name (config datasets.<name>)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from kdmem import commands as c
+
+    ap = argparse.ArgumentParser(prog="kdmem", description="Memorization in knowledge distillation: pipeline stages.")
+    sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("validate", help="validate a config and print it with defaults filled")
+    _common(p)
+    p.set_defaults(func=c.cmd_validate)
+
+    p = sub.add_parser("tokenizer", help="train a scratch family's BPE tokenizer on the pretraining split")
+    _common(p)
+    p.add_argument("--family", required=True, help="family name")
+    p.add_argument("--out", required=True, help="tokenizer folder to write")
+    p.set_defaults(func=c.cmd_tokenizer)
+
+    p = sub.add_parser("prepare", help="cut a dataset into fixed-length samples: train/val (+ pretrain) parquet")
+    _common(p)
+    _model_args(p)
+    p.add_argument("--tokenizer", required=True, help="tokenizer folder or hub name")
+    p.add_argument("--out-train", help="train.parquet to write (D, with n_exposures)")
+    p.add_argument("--out-val", help="val.parquet to write (held-out documents)")
+    p.add_argument("--out-stats", required=True, help="data_stats.json to write (counts, drops, seconds)")
+    p.add_argument("--out-pretrain", help="pretrain.parquet to write (scratch families only)")
+    p.add_argument("--cache-dir", help="datasets cache folder (default: next to the outputs)")
+    p.set_defaults(func=c.cmd_prepare)
+
+    if hasattr(c, "register_more"):
+        c.register_more(sub, _common, _model_args)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    # Nothing in kdmem may reach a hub unless the user removes this on purpose.
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    ap = build_parser()
+    args = ap.parse_args(argv)
+    _setup_logging(getattr(args, "log", None), args.debug)
+    try:
+        args.func(args)
+    except KdmemError as e:
+        if args.debug:
+            raise
+        log.error("%s", e, extra={"file_only": True})
+        print(f"kdmem {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"kdmem {args.command}: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,207 @@
+"""Load and validate a study config: JSON Schema first, then the cross-key rules the schema cannot say.
+
+The schema (config.schema.yaml, next to this file) is the single source of keys, types, defaults
+and descriptions; the Snakefile validates against the same file. Every failure is one line naming
+the key, what is wrong and what to do, raised as KdmemError.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from kdmem.errors import KdmemError
+
+SCHEMA_PATH = Path(__file__).with_name("config.schema.yaml")
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML keeps the last of two equal keys silently; a duplicate family name must be an error."""
+
+
+def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    seen: set = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise KdmemError(f"config: duplicate key '{key}' (line {key_node.start_mark.line + 1}); each name may appear once")
+        seen.add(key)
+    return loader.construct_mapping(node, deep=deep)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def load_schema() -> dict:
+    return yaml.safe_load(SCHEMA_PATH.read_text())
+
+
+def read_yaml(path: str | Path) -> dict:
+    p = Path(path)
+    if not p.is_file():
+        raise KdmemError(f"config file {p} does not exist; pass an existing --config")
+    try:
+        data = yaml.load(p.read_text(), Loader=_UniqueKeyLoader)  # noqa: S506 - SafeLoader subclass
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise KdmemError(f"config file {p} is not valid YAML{where}: {getattr(e, 'problem', e)}") from None
+    if not isinstance(data, dict):
+        raise KdmemError(f"config file {p} must hold a mapping of keys, not {type(data).__name__}")
+    return data
+
+
+def _resolve(schema: dict, root: dict) -> dict:
+    if "$ref" in schema:
+        target = root
+        for part in schema["$ref"].lstrip("#/").split("/"):
+            target = target[part]
+        schema = {**_resolve(target, root), **{k: v for k, v in schema.items() if k != "$ref"}}
+    return schema
+
+
+def fill_defaults(instance: Any, schema: dict, root: dict) -> Any:
+    """Fill every `default:` of the schema into the instance, recursively (defaults of defaults too)."""
+    schema = _resolve(schema, root)
+    if not isinstance(instance, dict) or schema.get("type") not in (None, "object"):
+        return instance
+    for key, sub in schema.get("properties", {}).items():
+        sub_r = _resolve(sub, root)
+        if key not in instance and "default" in sub_r:
+            instance[key] = copy.deepcopy(sub_r["default"])
+        if key in instance:
+            instance[key] = fill_defaults(instance[key], sub_r, root)
+    extra = schema.get("additionalProperties")
+    if isinstance(extra, dict):
+        for key in instance:
+            if key not in schema.get("properties", {}):
+                instance[key] = fill_defaults(instance[key], extra, root)
+    return instance
+
+
+def _key_path(error: jsonschema.ValidationError) -> str:
+    parts = []
+    for p in error.absolute_path:
+        parts.append(f"[{p}]" if isinstance(p, int) else (f".{p}" if parts else str(p)))
+    return "".join(parts) or "(top level)"
+
+
+def _one_line(error: jsonschema.ValidationError) -> str:
+    key = _key_path(error)
+    if error.validator == "additionalProperties":
+        allowed = sorted(error.schema.get("properties", {}))
+        extra = sorted(set(error.instance) - set(allowed))
+        return f"config: unknown key '{extra[0]}' under {key}; allowed keys: {', '.join(allowed)}"
+    if error.validator == "required":
+        return f"config: {key}: {error.message}; add it"
+    if error.validator == "type":
+        return f"config: {key} must be of type {error.validator_value}, got {error.instance!r}"
+    if error.validator in ("minimum", "exclusiveMinimum"):
+        op = ">=" if error.validator == "minimum" else ">"
+        return f"config: {key} must be {op} {error.validator_value}, got {error.instance!r}"
+    if error.validator == "enum":
+        return f"config: {key} must be one of {error.validator_value}, got {error.instance!r}"
+    if error.validator == "minItems":
+        return f"config: {key} must not be empty"
+    return f"config: {key}: {error.message.splitlines()[0]}"
+
+
+def _check_cross_keys(cfg: dict) -> None:
+    mem = cfg["memorization"]
+    window = mem["prefix_len"] + mem["suffix_len"]
+    for name, ds in cfg["datasets"].items():
+        key = f"datasets.{name}"
+        if window > ds["seq_len"]:
+            raise KdmemError(
+                f"config: memorization.prefix_len + suffix_len = {window} exceeds {key}.seq_len = {ds['seq_len']}; "
+                "shorten the window or lengthen the samples"
+            )
+        if cfg["distill"]["hard"]["prefix_len"] >= ds["seq_len"]:
+            raise KdmemError(f"config: distill.hard.prefix_len must be < {key}.seq_len = {ds['seq_len']}")
+        if ds["source"] == "local":
+            if "path" not in ds:
+                raise KdmemError(f"config: {key}.path is required when source is local")
+            paths = ds["path"] if isinstance(ds["path"], list) else [ds["path"]]
+            for p in paths:
+                if not Path(p).exists():
+                    raise KdmemError(f"config: {key}.path: file {p} does not exist; fix the path (relative to the working directory)")
+        elif "name" not in ds:
+            raise KdmemError(f"config: {key}.name is required when source is hf (e.g. HuggingFaceFW/fineweb)")
+        if ds["exposures"]:
+            total = sum(g["share"] for g in ds["exposures"])
+            if abs(total - 1.0) > 1e-6:
+                raise KdmemError(f"config: {key}.exposures shares sum to {total:g}, not 1; make them add up to 1")
+        if ds["val_frac"] + ds["pretrain_frac"] >= 1:
+            raise KdmemError(f"config: {key}.val_frac + pretrain_frac must be < 1 so documents remain for D")
+    for name, fam in cfg["families"].items():
+        for role in ("teacher", "small"):
+            m, key = fam[role], f"families.{name}.{role}"
+            if m["init"] == "scratch" and "arch" not in m:
+                raise KdmemError(f"config: {key}.arch is required when init is scratch")
+            if m["init"] == "checkpoint" and "checkpoint" not in m:
+                raise KdmemError(f"config: {key}.checkpoint is required when init is checkpoint (hub name or local path)")
+            if m["init"] == "scratch" and m["arch"]["hidden_size"] % m["arch"]["num_heads"]:
+                raise KdmemError(f"config: {key}.arch.num_heads must divide hidden_size")
+        scratch = [fam[r]["init"] == "scratch" for r in ("teacher", "small")]
+        if isinstance(fam["tokenizer"], dict) and not all(scratch):
+            raise KdmemError(
+                f"config: families.{name}.tokenizer: a trained tokenizer needs both models init: scratch; "
+                "checkpoints bring their own tokenizer (give its hub name or path)"
+            )
+        if isinstance(fam["tokenizer"], str):
+            _check_same_tokenizer(name, fam)
+    if any(f[r]["init"] == "scratch" for f in cfg["families"].values() for r in ("teacher", "small")):
+        ds = cfg["pretrain"]["dataset"] or next(iter(cfg["datasets"]))
+        if ds not in cfg["datasets"]:
+            raise KdmemError(f"config: pretrain.dataset '{ds}' is not one of datasets: {', '.join(cfg['datasets'])}")
+        if cfg["datasets"][ds]["pretrain_frac"] <= 0:
+            raise KdmemError(f"config: datasets.{ds}.pretrain_frac must be > 0: scratch families pretrain on it")
+        cfg["pretrain"]["dataset"] = ds
+
+
+def _check_same_tokenizer(name: str, fam: dict) -> None:
+    """Teacher and small model must share one vocabulary; checked where both are local folders."""
+    from kdmem.tokenizer import local_vocab_fingerprint
+
+    fps = {}
+    for role in ("teacher", "small"):
+        fp = local_vocab_fingerprint(fam[role]["checkpoint"])
+        if fp is not None:
+            fps[role] = fp
+    if len(fps) == 2 and fps["teacher"] != fps["small"]:
+        raise KdmemError(
+            f"config: families.{name}: teacher and small model tokenizers differ "
+            f"({fam['teacher']['checkpoint']} vs {fam['small']['checkpoint']}); distillation needs one shared vocabulary"
+        )
+
+
+def validate(cfg: dict) -> dict:
+    """Validate a config mapping, fill defaults, and return it (a deep copy)."""
+    cfg = copy.deepcopy(cfg)
+    schema = load_schema()
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(cfg), key=lambda e: (len(list(e.absolute_path)), str(e.absolute_path)))
+    if errors:
+        # The deepest error names the key best; oneOf errors carry their sub-errors in context.
+        err = errors[-1]
+        if err.context:
+            err = sorted(err.context, key=lambda e: len(list(e.absolute_path)))[-1]
+        raise KdmemError(_one_line(err))
+    fill_defaults(cfg, schema, schema)
+    _check_cross_keys(cfg)
+    return cfg
+
+
+def load(path: str | Path) -> dict:
+    """Read a YAML (or JSON) config file, validate it and fill its defaults."""
+    return validate(read_yaml(path))
+
+
+def config_hash(cfg: dict) -> str:
+    return hashlib.sha256(json.dumps(cfg, sort_keys=True).encode()).hexdigest()[:16]

@@ -1,0 +1,180 @@
+"""Data preparation (PAPER.md "Data"): documents -> fixed-length token samples with stable ids.
+
+- Documents are split by document, never by sample, into validation, pretraining (scratch
+  families only) and the D pool, so no text leaks between them. The split key is a hash of
+  (seed, doc_id): adding documents to a corpus does not move the others.
+- Each document's tokens are cut into non-overlapping windows of `seq_len` (the remainder is
+  dropped). `sample_id` = hash(dataset, doc_id, token offset, seq_len): the same config always
+  gives the same ids.
+- D takes `n_train` windows from the pool at random (seeded), validation `n_val`; then the
+  duplication profile gives each training sample its `n_exposures` per epoch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections import Counter
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+
+from kdmem.corpus import Doc, read_docs
+from kdmem.errors import KdmemError
+
+log = logging.getLogger(__name__)
+
+SAMPLE_SCHEMA = {
+    "sample_id": pl.String,
+    "doc_id": pl.String,
+    "offset": pl.Int32,
+    "input_ids": pl.List(pl.Int32),
+    "text": pl.String,
+    "n_exposures": pl.Int32,
+}
+
+
+@dataclass
+class DocSplit:
+    val: list[Doc]
+    pretrain: list[Doc]
+    train: list[Doc]
+
+
+def split_docs(docs: list[Doc], seed: int, val_frac: float, pretrain_frac: float) -> DocSplit:
+    """Deterministic split by document: hash order, then the first shares go to val and pretrain."""
+    order = sorted(docs, key=lambda d: hashlib.sha256(f"{seed}:{d.doc_id}".encode()).hexdigest())
+    n = len(order)
+    n_val = max(1, round(val_frac * n))
+    n_pre = round(pretrain_frac * n) if pretrain_frac > 0 else 0
+    if pretrain_frac > 0:
+        n_pre = max(1, n_pre)
+    if n_val + n_pre >= n:
+        raise KdmemError(f"only {n} documents: too few to split into validation, pretraining and D; add documents")
+    return DocSplit(order[:n_val], order[n_val : n_val + n_pre], order[n_val + n_pre :])
+
+
+def sample_id(dataset: str, doc_id: str, offset: int, seq_len: int) -> str:
+    return hashlib.sha256(f"{dataset}|{doc_id}|{offset}|{seq_len}".encode()).hexdigest()[:16]
+
+
+def chunk(docs: list[Doc], tok, dataset: str, seq_len: int, stats: Counter) -> list[tuple[str, str, int, list[int]]]:
+    """Cut every document into windows of seq_len tokens: (sample_id, doc_id, offset, ids)."""
+    out = []
+    enc = tok([d.text for d in docs], add_special_tokens=False)["input_ids"]
+    for d, ids in zip(docs, enc, strict=True):
+        if len(ids) < seq_len:
+            stats["docs_shorter_than_seq_len"] += 1
+            continue
+        for off in range(0, len(ids) - seq_len + 1, seq_len):
+            out.append((sample_id(dataset, d.doc_id, off, seq_len), d.doc_id, off, ids[off : off + seq_len]))
+    return out
+
+
+def _frame(rows, tok, exposures: list[int] | None = None) -> pl.DataFrame:
+    rows = sorted(rows, key=lambda r: r[0])
+    ids = [r[3] for r in rows]
+    return pl.DataFrame(
+        {
+            "sample_id": [r[0] for r in rows],
+            "doc_id": [r[1] for r in rows],
+            "offset": [r[2] for r in rows],
+            "input_ids": ids,
+            "text": tok.batch_decode(ids),
+            "n_exposures": exposures if exposures is not None else [1] * len(rows),
+        },
+        schema=SAMPLE_SCHEMA,
+    )
+
+
+def _take(rows: list, n: int, rng: np.random.Generator, what: str, key: str, have_docs: int) -> list:
+    if len(rows) < n:
+        raise KdmemError(
+            f"{key} = {n} but the corpus gives only {len(rows)} {what} samples from {have_docs} documents; "
+            f"lower {key}, shorten seq_len or add documents"
+        )
+    pick = rng.permutation(len(rows))[:n]
+    return [rows[i] for i in sorted(pick)]
+
+
+def exposure_counts(n: int, profile: list[dict], rng: np.random.Generator) -> list[int]:
+    """Per-sample exposures per epoch from the profile's shares, assigned in a seeded random order."""
+    if not profile:
+        return [1] * n
+    sizes = [round(g["share"] * n) for g in profile]
+    sizes[-1] = n - sum(sizes[:-1])
+    counts = np.repeat([g["count"] for g in profile], sizes)
+    return counts[rng.permutation(n)].tolist()
+
+
+def prepare(cfg: dict, dataset: str, tok, with_pretrain: bool = False, cache_dir=None) -> dict[str, pl.DataFrame | dict]:
+    """Build train/val (and the pretraining split) for one dataset and tokenizer."""
+    t0 = time.time()
+    ds = cfg["datasets"][dataset]
+    key = f"datasets.{dataset}"
+    docs, rstats = read_docs(ds, cache_dir)
+    split = split_docs(docs, cfg["seed"], ds["val_frac"], ds["pretrain_frac"])
+    drops: Counter = Counter(rstats.dropped)
+    rng = np.random.default_rng(cfg["seed"])
+    train_pool = chunk(split.train, tok, dataset, ds["seq_len"], drops)
+    val_pool = chunk(split.val, tok, dataset, ds["seq_len"], drops)
+    if not train_pool or not val_pool:
+        raise KdmemError(
+            f"{key}: every document of the {'D' if not train_pool else 'validation'} split is shorter than "
+            f"seq_len = {ds['seq_len']} tokens; lower {key}.seq_len or use longer documents"
+        )
+    train_rows = _take(train_pool, ds["n_train"], rng, "training", f"{key}.n_train", len(split.train))
+    val_rows = _take(val_pool, ds["n_val"], rng, "validation", f"{key}.n_val", len(split.val))
+    exposures = exposure_counts(len(train_rows), ds["exposures"], rng)
+    # _frame sorts by sample_id, so the exposures must follow their rows through that sort.
+    order = sorted(range(len(train_rows)), key=lambda i: train_rows[i][0])
+    train = _frame([train_rows[i] for i in order], tok, [exposures[i] for i in order])
+    val = _frame(val_rows, tok)
+    out: dict = {"train": train, "val": val}
+    if with_pretrain:
+        pre_pool = chunk(split.pretrain, tok, dataset, ds["seq_len"], drops)
+        cap = max(1, cfg["pretrain"]["max_tokens"] // ds["seq_len"])
+        pre_rows = pre_pool if len(pre_pool) <= cap else _take(pre_pool, cap, rng, "pretraining", "pretrain.max_tokens", len(split.pretrain))
+        if not pre_rows:
+            raise KdmemError(f"{key}: the pretraining documents give no sample of seq_len {ds['seq_len']}; raise pretrain_frac")
+        out["pretrain"] = _frame(pre_rows, tok)
+    out["stats"] = {
+        "dataset": dataset,
+        "seq_len": ds["seq_len"],
+        "docs_read": rstats.read,
+        "docs_kept": len(docs),
+        "dropped": dict(drops),
+        "docs": {"val": len(split.val), "pretrain": len(split.pretrain), "train_pool": len(split.train)},
+        "pool_samples": {"train": len(train_pool), "val": len(val_pool)},
+        "samples": {k: v.height for k, v in out.items() if isinstance(v, pl.DataFrame)},
+        "tokens": {k: v.height * ds["seq_len"] for k, v in out.items() if isinstance(v, pl.DataFrame)},
+        "exposures_per_epoch": dict(sorted(Counter(exposures).items())),
+        "train_tokens_per_epoch": int(sum(exposures)) * ds["seq_len"],
+        "seconds": round(time.time() - t0, 3),
+    }
+    log.info("prepared %s: %s", dataset, out["stats"])
+    return out
+
+
+def pretrain_texts(cfg: dict, dataset: str, cache_dir=None) -> list[str]:
+    """Texts of the pretraining documents (the tokenizer of a scratch family is trained on them)."""
+    ds = cfg["datasets"][dataset]
+    docs, _ = read_docs(ds, cache_dir)
+    return [d.text for d in split_docs(docs, cfg["seed"], ds["val_frac"], ds["pretrain_frac"]).pretrain]
+
+
+def read_samples(path) -> pl.DataFrame:
+    """A samples parquet, checked for the columns kdmem needs."""
+    from pathlib import Path
+
+    p = Path(path)
+    try:
+        df = pl.read_parquet(p)
+    except Exception as e:  # noqa: BLE001 - polars raises several types for a corrupt file
+        raise KdmemError(f"cannot read samples parquet {p}: {str(e).splitlines()[0]}; rerun the prepare step") from None
+    missing = [c for c in ("sample_id", "input_ids") if c not in df.columns]
+    if missing:
+        raise KdmemError(f"samples file {p} lacks columns {missing}; it must come from 'kdmem prepare'")
+    return df
