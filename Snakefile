@@ -18,6 +18,11 @@ validate(config, schema=str(kconfig.SCHEMA_PATH))  # the same schema file kdmem 
 
 
 include: "rules/data.smk"
+include: "rules/pretrain.smk"
+include: "rules/finetune.smk"
+include: "rules/logits.smk"
+include: "rules/distill.smk"
+include: "rules/score.smk"
 
 
 rule all:

@@ -69,5 +69,100 @@ def data_targets():
     return out
 
 
+
+
+# ---- models --------------------------------------------------------------------------------
+TEMPERATURES = [str(t) for t in CFG["distill"]["soft"]["temperatures"]]
+T0 = TEMPERATURES[0]  # the student the overlap, classifier and removal analyses use
+HARD = CFG["distill"]["hard"]["enabled"]
+
+
+wildcard_constraints:
+    temperature=r"[0-9]+(\.[0-9]+)?",
+    role="teacher|baseline",
+
+
+def base_of(family, size):
+    """Base model of a family: our pretrained folder (scratch) or the configured checkpoint."""
+    m = CFG["families"][family][size]
+    return f"{R}/{family}/base/{size}" if m["init"] == "scratch" else m["checkpoint"]
+
+
+def base_input(family, size):
+    return [base_of(family, size)] if CFG["families"][family][size]["init"] == "scratch" else []
+
+
+def finetune_base(wildcards):
+    return base_of(wildcards.family, "teacher" if wildcards.role == "teacher" else "small")
+
+
+def finetune_base_input(wildcards):
+    return base_input(wildcards.family, "teacher" if wildcards.role == "teacher" else "small")
+
+
+def small_base(wildcards):
+    return base_of(wildcards.family, "small")
+
+
+def small_base_input(wildcards):
+    return base_input(wildcards.family, "small")
+
+
+def finetune_optim(wildcards):
+    return CFG["finetune"][wildcards.role]
+
+
+def pretrain_val(wildcards):
+    return f"{R}/{wildcards.family}/{CFG['pretrain']['dataset']}/data/val.parquet"
+
+
+def pretrain_arch(wildcards):
+    return CFG["families"][wildcards.family][wildcards.size].get("arch")
+
+
+def model_names(family):
+    """Every model of a (family, dataset), by its folder name under models/."""
+    names = [f"teacher-s{SEED}"] + [f"baseline-s{s}" for s in CFG["baseline_seeds"]]
+    names += [f"student-T{t}-s{SEED}" for t in TEMPERATURES]
+    if HARD:
+        names.append(f"hard_student-s{SEED}")
+    if CFG["removal"]["enabled"]:
+        names.append(f"student-T{T0}-s{SEED}-cleaned")
+    return names
+
+
+def model_targets():
+    return [
+        f"{R}/{f}/{d}/models/{m}" for f in FAMILIES for d in DATASETS for m in model_names(f) if not m.endswith("-cleaned")
+    ]
+
+
+
+
+# ---- scoring -------------------------------------------------------------------------------
+KL_T = "1.0"  # kl_to_teacher is taken at T = 1, from its own cache
+
+
+wildcard_constraints:
+    model=r"(teacher|baseline|student|hard_student)-[A-Za-z0-9.\-]+",
+
+
+def score_cache_input(wildcards):
+    """The train split gets kl_to_teacher from the T=1 cache; validation samples are not cached."""
+    if wildcards.split != "train":
+        return []
+    return [f"{R}/{wildcards.family}/{wildcards.dataset}/cache/T{KL_T}"]
+
+
+def score_cache_arg(wildcards, input):
+    return f"--cache {input.cache[0]} --teacher {input.teacher}" if input.cache else ""
+
+
+def score_targets():
+    return [
+        f"{R}/{f}/{d}/scores/{m}/{s}.parquet" for f in FAMILIES for d in DATASETS for m in model_names(f) for s in SPLITS
+    ]
+
+
 def all_targets():
-    return data_targets()
+    return data_targets() + model_targets() + [t for t in score_targets() if "-cleaned" not in t]

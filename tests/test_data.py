@@ -10,8 +10,8 @@ import pytest
 
 from kdmem import config as kconfig
 from kdmem.cli import main
-from kdmem.data import prepare, split_docs
 from kdmem.corpus import read_docs
+from kdmem.data import prepare, split_docs
 from kdmem.errors import KdmemError
 from kdmem.tokenizer import load_tokenizer
 
@@ -154,7 +154,8 @@ def test_gzip_jsonl_and_txt_sources(tmp_path, micro_cfg):
 
 def test_hf_source_on_local_parquet_with_fineweb_columns(tmp_path, micro_cfg, micro_tokenizer):
     """The real load_dataset path, pointed at a local parquet with FineWeb's columns (no hub)."""
-    docs = [json.loads(line) for line in gzip.open(micro_cfg["datasets"]["wiki"]["path"], "rt")]
+    with gzip.open(micro_cfg["datasets"]["wiki"]["path"], "rt") as fh:
+        docs = [json.loads(line) for line in fh]
     fineweb = pl.DataFrame(
         {
             "text": [d["text"] for d in docs],

@@ -55,3 +55,187 @@ def cmd_prepare(args: argparse.Namespace) -> None:
     if args.out_pretrain:
         write_parquet(out["pretrain"], args.out_pretrain)
     write_json({**out["stats"], "family": args.family}, args.out_stats)
+
+
+# ---- training stages -------------------------------------------------------------------------
+
+
+def _family(cfg: dict, family: str) -> dict:
+    from kdmem.errors import KdmemError
+
+    if family not in cfg["families"]:
+        raise KdmemError(f"family '{family}' is not in the config (families: {', '.join(cfg['families'])})")
+    return cfg["families"][family]
+
+
+def _load(cfg: dict, family: str, size: str, path: str, tok, what: str):
+    """A model folder or checkpoint of the family, with its vocab checked against the tokenizer."""
+    from kdmem.models import load_model, shared_vocab
+
+    m = _family(cfg, family)[size]
+    model = load_model(path, trust_remote_code=m.get("trust_remote_code", False), revision=m.get("revision"))
+    return model, shared_vocab(model, tok, what)
+
+
+def cmd_pretrain(args: argparse.Namespace) -> None:
+    from kdmem.data import read_samples
+    from kdmem.errors import KdmemError
+    from kdmem.models import build_scratch, pick_device, shared_vocab
+    from kdmem.tokenizer import load_tokenizer
+    from kdmem.training import train_model
+
+    cfg = kconfig.load(args.config)
+    m = _family(cfg, args.family)[args.size]
+    if m["init"] != "scratch":
+        raise KdmemError(f"families.{args.family}.{args.size} is a checkpoint: it needs no pretraining")
+    tok = load_tokenizer(args.tokenizer)
+    train, val = read_samples(args.train), read_samples(args.val)
+    model = build_scratch(m["arch"], len(tok), len(train["input_ids"][0]), cfg["seed"], tok.eos_token_id)
+    vocab = shared_vocab(model, tok, f"{args.family}/{args.size}")
+    meta = {"family": args.family, "role": f"base_{args.size}", "seed": cfg["seed"]}
+    train_model(
+        model=model, tok=tok, vocab=vocab, train_df=train, val_df=val, optim=cfg["pretrain"]["optim"], seed=cfg["seed"],
+        out_dir=args.out, ckpt_dir=args.ckpt, dev=pick_device(cfg["device"]), meta=meta,
+    )
+
+
+def cmd_finetune(args: argparse.Namespace) -> None:
+    from kdmem.data import read_samples
+    from kdmem.models import pick_device
+    from kdmem.tokenizer import load_tokenizer
+    from kdmem.training import train_model
+
+    cfg = kconfig.load(args.config)
+    tok = load_tokenizer(args.tokenizer)
+    size = "teacher" if args.role == "teacher" else "small"
+    model, vocab = _load(cfg, args.family, size, args.base, tok, f"{args.family}/{args.role}")
+    meta = {"family": args.family, "dataset": args.dataset, "role": args.role, "seed": args.seed, "temperature": None, "base": args.base}
+    train_model(
+        model=model, tok=tok, vocab=vocab, train_df=read_samples(args.train), val_df=read_samples(args.val),
+        optim=cfg["finetune"][args.role], seed=args.seed, out_dir=args.out, ckpt_dir=args.ckpt,
+        dev=pick_device(cfg["device"]), meta=meta,
+    )
+
+
+def teacher_identity(teacher_dir: str, tok) -> dict:
+    from kdmem.models import fingerprint
+    from kdmem.tokenizer import vocab_fingerprint
+
+    return {"teacher_fingerprint": fingerprint(teacher_dir), "tokenizer_fingerprint": vocab_fingerprint(tok)}
+
+
+def cmd_cache_logits(args: argparse.Namespace) -> None:
+    from kdmem.data import read_samples
+    from kdmem.errors import KdmemError
+    from kdmem.logit_cache import write_cache
+    from kdmem.models import pick_device
+    from kdmem.tokenizer import load_tokenizer
+
+    cfg = kconfig.load(args.config)
+    if args.temperature <= 0:
+        raise KdmemError(f"temperature must be > 0, got {args.temperature}")
+    tok = load_tokenizer(args.tokenizer)
+    model, vocab = _load(cfg, args.family, "teacher", args.teacher, tok, f"{args.family}/teacher")
+    samples = read_samples(args.train)
+    write_cache(
+        model, pick_device(cfg["device"]), samples, vocab, args.temperature, cfg["distill"]["soft"]["top_k"], args.out,
+        meta={**teacher_identity(args.teacher, tok), "family": args.family, "dataset": args.dataset},
+        batch_size=cfg["memorization"]["batch_size"],
+    )
+
+
+def cmd_generate_hard(args: argparse.Namespace) -> None:
+    from kdmem.data import read_samples
+    from kdmem.generate import generate_hard
+    from kdmem.models import pick_device
+    from kdmem.tokenizer import load_tokenizer
+
+    cfg = kconfig.load(args.config)
+    tok = load_tokenizer(args.tokenizer)
+    model, vocab = _load(cfg, args.family, "teacher", args.teacher, tok, f"{args.family}/teacher")
+    hard = cfg["distill"]["hard"]
+    out = generate_hard(model, tok, pick_device(cfg["device"]), read_samples(args.train), hard["prefix_len"], vocab, hard["batch_size"])
+    write_parquet(out, args.out)
+
+
+def cmd_distill(args: argparse.Namespace) -> None:
+    import polars as pl
+
+    from kdmem.data import read_samples
+    from kdmem.errors import KdmemError
+    from kdmem.logit_cache import CacheReader
+    from kdmem.models import pick_device
+    from kdmem.tokenizer import load_tokenizer
+    from kdmem.training import train_model
+
+    cfg = kconfig.load(args.config)
+    tok = load_tokenizer(args.tokenizer)
+    model, vocab = _load(cfg, args.family, "small", args.base, tok, f"{args.family}/student")
+    train = read_samples(args.train)
+    if args.drop:
+        dropped = set(pl.read_parquet(args.drop).filter(pl.col("predicted"))["sample_id"].to_list())
+        train = train.filter(~pl.col("sample_id").is_in(list(dropped)))
+        log.info("removal: dropped %d predicted-memorized samples, %d remain", len(dropped), train.height)
+    role = "student" if args.mode == "soft" else "hard_student"
+    meta = {"family": args.family, "dataset": args.dataset, "role": role, "seed": args.seed, "base": args.base,
+            "data_variant": "cleaned" if args.drop else "full"}
+    dev = pick_device(cfg["device"])
+    if args.mode == "hard":
+        optim, cache, kd, mode, teacher = cfg["distill"]["hard"]["optim"], None, None, "ce", None
+        meta["temperature"] = None
+    else:
+        soft = cfg["distill"]["soft"]
+        if args.temperature is None or args.temperature <= 0:
+            raise KdmemError(f"distill --mode soft needs a temperature > 0, got {args.temperature}")
+        if not args.cache and not args.teacher:
+            raise KdmemError("distill --mode soft needs --cache (top-k logits) or --teacher (online KD)")
+        kd = {**soft, "temperature": args.temperature}
+        optim, meta["temperature"] = soft["optim"], args.temperature
+        cache = teacher = None
+        if args.cache:
+            expect = {"temperature": args.temperature, "k": soft["top_k"], "seq_len": len(train["input_ids"][0])}
+            if args.teacher:  # with a cache, --teacher only proves the cache came from this teacher
+                expect.update(teacher_identity(args.teacher, tok))
+            cache, mode = CacheReader(args.cache, expect), "cache"
+        else:
+            teacher, _ = _load(cfg, args.family, "teacher", args.teacher, tok, f"{args.family}/teacher")
+            mode = "online"
+    train_model(
+        model=model, tok=tok, vocab=vocab, train_df=train, val_df=read_samples(args.val), optim=optim, seed=args.seed,
+        out_dir=args.out, ckpt_dir=args.ckpt, dev=dev, mode=mode, cache=cache, kd=kd, meta=meta,
+        teacher=teacher,
+    )
+
+
+# ---- scoring ---------------------------------------------------------------------------------
+
+
+def cmd_score(args: argparse.Namespace) -> None:
+    from kdmem.data import read_samples
+    from kdmem.logit_cache import CacheReader
+    from kdmem.models import pick_device
+    from kdmem.scoring import model_identity, score_samples, summary, with_identity
+    from kdmem.tokenizer import load_tokenizer
+
+    cfg = kconfig.load(args.config)
+    mem = cfg["memorization"]
+    tok = load_tokenizer(args.tokenizer)
+    ident = model_identity(args.model, Path(args.model).name)
+    size = "teacher" if ident["role"] == "teacher" else "small"
+    model, vocab = _load(cfg, args.family, size, args.model, tok, f"{args.family}/{ident['model']}")
+    samples = read_samples(args.samples)
+    cache = None
+    if args.cache:
+        expect = {"temperature": 1.0, "seq_len": len(samples["input_ids"][0])}
+        if args.teacher:
+            expect.update(teacher_identity(args.teacher, tok))
+        cache = CacheReader(args.cache, expect)
+    scores = score_samples(
+        model, tok, pick_device(cfg["device"]), samples, vocab, mem["prefix_len"], mem["suffix_len"],
+        batch_size=mem["batch_size"], frac=mem["frac"], cache=cache,
+    )
+    out = with_identity(scores, ident, args.split)
+    summ = {**ident, "split": args.split, **summary(out)}
+    write_parquet(out, args.out)
+    write_json(summ, args.summary)
+    log.info("scored %s on %s: %d/%d memorized", ident["model"], args.split, summ["memorized"], summ["n"])

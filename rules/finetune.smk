@@ -1,0 +1,32 @@
+# Stage 3, fine-tuning: the teacher (large) and the baselines (small, several seeds) on D with CE.
+
+
+rule finetune:
+    input:
+        tokenizer_input,
+        finetune_base_input,
+        train=f"{R}/{{family}}/{{dataset}}/data/train.parquet",
+        val=f"{R}/{{family}}/{{dataset}}/data/val.parquet",
+    output:
+        directory(f"{R}/{{family}}/{{dataset}}/models/{{role}}-s{{seed}}"),
+    params:
+        cfg=CONFIG_JSON,
+        optim=finetune_optim,
+        base=finetune_base,
+        tokenizer=tokenizer_of,
+        ckpt=f"{R}/{{family}}/{{dataset}}/checkpoints/{{role}}-s{{seed}}",
+    log:
+        f"{R}/logs/{{family}}/{{dataset}}/finetune-{{role}}-s{{seed}}.log",
+    benchmark:
+        f"{R}/benchmarks/{{family}}/{{dataset}}/finetune-{{role}}-s{{seed}}.tsv"
+    threads: 2
+    resources:
+        mem_mb=6000,
+        runtime=240,
+        gpu=0,
+    conda:
+        "../envs/kdmem.yaml"
+    shell:
+        "kdmem finetune --config {params.cfg} --family {wildcards.family} --dataset {wildcards.dataset}"
+        " --role {wildcards.role} --seed {wildcards.seed} --base {params.base} --tokenizer {params.tokenizer}"
+        " --train {input.train} --val {input.val} --out {output} --ckpt {params.ckpt} --log {log}"

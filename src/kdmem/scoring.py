@@ -1,0 +1,165 @@
+"""Memorization scoring (PAPER.md "Memorization"): every sample of every model, one row each.
+
+Discoverable exact memorization: given the first P = prefix_len tokens, the model greedily decodes
+S = suffix_len tokens; the sample is memorized iff they equal tokens P..P+S-1 exactly.
+
+Why one forward pass suffices: greedy decoding emits g_1 = argmax p(. | x_<P). If g_1 = x_P, the
+next step conditions on exactly the true context x_<P+1, so g_2 = argmax p(. | x_<P+1), and so on.
+By induction, greedy decoding reproduces the suffix iff for every suffix position t the argmax of
+the teacher-forced distribution p(. | x_<t) equals x_t. The first mismatch is where the two paths
+part; past it greedy output is no longer compared. So `exact` = all(argmax == truth) over the
+teacher-forced suffix positions: one batched forward pass, no decoding loop. The only way the two can
+disagree is a near-tie in the argmax that generate's KV-cache arithmetic breaks differently from the
+full-sequence pass; `exact_gen` (when frac is on) records generate's own verdict so every run checks it.
+
+Columns (one row per sample_id):
+  exact          greedy suffix == true suffix (one teacher-forced pass)
+  exact_gen      the same verdict from real greedy `generate` (null when memorization.frac is off)
+  frac           Pythia's fractional score: share of generated suffix tokens equal to the truth (null when off)
+  tf_acc         teacher-forced token accuracy on the suffix
+  suffix_logprob_sum / _mean   log-probability of the true suffix tokens
+  ppl            perplexity of the whole sample (all seq_len - 1 predicted tokens)
+  entropy        mean Shannon entropy (nats) of the next-token distribution at the S suffix positions
+  zlib           bytes of zlib.compress(text.encode("utf-8")) of the decoded memorization window,
+                 i.e. tokens 0..P+S-1 (raw byte count; a ratio, if wanted, is named as such elsewhere)
+  kl_to_teacher  per-token mean KL(teacher || model) over the sample, at T = 1, from the teacher
+                 cache (top-k + tail); null for validation samples, which the cache does not cover
+"""
+
+from __future__ import annotations
+
+import logging
+import zlib
+from pathlib import Path
+
+import polars as pl
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from kdmem.errors import KdmemError
+from kdmem.generate import greedy_continue
+from kdmem.kd import _with_tail, divergence
+
+log = logging.getLogger(__name__)
+
+
+def zlib_bytes(text: str) -> int:
+    return len(zlib.compress(text.encode("utf-8")))
+
+
+def score_samples(
+    model, tok, dev, samples: pl.DataFrame, vocab: int, prefix_len: int, suffix_len: int,
+    batch_size: int = 64, frac: bool = True, cache=None,
+) -> pl.DataFrame:
+    """Score every sample; stream in batches, never holding more than one batch of logits."""
+    seq_len = len(samples["input_ids"][0])
+    if prefix_len + suffix_len > seq_len:
+        raise KdmemError(f"prefix_len + suffix_len = {prefix_len + suffix_len} exceeds the samples' seq_len = {seq_len}")
+    top = int(samples["input_ids"].list.max().max())
+    if top >= vocab:
+        raise KdmemError(f"samples hold token id {top} but the model's vocabulary has {vocab} ids; score with the family's own model")
+    P, S = prefix_len, suffix_len
+    model.to(dev.device).eval()
+    cols: dict[str, list] = {k: [] for k in ("exact", "exact_gen", "frac", "tf_acc", "lp_sum", "lp_mean", "ppl", "entropy", "kl")}
+    rows = cache.rows(samples["sample_id"].to_list()) if cache is not None else None
+    for s in tqdm(range(0, samples.height, batch_size), desc="score", mininterval=5):
+        x = torch.tensor(samples["input_ids"].slice(s, batch_size).to_list(), device=dev.device)  # (B, L)
+        with torch.inference_mode():
+            with dev.autocast():
+                logits = model(input_ids=x).logits[:, :-1, :vocab]  # (B, L-1, V): position j predicts token j+1
+            logp = F.log_softmax(logits.float(), dim=-1)
+            tgt = x[:, 1:]
+            tok_lp = logp.gather(-1, tgt.unsqueeze(-1)).squeeze(-1)  # (B, L-1)
+            sl = slice(P - 1, P + S - 1)  # the positions that predict suffix tokens x_P .. x_{P+S-1}
+            hit = logp[:, sl].argmax(-1) == tgt[:, sl]  # (B, S)
+            lps = logp[:, sl]
+            ent = -(lps.exp() * lps).sum(-1).mean(-1)  # (B,)
+            cols["exact"] += hit.all(-1).tolist()
+            cols["tf_acc"] += hit.float().mean(-1).tolist()
+            cols["lp_sum"] += tok_lp[:, sl].sum(-1).tolist()
+            cols["lp_mean"] += tok_lp[:, sl].mean(-1).tolist()
+            cols["ppl"] += torch.exp(-tok_lp.mean(-1)).tolist()
+            cols["entropy"] += ent.tolist()
+            if cache is not None:
+                t = cache.get(rows[s : s + x.shape[0]])
+                b, n1, k = t["t_ids"].shape
+                flat = logp.reshape(b * n1, vocab)
+                logq_k = flat.gather(-1, t["t_ids"].reshape(-1, k).to(dev.device))
+                per = []
+                for i in range(b):  # per-sample KL over top-k + tail buckets
+                    sl_i = slice(i * n1, (i + 1) * n1)
+                    lp_t = _with_tail(t["t_logp"].reshape(-1, k)[sl_i].to(dev.device), t["t_tail"].reshape(-1)[sl_i].to(dev.device))
+                    per.append(divergence(lp_t, _with_tail(logq_k[sl_i]), "forward_kl").item() / n1)
+                cols["kl"] += per
+            else:
+                cols["kl"] += [None] * x.shape[0]
+        if frac:
+            gen = greedy_continue(model, dev, x[:, :P], S, vocab, tok.pad_token_id)[:, P : P + S]
+            eq = gen == x[:, P : P + S]
+            cols["exact_gen"] += eq.all(-1).tolist()
+            cols["frac"] += eq.float().mean(-1).tolist()
+        else:
+            cols["exact_gen"] += [None] * x.shape[0]
+            cols["frac"] += [None] * x.shape[0]
+    windows = tok.batch_decode([ids[: P + S] for ids in samples["input_ids"].to_list()])
+    return pl.DataFrame(
+        {
+            "sample_id": samples["sample_id"],
+            "exact": pl.Series(cols["exact"], dtype=pl.Boolean),
+            "exact_gen": pl.Series(cols["exact_gen"], dtype=pl.Boolean),
+            "frac": pl.Series(cols["frac"], dtype=pl.Float64),
+            "tf_acc": pl.Series(cols["tf_acc"], dtype=pl.Float64),
+            "suffix_logprob_sum": pl.Series(cols["lp_sum"], dtype=pl.Float64),
+            "suffix_logprob_mean": pl.Series(cols["lp_mean"], dtype=pl.Float64),
+            "ppl": pl.Series(cols["ppl"], dtype=pl.Float64),
+            "entropy": pl.Series(cols["entropy"], dtype=pl.Float64),
+            "zlib": pl.Series([zlib_bytes(w) for w in windows], dtype=pl.Int64),
+            "kl_to_teacher": pl.Series(cols["kl"], dtype=pl.Float64),
+            "n_exposures": samples["n_exposures"] if "n_exposures" in samples.columns else pl.Series([1] * samples.height, dtype=pl.Int32),
+        }
+    )
+
+
+def model_identity(model_dir: str | Path, name: str) -> dict:
+    """family, dataset, role, seed, temperature, data_variant, fingerprint: from the model's metrics.json."""
+    import json
+
+    meta = json.loads((Path(model_dir) / "metrics.json").read_text())
+    return {
+        "model": name,
+        "family": meta.get("family"),
+        "dataset": meta.get("dataset"),
+        "role": meta.get("role"),
+        "seed": meta.get("seed"),
+        "temperature": meta.get("temperature"),
+        "data_variant": meta.get("data_variant", "full"),
+        "fingerprint": meta.get("fingerprint"),
+    }
+
+
+def with_identity(scores: pl.DataFrame, ident: dict, split: str) -> pl.DataFrame:
+    lit = [
+        pl.lit(ident["model"]).alias("model"), pl.lit(ident["family"]).alias("family"), pl.lit(ident["dataset"]).alias("dataset"),
+        pl.lit(ident["role"]).alias("role"), pl.lit(ident["seed"], dtype=pl.Int64).alias("seed"),
+        pl.lit(ident["temperature"], dtype=pl.Float64).alias("temperature"), pl.lit(ident["data_variant"]).alias("data_variant"),
+        pl.lit(ident["fingerprint"]).alias("fingerprint"), pl.lit(split).alias("split"),
+    ]
+    return scores.select(lit + [pl.col(c) for c in scores.columns])
+
+
+def agreement(scores: pl.DataFrame) -> dict:
+    """How often the one-pass verdict equals generate's (only when frac was on)."""
+    both = scores.filter(pl.col("exact_gen").is_not_null())
+    if both.height == 0:
+        return {"checked": 0}
+    same = int((both["exact"] == both["exact_gen"]).sum())
+    return {"checked": both.height, "agree": same, "disagree_ids": both.filter(pl.col("exact") != pl.col("exact_gen"))["sample_id"].to_list()}
+
+
+def summary(scores: pl.DataFrame) -> dict:
+    n = scores.height
+    m = int(scores["exact"].sum())
+    by = scores.group_by("n_exposures").agg(pl.col("exact").sum().alias("memorized"), pl.len().alias("n")).sort("n_exposures")
+    return {"n": n, "memorized": m, "rate": m / max(n, 1), "by_exposures": by.to_dicts(), "agreement": agreement(scores)}
+

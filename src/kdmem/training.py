@@ -1,0 +1,208 @@
+"""Training loops on the HF Trainer: CE (pretrain, fine-tune, hard KD) and soft KD (cached or online).
+
+The HF Trainer gives gradient accumulation, mixed precision, distributed training (accelerate /
+torchrun) and checkpoint resume; kdmem only swaps in its loss. Every loss is a per-token mean over
+the shifted positions, with logits sliced to the family's shared vocabulary.
+
+Resume: checkpoints go to a folder outside the Snakemake output, so a killed job's rerun finds them
+and continues from the last one (model weights are safetensors; optimizer and RNG state are the
+Trainer's own files, written by this run and read back with torch's weights-only loader).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import torch
+import torch.nn.functional as F
+from transformers import Trainer, TrainerCallback, TrainingArguments
+from transformers.trainer_utils import get_last_checkpoint
+
+from kdmem.errors import KdmemError
+from kdmem.io import atomic_path, write_json
+from kdmem.kd import dense_kd_sum, topk_kd_sum
+from kdmem.models import Device, fingerprint, n_params
+
+log = logging.getLogger(__name__)
+
+
+class SampleDataset(torch.utils.data.Dataset):
+    """Samples of a parquet, each repeated n_exposures times (one epoch = the duplication profile)."""
+
+    def __init__(self, df: pl.DataFrame, expand: bool = True, cache_rows: list[int] | None = None):
+        self.ids = np.asarray(df["input_ids"].to_list(), dtype=np.int64)  # (n, L)
+        reps = df["n_exposures"].to_numpy() if expand and "n_exposures" in df.columns else np.ones(df.height, dtype=int)
+        self.index = np.repeat(np.arange(df.height), reps)
+        self.cache_rows = cache_rows
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, i: int) -> dict:
+        r = int(self.index[i])
+        item = {"input_ids": torch.from_numpy(self.ids[r])}
+        if self.cache_rows is not None:
+            item["cache_row"] = self.cache_rows[r]
+        return item
+
+
+class Collator:
+    def __init__(self, cache=None):
+        self.cache = cache
+
+    def __call__(self, items: list[dict]) -> dict:
+        batch = {"input_ids": torch.stack([it["input_ids"] for it in items])}
+        if self.cache is not None:
+            batch.update(self.cache.get([it["cache_row"] for it in items]))
+        return batch
+
+
+class KdmemTrainer(Trainer):
+    """mode: 'ce' (cross-entropy), 'cache' (KD from the top-k cache), 'online' (KD, teacher in the step)."""
+
+    def __init__(self, *args, mode: str, vocab: int, kd: dict | None = None, teacher=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.mode, self.vocab, self.kd, self.teacher = mode, vocab, kd or {}, teacher
+        # Our loss is already a per-token mean; let the Trainer scale it for gradient accumulation.
+        self.model_accepts_loss_kwargs = False
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        x = inputs["input_ids"]  # (B, L)
+        logits = model(input_ids=x).logits[:, :-1, : self.vocab]  # (B, L-1, V)
+        flat = logits.reshape(-1, self.vocab)  # (N, V)
+        n = flat.shape[0]
+        alpha = self.kd.get("alpha_ce", 0.0) if self.mode != "ce" else 1.0
+        loss = flat.new_zeros(())
+        if alpha > 0:
+            loss = loss + alpha * F.cross_entropy(flat.float(), x[:, 1:].reshape(-1))
+        if self.mode != "ce":
+            t, kind, beta, chunk = self.kd["temperature"], self.kd["loss"], self.kd["jsd_beta"], self.kd["kl_chunk"]
+            if self.mode == "cache":
+                k = inputs["t_ids"].shape[-1]
+                kd = topk_kd_sum(
+                    flat, inputs["t_ids"].reshape(n, k), inputs["t_logp"].reshape(n, k), inputs["t_tail"].reshape(n),
+                    t, kind, beta, chunk,
+                )
+            else:
+                with torch.no_grad():
+                    t_logits = self.teacher(input_ids=x).logits[:, :-1, : self.vocab].reshape(n, self.vocab)
+                kd = dense_kd_sum(flat, t_logits, t, kind, beta, chunk)
+            loss = loss + (1 - alpha) * t * t * kd / n
+        return (loss, {"logits": logits}) if return_outputs else loss
+
+
+class _LogToFile(TrainerCallback):
+    """Loss, lr and tokens/s per logging step into the job's log file (the Trainer prints only to a bar)."""
+
+    def __init__(self, tokens_per_step: int):
+        self.tokens_per_step, self.t0, self.step0 = tokens_per_step, time.time(), 0
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        now = time.time()
+        if logs is not None and "loss" in logs:
+            tps = (state.global_step - self.step0) * self.tokens_per_step / max(now - self.t0, 1e-9)
+            logs["tokens_per_s"] = round(tps, 1)
+            log.info("step %d/%d %s", state.global_step, state.max_steps, json.dumps(logs))
+        self.t0, self.step0 = now, state.global_step
+
+
+@torch.inference_mode()
+def evaluate_loss(model, df: pl.DataFrame, vocab: int, dev: Device, batch_size: int = 64) -> dict:
+    """Mean next-token CE (and perplexity) over every position of every sample."""
+    model.to(dev.device).eval()
+    total, count = 0.0, 0
+    for s in range(0, df.height, batch_size):
+        x = torch.tensor(df["input_ids"].slice(s, batch_size).to_list(), device=dev.device)
+        with dev.autocast():
+            logits = model(input_ids=x).logits[:, :-1, :vocab]
+        total += F.cross_entropy(logits.float().reshape(-1, vocab), x[:, 1:].reshape(-1), reduction="sum").item()
+        count += x[:, 1:].numel()
+    loss = total / count
+    return {"val_loss": loss, "val_ppl": math.exp(min(loss, 50))}
+
+
+def train_model(
+    *, model, tok, vocab: int, train_df: pl.DataFrame, val_df: pl.DataFrame, optim: dict, seed: int,
+    out_dir: str | Path, ckpt_dir: str | Path, dev: Device, mode: str = "ce", cache=None,
+    teacher=None, kd: dict | None = None, meta: dict | None = None, expand: bool = True,
+) -> dict:
+    """Train, evaluate on validation, and save model + metrics.json + train_log.jsonl atomically."""
+    if train_df.height == 0:
+        raise KdmemError("the training set is empty; check the prepare step's n_train and the removal step")
+    cache_rows = cache.rows(train_df["sample_id"].to_list()) if cache is not None else None
+    ds = SampleDataset(train_df, expand=expand, cache_rows=cache_rows)
+    seq_len = ds.ids.shape[1]
+    steps_per_epoch = math.ceil(len(ds) / (optim["batch_size"] * optim["grad_accum"]))
+    total_steps = max(1, math.ceil(steps_per_epoch * optim["epochs"]))
+    ckpt_dir = Path(ckpt_dir)
+    args = TrainingArguments(
+        output_dir=str(ckpt_dir),
+        per_device_train_batch_size=optim["batch_size"],
+        gradient_accumulation_steps=optim["grad_accum"],
+        learning_rate=optim["lr"],
+        lr_scheduler_type=optim["schedule"],
+        warmup_steps=int(optim["warmup_ratio"] * total_steps),
+        num_train_epochs=optim["epochs"],
+        weight_decay=optim["weight_decay"],
+        max_grad_norm=optim["max_grad_norm"],
+        logging_steps=max(1, min(50, total_steps // 20)),
+        save_strategy="steps",
+        save_steps=optim["save_steps"],
+        save_total_limit=2,
+        seed=seed,
+        data_seed=seed,
+        full_determinism=not dev.is_cuda,  # bit-identical runs on CPU; GPU kernels stay fast
+        bf16=dev.is_cuda,
+        tf32=True if dev.is_cuda else None,
+        use_cpu=not dev.is_cuda,
+        report_to="none",
+        remove_unused_columns=False,
+        dataloader_num_workers=0,
+        disable_tqdm=False,
+    )
+    if teacher is not None:
+        teacher.to(dev.device).eval()
+    trainer = KdmemTrainer(
+        model=model, args=args, train_dataset=ds, data_collator=Collator(cache), mode=mode, vocab=vocab, kd=kd,
+        teacher=teacher, callbacks=[_LogToFile(optim["batch_size"] * optim["grad_accum"] * seq_len)],
+    )
+    last = get_last_checkpoint(str(ckpt_dir)) if ckpt_dir.is_dir() else None
+    resumed_from = int(last.rsplit("-", 1)[-1]) if last else None
+    if last:
+        log.info("resuming from %s", last)
+    t0 = time.time()
+    result = trainer.train(resume_from_checkpoint=last)
+    seconds = time.time() - t0
+    done_steps = trainer.state.global_step - (resumed_from or 0)
+    tokens = done_steps * optim["batch_size"] * optim["grad_accum"] * seq_len
+    metrics = {
+        **(meta or {}),
+        **evaluate_loss(trainer.model, val_df, vocab, dev),
+        "train_loss": result.training_loss,
+        "steps": trainer.state.global_step,
+        "resumed_from_step": resumed_from,
+        "epochs": optim["epochs"],
+        "train_sequences_per_epoch": len(ds),
+        "train_seconds": round(seconds, 3),
+        "tokens_per_s": round(tokens / max(seconds, 1e-9), 1),
+        "n_params": n_params(trainer.model),
+        "mode": mode,
+    }
+    with atomic_path(out_dir, is_dir=True) as tmp:
+        trainer.model.save_pretrained(str(tmp))
+        tok.save_pretrained(str(tmp))
+        metrics["fingerprint"] = fingerprint(tmp)
+        write_json(metrics, tmp / "metrics.json")
+        with open(tmp / "train_log.jsonl", "w") as fh:
+            for rec in trainer.state.log_history:
+                fh.write(json.dumps(rec) + "\n")
+    shutil.rmtree(ckpt_dir, ignore_errors=True)  # done: the checkpoints are no longer needed
+    log.info("trained %s: %s", out_dir, metrics)
+    return metrics

@@ -1,0 +1,171 @@
+"""Training, logit cache and model loading on real tiny GPT-NeoX models."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from kdmem.errors import KdmemError
+from kdmem.logit_cache import CacheReader, write_cache
+from kdmem.models import load_model, pick_device, shared_vocab
+from kdmem.tokenizer import load_tokenizer
+from kdmem.training import evaluate_loss, train_model
+
+from .conftest import MICRO, write_cfg
+from .helpers import micro_samples, tiny_model_dir
+
+OPTIM = {"lr": 3e-3, "schedule": "constant", "epochs": 1, "batch_size": 16, "grad_accum": 1, "warmup_ratio": 0.0,
+         "weight_decay": 0.0, "max_grad_norm": 1.0, "save_steps": 1000}
+CPU = pick_device("cpu")
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory, micro_tokenizer):
+    d = tmp_path_factory.mktemp("train")
+    train, val = micro_samples(MICRO, micro_tokenizer)
+    teacher = tiny_model_dir(d / "teacher", micro_tokenizer, hidden=48, seed=1)
+    small = tiny_model_dir(d / "small", micro_tokenizer, hidden=32, seed=2)
+    return {"dir": d, "train": train, "val": val, "teacher": teacher, "small": small, "tok": load_tokenizer(str(micro_tokenizer))}
+
+
+def _train(world, out, seed=0, epochs=1, **kw):
+    model = load_model(str(world["small"]))
+    return train_model(
+        model=model, tok=world["tok"], vocab=len(world["tok"]), train_df=world["train"], val_df=world["val"],
+        optim={**OPTIM, "epochs": epochs}, seed=seed, out_dir=out, ckpt_dir=Path(str(out) + ".ckpt"), dev=CPU, **kw,
+    )
+
+
+def test_loss_falls_and_outputs_are_written(world):
+    before = evaluate_loss(load_model(str(world["small"])), world["train"], len(world["tok"]), CPU)["val_loss"]
+    out = world["dir"] / "ft"
+    m = _train(world, out, epochs=2)
+    after = evaluate_loss(load_model(str(out)), world["train"], len(world["tok"]), CPU)["val_loss"]
+    assert after < before - 0.3
+    assert (out / "model.safetensors").is_file() and (out / "metrics.json").is_file() and (out / "train_log.jsonl").is_file()
+    assert m["tokens_per_s"] > 0 and m["val_ppl"] == pytest.approx(np.exp(m["val_loss"]))
+    assert not Path(str(out) + ".ckpt").exists()  # checkpoints are removed once the model is saved
+
+
+def test_same_seed_same_weights_on_cpu(world):
+    a, b, c = (world["dir"] / n for n in ("s0a", "s0b", "s1"))
+    _train(world, a, seed=0)
+    _train(world, b, seed=0)
+    _train(world, c, seed=1)
+    assert (a / "model.safetensors").read_bytes() == (b / "model.safetensors").read_bytes()
+    assert (a / "model.safetensors").read_bytes() != (c / "model.safetensors").read_bytes()
+
+
+def test_cache_roundtrip_stale_and_corrupt(world):
+    out = world["dir"] / "cache"
+    teacher = load_model(str(world["teacher"]))
+    V = len(world["tok"])
+    meta = write_cache(teacher, CPU, world["train"], V, 2.0, 8, out, meta={"teacher_fingerprint": "abc"}, shard_size=20)
+    assert len(meta["shards"]) == 3 and meta["bytes_per_token"] < (4 * 8 + 2)
+    r = CacheReader(out, {"temperature": 2.0, "k": 8, "teacher_fingerprint": "abc"})
+    rows = r.rows(world["train"]["sample_id"].to_list()[:5])
+    got = r.get(rows)
+    x = torch.tensor(world["train"]["input_ids"].to_list()[:5])
+    with torch.inference_mode():
+        logp = torch.log_softmax(teacher(input_ids=x).logits[:, :-1, :V] / 2.0, -1)
+    top = logp.topk(8, -1)
+    assert torch.equal(got["t_ids"], top.indices)
+    assert torch.allclose(got["t_logp"], top.values, atol=2e-3)
+    assert torch.allclose(got["t_tail"], 1 - top.values.exp().sum(-1), atol=2e-3)
+    for key, bad in (("temperature", 1.0), ("k", 4), ("teacher_fingerprint", "other")):
+        with pytest.raises(KdmemError, match=f"stale: its {key}"):
+            CacheReader(out, {key: bad})
+    shard = out / meta["shards"][1]["files"]["topk_logp"]["file"]
+    raw = bytearray(shard.read_bytes())
+    raw[-3] ^= 0xFF
+    shard.write_bytes(bytes(raw))
+    with pytest.raises(KdmemError, match="corrupt \\(checksum mismatch\\)") as e:
+        CacheReader(out, {})
+    assert shard.name in str(e.value)
+    shard.write_bytes(bytes(raw[:-100]))
+    with pytest.raises(KdmemError, match="is truncated"):
+        CacheReader(out, {})
+
+
+def test_kd_from_cache_trains_the_student(world):
+    out = world["dir"] / "cache2"
+    write_cache(load_model(str(world["teacher"])), CPU, world["train"], len(world["tok"]), 2.0, 8, out, meta={})
+    kd = {"temperature": 2.0, "loss": "forward_kl", "jsd_beta": 0.5, "alpha_ce": 0.0, "kl_chunk": 64}
+    m = _train(world, world["dir"] / "student", mode="cache", cache=CacheReader(out, {}), kd=kd)
+    first = [r["loss"] for r in map(eval_json, (world["dir"] / "student" / "train_log.jsonl").read_text().splitlines()) if "loss" in r]
+    assert m["mode"] == "cache" and first[-1] < first[0]
+
+
+def eval_json(line):
+    import json
+
+    return json.loads(line)
+
+
+def test_from_pretrained_local_standin_and_refusals(world, tmp_path, micro_tokenizer):
+    model = load_model(str(world["small"]))  # the real from_pretrained path, on a saved local folder
+    assert model.config.model_type == "gpt_neox"
+    with pytest.raises(KdmemError, match="does not exist"):
+        load_model(str(tmp_path / "nope"))
+    pickled = tmp_path / "pickled"
+    pickled.mkdir()
+    (pickled / "config.json").write_text((world["small"] / "config.json").read_text())
+    torch.save(model.state_dict(), pickled / "pytorch_model.bin")
+    with pytest.raises(KdmemError, match="only pickle weights \\(pytorch_model.bin\\)"):
+        load_model(str(pickled))
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(KdmemError, match="has no weights"):
+        load_model(str(empty))
+
+
+def test_vocab_padding_and_mismatch(world, tmp_path, micro_tokenizer):
+    tok = world["tok"]
+    padded = load_model(str(tiny_model_dir(tmp_path / "padded", micro_tokenizer, vocab=len(tok) + 64)))
+    assert shared_vocab(padded, tok, "padded") == len(tok)
+    small = load_model(str(tiny_model_dir(tmp_path / "smallv", micro_tokenizer, vocab=len(tok) - 10)))
+    with pytest.raises(KdmemError, match="vocab mismatch"):
+        shared_vocab(small, tok, "small")
+
+
+def test_empty_training_set(world):
+    with pytest.raises(KdmemError, match="training set is empty"):
+        train_model(model=None, tok=None, vocab=1, train_df=world["train"].head(0), val_df=world["val"], optim=OPTIM,
+                    seed=0, out_dir=world["dir"] / "x", ckpt_dir=world["dir"] / "xc", dev=CPU)
+
+
+def test_killed_finetune_resumes_from_its_checkpoint(world, tmp_path, micro_tokenizer):
+    cfg = {**MICRO, "finetune": {"baseline": {"lr": 1e-3, "epochs": 6, "batch_size": 4, "save_steps": 5}}}
+    cfgp = write_cfg(cfg, tmp_path / "c.yaml")
+    tr, va = tmp_path / "train.parquet", tmp_path / "val.parquet"
+    world["train"].write_parquet(tr)
+    world["val"].write_parquet(va)
+    out, ckpt = tmp_path / "model", tmp_path / "ckpt"
+    cmd = [sys.executable, "-m", "kdmem.cli", "finetune", "--config", str(cfgp), "--family", "tiny", "--dataset", "wiki",
+           "--role", "baseline", "--seed", "0", "--base", str(world["small"]), "--tokenizer", str(micro_tokenizer),
+           "--train", str(tr), "--val", str(va), "--out", str(out), "--ckpt", str(ckpt)]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not list(ckpt.glob("checkpoint-*/trainer_state.json")):
+        time.sleep(0.2)
+    time.sleep(0.5)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not out.exists(), "a killed run must leave no model folder"
+    assert list(ckpt.glob("checkpoint-*"))
+    rc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert rc.returncode == 0, rc.stderr[-2000:]
+    import json
+
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["resumed_from_step"] is not None and m["resumed_from_step"] >= 5
+    assert m["steps"] > m["resumed_from_step"]
