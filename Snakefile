@@ -23,6 +23,7 @@ include: "rules/finetune.smk"
 include: "rules/logits.smk"
 include: "rules/distill.smk"
 include: "rules/score.smk"
+include: "rules/analysis.smk"
 
 
 rule all:

@@ -165,4 +165,34 @@ def score_targets():
 
 
 def all_targets():
-    return data_targets() + model_targets() + [t for t in score_targets() if "-cleaned" not in t]
+    return data_targets() + [f"{R}/kdmem.duckdb", f"{R}/report/report.html"]
+
+
+# ---- analysis ------------------------------------------------------------------------------
+PRIMARY_BASELINE = f"baseline-s{CFG['baseline_seeds'][0]}"
+PRIMARY_STUDENT = f"student-T{T0}-s{SEED}"
+CLEANED = f"student-T{T0}-s{SEED}-cleaned"
+PRIMARY = [f"teacher-s{SEED}", PRIMARY_BASELINE, PRIMARY_STUDENT, f"hard_student-s{SEED}", CLEANED]
+
+
+def pair_files(pattern):
+    return [pattern.format(R=R, f=f, d=d) for f in FAMILIES for d in DATASETS]
+
+
+def db_inputs():
+    return {
+        "samples": [f"{R}/{f}/{d}/data/{s}.parquet" for f in FAMILIES for d in DATASETS for s in SPLITS],
+        "models": [f"{R}/{f}/{d}/models/{m}" for f in FAMILIES for d in DATASETS for m in model_names(f)],
+        "scores": score_targets(),
+        "trials": pair_files("{R}/{f}/{d}/analysis/classifier_trials.parquet"),
+        "coefficients": pair_files("{R}/{f}/{d}/analysis/classifier_coefficients.parquet"),
+        "predictions": pair_files("{R}/{f}/{d}/analysis/predictions.parquet"),
+    }
+
+
+def metrics_files(wildcards, input):
+    return " ".join(f"{m}/metrics.json" for m in input.models)
+
+
+def output_folder(wildcards, output):
+    return str(Path(output[0]).parent)

@@ -68,6 +68,14 @@ def _family(cfg: dict, family: str) -> dict:
     return cfg["families"][family]
 
 
+def _prov(cfg: dict, meta: dict) -> dict:
+    import time
+
+    from kdmem.provenance import record
+
+    return {**meta, **record(cfg), "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+
+
 def _load(cfg: dict, family: str, size: str, path: str, tok, what: str):
     """A model folder or checkpoint of the family, with its vocab checked against the tokenizer."""
     from kdmem.models import load_model, shared_vocab
@@ -95,7 +103,7 @@ def cmd_pretrain(args: argparse.Namespace) -> None:
     meta = {"family": args.family, "role": f"base_{args.size}", "seed": cfg["seed"]}
     train_model(
         model=model, tok=tok, vocab=vocab, train_df=train, val_df=val, optim=cfg["pretrain"]["optim"], seed=cfg["seed"],
-        out_dir=args.out, ckpt_dir=args.ckpt, dev=pick_device(cfg["device"]), meta=meta,
+        out_dir=args.out, ckpt_dir=args.ckpt, dev=pick_device(cfg["device"]), meta=_prov(cfg, meta),
     )
 
 
@@ -113,7 +121,7 @@ def cmd_finetune(args: argparse.Namespace) -> None:
     train_model(
         model=model, tok=tok, vocab=vocab, train_df=read_samples(args.train), val_df=read_samples(args.val),
         optim=cfg["finetune"][args.role], seed=args.seed, out_dir=args.out, ckpt_dir=args.ckpt,
-        dev=pick_device(cfg["device"]), meta=meta,
+        dev=pick_device(cfg["device"]), meta=_prov(cfg, meta),
     )
 
 
@@ -202,7 +210,7 @@ def cmd_distill(args: argparse.Namespace) -> None:
             mode = "online"
     train_model(
         model=model, tok=tok, vocab=vocab, train_df=train, val_df=read_samples(args.val), optim=optim, seed=args.seed,
-        out_dir=args.out, ckpt_dir=args.ckpt, dev=dev, mode=mode, cache=cache, kd=kd, meta=meta,
+        out_dir=args.out, ckpt_dir=args.ckpt, dev=dev, mode=mode, cache=cache, kd=kd, meta=_prov(cfg, meta),
         teacher=teacher,
     )
 
@@ -239,3 +247,117 @@ def cmd_score(args: argparse.Namespace) -> None:
     write_parquet(out, args.out)
     write_json(summ, args.summary)
     log.info("scored %s on %s: %d/%d memorized", ident["model"], args.split, summ["memorized"], summ["n"])
+
+
+# ---- analysis --------------------------------------------------------------------------------
+
+
+def cmd_classify(args: argparse.Namespace) -> None:
+    import polars as pl
+
+    from kdmem import classifier, figures
+
+    cfg = kconfig.load(args.config)
+    t, b, s = (read_samples_scores(p) for p in (args.teacher_scores, args.baseline_scores, args.student_scores))
+    df = classifier.feature_table(t, b, s)
+    res = classifier.run(df, cfg, seed=cfg["seed"])
+    ident = {"family": args.family, "dataset": args.dataset}
+    trials = pl.DataFrame(res["trials"], schema={"trial": pl.Int64, "auc": pl.Float64, "precision": pl.Float64,
+                                                "recall": pl.Float64, "n_test": pl.Int64})
+    coefs = pl.DataFrame(res["coefficients"], schema={"feature": pl.String, "coefficient": pl.Float64})
+    preds = classifier.predict(res["model"], df).join(df.select("sample_id", "label"), on="sample_id")
+    add = [pl.lit(v).alias(k) for k, v in ident.items()]
+    write_parquet(trials.with_columns(add), args.out_trials)
+    write_parquet(coefs.with_columns(add), args.out_coefficients)
+    write_parquet(preds.with_columns(add), args.out_predictions)
+    figures.roc(res["roc"], res.get("auc_mean"), res["status"], args.out_roc)
+    summary = {k: v for k, v in res.items() if k not in ("trials", "roc")}
+    summary.update(ident, n_predicted=int(preds["predicted"].sum()))
+    write_json(summary, args.out)
+
+
+def read_samples_scores(path: str):
+    import polars as pl
+
+    from kdmem.errors import KdmemError
+
+    try:
+        df = pl.read_parquet(path)
+    except Exception as e:  # noqa: BLE001 - polars raises several types for a corrupt file
+        raise KdmemError(f"cannot read scores parquet {path}: {str(e).splitlines()[0]}; rerun its score step") from None
+    need = {"sample_id", "exact", "ppl", "zlib", "kl_to_teacher", "n_exposures"}
+    if missing := sorted(need - set(df.columns)):
+        raise KdmemError(f"scores file {path} lacks columns {missing}; it must come from 'kdmem score'")
+    return df
+
+
+def cmd_build_db(args: argparse.Namespace) -> None:
+    from kdmem import db
+    from kdmem.provenance import record
+
+    cfg = kconfig.load(args.config)
+    db.build(
+        args.out, samples=args.samples, models=args.models, scores=args.scores, trials=args.trials or [],
+        coefficients=args.coefficients or [], predictions=args.predictions or [],
+        primary={"models": args.primary or []}, run=record(cfg),
+    )
+
+
+def cmd_analyze(args: argparse.Namespace) -> None:
+    from kdmem import report
+
+    cfg = kconfig.load(args.config)
+    clfs = {}
+    for f in args.classifier or []:
+        c = json.loads(Path(f).read_text())
+        clfs[(c["family"], c["dataset"])] = c
+    report.analyze(args.db, clfs, args.out_dir, cfg["analysis"]["bootstrap"], cfg["seed"])
+
+
+def cmd_report(args: argparse.Namespace) -> None:
+    from kdmem import report
+    from kdmem.errors import KdmemError
+
+    path = Path(args.analysis)
+    if not path.is_file():
+        raise KdmemError(f"analysis file {path} does not exist; run 'kdmem analyze' first")
+    roc = {}
+    for f in args.roc or []:
+        parts = Path(f).parts  # results/<family>/<dataset>/analysis/roc.png
+        roc[(parts[-4], parts[-3])] = Path(f)
+    report.render(json.loads(path.read_text()), path.parent, args.out, roc)
+
+
+def cmd_audit(args: argparse.Namespace) -> None:
+    from kdmem import audit as kaudit
+    from kdmem.errors import KdmemError
+    from kdmem.models import load_model, pick_device, shared_vocab
+    from kdmem.tokenizer import load_tokenizer
+
+    cfg = kconfig.load(args.config)
+    mem = cfg["memorization"]
+    clf_path = Path(args.classifier)
+    if not clf_path.is_file():
+        raise KdmemError(f"classifier {clf_path} does not exist; run the pipeline's classify step first")
+    clf = json.loads(clf_path.read_text())
+    tok = load_tokenizer(args.tokenizer or args.teacher)
+    teacher, baseline = load_model(args.teacher), load_model(args.baseline)
+    vocab = shared_vocab(teacher, tok, "teacher")
+    shared_vocab(baseline, tok, "baseline")
+    samples = kaudit.load_audit_samples(args.data, tok, args.seq_len, args.text_field)
+    feats = kaudit.features(teacher, baseline, pick_device(cfg["device"]), samples, vocab, mem["prefix_len"] + mem["suffix_len"], tok)
+    risk = kaudit.audit(feats, clf.get("model"))
+    write_parquet(risk, args.out)
+    from kdmem.io import atomic_path
+
+    with atomic_path(args.drop_list) as tmp:
+        tmp.write_text("".join(f"{s}\n" for s in risk.filter("drop")["sample_id"]))
+    if args.db:
+        import duckdb
+
+        con = duckdb.connect(args.db)
+        con.register("risk_df", risk)
+        # the table name is fixed; the data arrive as a registered frame, never as SQL text
+        con.execute("CREATE OR REPLACE TABLE audit AS SELECT * FROM risk_df")
+        con.close()
+    log.info("audit: %d samples, %d to drop", risk.height, int(risk["drop"].sum()))

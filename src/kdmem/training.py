@@ -194,6 +194,7 @@ def train_model(
         "tokens_per_s": round(tokens / max(seconds, 1e-9), 1),
         "n_params": n_params(trainer.model),
         "mode": mode,
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     with atomic_path(out_dir, is_dir=True) as tmp:
         trainer.model.save_pretrained(str(tmp))

@@ -1,0 +1,263 @@
+"""Analyses of the paper (PAPER.md "Overlaps", "Entropy vs log-probability", "Soft vs hard",
+"Predicting memorization", removal), computed in SQL on the DuckDB store, plus the findings table
+with bootstrap CIs over samples (and over seeds, for the baseline).
+
+Nothing here pulls all scores into Python lists: sets and counts are SQL; the bootstrap draws over
+numpy arrays of per-sample booleans.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import duckdb
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+PAPER_RATES = {  # Pythia / FineWeb, in % (PAPER.md headline table)
+    "teacher": 0.33, "baseline": 0.17, "student": 0.07, "hard_student": 0.07,
+}
+
+
+def _one(con, sql: str, params: list) -> dict:
+    cur = con.execute(sql, params)
+    cols = [d[0] for d in cur.description]
+    row = cur.fetchone()
+    return dict(zip(cols, row, strict=True)) if row else {}
+
+
+def _rows(con, sql: str, params: list) -> list[dict]:
+    cur = con.execute(sql, params)
+    cols = [d[0] for d in cur.description]
+    return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
+
+
+def pairs(con) -> list[tuple[str, str]]:
+    return [tuple(r) for r in con.execute("SELECT DISTINCT family, dataset FROM models ORDER BY 1, 2").fetchall()]
+
+
+def roles_present(con, family: str, dataset: str) -> set[str]:
+    rows = con.execute("SELECT DISTINCT role || CASE WHEN data_variant = 'cleaned' THEN '_cleaned' ELSE '' END FROM models "
+                       "WHERE family = ? AND dataset = ?", [family, dataset]).fetchall()
+    return {r[0] for r in rows}
+
+
+def overlaps(con, family: str, dataset: str) -> dict:
+    inh = _one(con, "SELECT * FROM inheritance WHERE family = ? AND dataset = ?", [family, dataset])
+    if not inh:
+        return {}
+
+    def share(a, b):
+        return None if not inh.get(b) else inh[a] / inh[b]
+
+    inh.update(
+        share_student_in_teacher_and_baseline=share("student_in_teacher_and_baseline", "student"),
+        share_teacher_only_inherited=share("student_inherits_teacher_only", "teacher_only"),
+        share_hard_teacher_only_inherited=share("hard_inherits_teacher_only", "teacher_only"),
+        share_hard_in_teacher_and_baseline=share("hard_in_teacher_and_baseline", "hard_student"),
+        teacher_coverage_of_baseline=share("baseline_covered_by_teacher", "baseline"),
+        share_soft_also_hard=share("student_and_hard", "student"),
+    )
+    return inh
+
+
+def venn_regions(con, family: str, dataset: str) -> dict[str, int]:
+    rows = con.execute(
+        """SELECT coalesce(teacher, false), coalesce(baseline, false), coalesce(student, false), count(*)
+           FROM "overlaps" WHERE family = ? AND dataset = ? GROUP BY ALL""", [family, dataset]).fetchall()
+    out = {}
+    for t, b, s, n in rows:
+        key = ("T" if t else "") + ("B" if b else "") + ("S" if s else "")
+        if key:
+            out[key] = n
+    return out
+
+
+def entropy_vs_logprob(con, family: str, dataset: str) -> tuple[list[dict], dict]:
+    """Per primary role, over the teacher∩baseline-not-student samples: mean entropy and suffix log-prob."""
+    sql = """
+        WITH target AS (SELECT sample_id FROM "overlaps" WHERE family = ? AND dataset = ? AND teacher AND baseline AND NOT student)
+        SELECT m.role, count(*) AS n, avg(s.entropy) AS mean_entropy, avg(s.suffix_logprob_sum) AS mean_suffix_logprob,
+               list(s.entropy ORDER BY s.sample_id) AS ent, list(s.suffix_logprob_sum ORDER BY s.sample_id) AS lp
+        FROM scores s JOIN models m USING (model, family, dataset) JOIN target USING (sample_id)
+        WHERE s.split = 'train' AND m.is_primary AND m.data_variant = 'full' AND m.family = ? AND m.dataset = ?
+          AND m.role IN ('teacher', 'baseline', 'student')
+        GROUP BY m.role ORDER BY m.role"""
+    rows = _rows(con, sql, [family, dataset, family, dataset])
+    points = {r["role"]: (r.pop("ent"), r.pop("lp")) for r in rows}
+    return rows, points
+
+
+def exposure_curve(con, family: str, dataset: str) -> dict:
+    rows = _rows(con, """SELECT m.role || CASE WHEN m.data_variant = 'cleaned' THEN '_cleaned' ELSE '' END AS role,
+                                s.n_exposures, avg(s.exact::INT) AS rate, count(*) AS n
+                         FROM scores s JOIN models m USING (model, family, dataset)
+                         WHERE s.split = 'train' AND m.is_primary AND m.family = ? AND m.dataset = ?
+                         GROUP BY ALL ORDER BY 1, 2""", [family, dataset])
+    out: dict[str, tuple[list, list]] = {}
+    for r in rows:
+        out.setdefault(r["role"], ([], []))
+        out[r["role"]][0].append(r["n_exposures"])
+        out[r["role"]][1].append(r["rate"])
+    return out
+
+
+def _arrays(con, family: str, dataset: str) -> dict[str, np.ndarray]:
+    cur = con.execute(
+        """SELECT coalesce(teacher, false) AS teacher, coalesce(baseline, false) AS baseline,
+                  coalesce(student, false) AS student, coalesce(hard_student, false) AS hard_student,
+                  coalesce(student_cleaned, false) AS student_cleaned
+           FROM "overlaps" WHERE family = ? AND dataset = ? ORDER BY sample_id""", [family, dataset])
+    arr = {k: np.asarray(v, dtype=bool) for k, v in cur.fetchnumpy().items()}
+    seeds = con.execute(
+        """SELECT list(s.exact ORDER BY s.sample_id) FROM scores s JOIN models m USING (model, family, dataset)
+           WHERE s.split = 'train' AND m.role = 'baseline' AND m.family = ? AND m.dataset = ? GROUP BY m.seed ORDER BY m.seed""",
+        [family, dataset]).fetchall()
+    arr["baseline_seeds"] = np.asarray([r[0] for r in seeds], dtype=bool)  # (n_seeds, n)
+    val = con.execute(
+        """SELECT m.role, list(ln(s.ppl) ORDER BY s.sample_id) FROM scores s JOIN models m USING (model, family, dataset)
+           WHERE s.split = 'val' AND m.data_variant = 'full' AND m.family = ? AND m.dataset = ?
+             AND (m.is_primary OR m.role = 'baseline') GROUP BY m.role, m.seed ORDER BY m.role, m.seed""",
+        [family, dataset]).fetchall()
+    for role, losses in val:
+        arr.setdefault(f"val_{role}", [])
+        arr[f"val_{role}"].append(np.asarray(losses, dtype=float))
+    return arr
+
+
+def _ci(vals: np.ndarray) -> tuple[float, float]:
+    vals = vals[~np.isnan(vals)]
+    if len(vals) == 0:
+        return (float("nan"), float("nan"))
+    return float(np.percentile(vals, 2.5)), float(np.percentile(vals, 97.5))
+
+
+def bootstrap(a: dict[str, np.ndarray], n_boot: int, seed: int) -> dict[str, np.ndarray]:
+    """Resample samples (and a baseline seed per draw): distributions of each finding's statistic."""
+    rng = np.random.default_rng(seed)
+    n = len(a["teacher"])
+    out: dict[str, list] = {k: [] for k in ("F1", "F2", "F3", "F4", "F8", "rate_baseline_seeds")}
+    n_seeds = a["baseline_seeds"].shape[0] if a["baseline_seeds"].size else 0
+    for _ in range(n_boot):
+        i = rng.integers(0, n, n)
+        t, s, h = a["teacher"][i], a["student"][i], a["hard_student"][i]
+        b = a["baseline_seeds"][rng.integers(0, n_seeds)][i] if n_seeds else a["baseline"][i]
+        b_primary = a["baseline"][i]
+        out["F1"].append(b.mean() - s.mean())
+        out["F2"].append(t.mean() - b.mean())
+        out["F3"].append((s & t & b_primary).sum() / s.sum() if s.sum() else np.nan)
+        to = t & ~b_primary
+        out["F4"].append((s & to).sum() / to.sum() if to.sum() else np.nan)
+        out["F8"].append(float((h & to).sum()) - float((s & to).sum()))
+        out["rate_baseline_seeds"].append(b.mean())
+    return {k: np.asarray(v, dtype=float) for k, v in out.items()}
+
+
+def findings(con, family: str, dataset: str, classifier: dict | None, n_boot: int, seed: int) -> list[dict]:
+    """The paper's qualitative claims F1-F8: measured value, 95 % CI, reproduced or not, and the rule used."""
+    present = roles_present(con, family, dataset)
+    a = _arrays(con, family, dataset)
+    boot = bootstrap(a, n_boot, seed)
+    ov = overlaps(con, family, dataset)
+    rows = []
+
+    def add(fid, claim, value, ci, ok, rule, paper, needs=()):
+        missing = [r for r in needs if r not in present]
+        if missing:
+            rows.append({"id": fid, "claim": claim, "value": None, "ci": None, "verdict": f"not computed: no {', '.join(missing)} in this run",
+                         "rule": rule, "paper": paper})
+            return
+        verdict = "n/a" if value is None or (isinstance(value, float) and np.isnan(value)) else ("reproduced" if ok else "not reproduced")
+        rows.append({"id": fid, "claim": claim, "value": value, "ci": ci, "verdict": verdict, "rule": rule, "paper": paper})
+
+    n = len(a["teacher"])
+    f1 = float(a["baseline_seeds"].mean() - a["student"].mean()) if a["baseline_seeds"].size else float("nan")
+    lo, hi = _ci(boot["F1"])
+    add("F1", "student memorizes less than the baseline (rate difference, baseline - student)", f1, (lo, hi), lo > 0,
+        "95 % CI of the difference > 0", "0.17 % vs 0.07 % (2.4x)", ("baseline", "student"))
+    f2 = float(a["teacher"].mean() - a["baseline"].mean())
+    lo, hi = _ci(boot["F2"])
+    add("F2", "teacher memorizes more than the baseline (rate difference)", f2, (lo, hi), lo > 0,
+        "95 % CI of the difference > 0", "0.33 % vs 0.17 %", ("teacher", "baseline"))
+    f3 = ov.get("share_student_in_teacher_and_baseline")
+    lo, hi = _ci(boot["F3"])
+    add("F3", "student-memorized samples lie in teacher∩baseline (share)", f3, (lo, hi), f3 is not None and lo >= 0.7,
+        "CI lower bound >= 0.70 (the lowest share the paper reports, Qwen-3)", "95.7 % (70-96 % across settings)", ("teacher", "baseline", "student"))
+    f4 = ov.get("share_teacher_only_inherited")
+    lo, hi = _ci(boot["F4"])
+    add("F4", "the student inherits little of the teacher-only set (share inherited)", f4, (lo, hi), f4 is not None and hi < 0.27,
+        "CI upper bound < 0.27 (the highest share the paper reports)", "0.9 % (18 of 1,955)", ("teacher", "baseline", "student"))
+    val_s, val_b = a.get("val_student"), a.get("val_baseline")
+    if val_s and val_b:
+        diff = np.mean([v.mean() for v in val_b]) - val_s[0].mean()
+        rng = np.random.default_rng(seed)
+        draws = []
+        m = len(val_s[0])
+        for _ in range(n_boot):
+            i = rng.integers(0, m, m)
+            draws.append(val_b[rng.integers(0, len(val_b))][i].mean() - val_s[0][i].mean())
+        lo, hi = _ci(np.asarray(draws))
+        add("F5", "student validation loss <= baseline's (baseline - student, nats)", float(diff), (lo, hi), diff >= 0,
+            "point estimate >= 0 (CI shown)", "2.85 vs 2.87 (Pythia)", ("baseline", "student"))
+    else:
+        add("F5", "student validation loss <= baseline's", None, None, False, "point estimate >= 0", "2.85 vs 2.87", ("baseline", "student"))
+    if classifier and classifier.get("status") == "ok":
+        auc, sd = classifier["auc_mean"], classifier["auc_std"]
+        add("F6", "memorization is predictable before distillation (ROC-AUC)", auc, (auc - 1.96 * sd, min(1.0, auc + 1.96 * sd)),
+            auc >= 0.9, "mean AUC over trials >= 0.90", "0.9997 ± 0.0005")
+    else:
+        msg = (classifier or {}).get("message", "no classifier output")
+        rows.append({"id": "F6", "claim": "memorization is predictable before distillation (ROC-AUC)", "value": None, "ci": None,
+                     "verdict": f"not computed: {msg}", "rule": "mean AUC >= 0.90", "paper": "0.9997 ± 0.0005"})
+    rem = _one(con, "SELECT * FROM removal WHERE family = ? AND dataset = ?", [family, dataset])
+    if "student_cleaned" in present and rem.get("baseline_on_d"):
+        red = 1 - rem["student_on_cleaned_d"] / rem["baseline_on_d"]
+        rng = np.random.default_rng(seed)
+        draws = []
+        for _ in range(n_boot):
+            i = rng.integers(0, n, n)
+            bd = a["baseline"][i].sum()
+            draws.append(1 - a["student_cleaned"][i].sum() / bd if bd else np.nan)
+        lo, hi = _ci(np.asarray(draws))
+        add("F7", "removing predicted-memorized samples cuts memorization (1 - cleaned student / baseline)", red, (lo, hi), red >= 0.9,
+            "reduction >= 90 %", "99.8 % (1,698 -> 4)", ("baseline", "student_cleaned"))
+    else:
+        add("F7", "removal cuts memorization", None, None, False, "reduction >= 90 %", "99.8 %", ("baseline", "student_cleaned"))
+    f8 = ov.get("hard_inherits_teacher_only", 0) - ov.get("student_inherits_teacher_only", 0) if ov else None
+    lo, hi = _ci(boot["F8"])
+    add("F8", "hard KD inherits more teacher-only samples than soft KD (count difference)", f8, (lo, hi), f8 is not None and lo > 0,
+        "95 % CI of the difference > 0", "50 vs 18", ("hard_student", "student", "teacher", "baseline"))
+    return rows
+
+
+def rate_rows(con, family: str, dataset: str, n_boot: int, seed: int) -> list[dict]:
+    """Rates of the primary models with 95 % CIs; the baseline's CI spans seeds and samples."""
+    rows = _rows(con, """SELECT role || CASE WHEN data_variant = 'cleaned' THEN '_cleaned' ELSE '' END AS role, model, rate, memorized, n
+                         FROM memorization_rates JOIN models USING (model, family, dataset, role, seed, temperature, data_variant)
+                         WHERE split = 'train' AND family = ? AND dataset = ? AND (is_primary OR role = 'baseline')
+                         ORDER BY role, model""", [family, dataset])
+    a = _arrays(con, family, dataset)
+    rng = np.random.default_rng(seed)
+    out = []
+    for r in rows:
+        key = r["role"]
+        if key == "baseline":
+            continue
+        v = a.get(key)
+        draws = [v[rng.integers(0, len(v), len(v))].mean() for _ in range(n_boot)] if v is not None and len(v) else [np.nan]
+        lo, hi = _ci(np.asarray(draws))
+        out.append({"role": key, "label": r["model"], "rate": r["rate"], "lo": lo, "hi": hi, "memorized": r["memorized"], "n": r["n"]})
+    seeds = a["baseline_seeds"]
+    if seeds.size:
+        boot = bootstrap(a, n_boot, seed)["rate_baseline_seeds"]
+        lo, hi = _ci(boot)
+        counts = seeds.sum(1).tolist()
+        out.append({"role": "baseline", "label": f"baseline ({len(counts)} seeds)", "rate": float(seeds.mean()), "lo": lo, "hi": hi,
+                    "memorized": counts, "n": int(seeds.shape[1])})
+    order = {"teacher": 0, "baseline": 1, "student": 2, "hard_student": 3, "student_cleaned": 4}
+    return sorted(out, key=lambda r: order.get(r["role"], 9))
+
+
+def connect_ro(path) -> duckdb.DuckDBPyConnection:
+    return duckdb.connect(str(path), read_only=True)

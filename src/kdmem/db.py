@@ -1,0 +1,168 @@
+"""The DuckDB store (PAPER.md, all tables): every per-sample result in one file, with views.
+
+`build` reads every parquet and JSON output into a fresh database file next to the target, then
+renames it over the target, so a reader never sees a half-built database and a reader holding the
+old file keeps a consistent snapshot. Rebuilding from the same inputs gives the same table content.
+All values reach SQL as parameters or as file lists handed to read_parquet; nothing is pasted.
+
+Tables: samples, models, scores, classifier_trials, classifier_coefficients, predictions, runs.
+Views: memorization_rates, overlaps, inheritance, removal, utility.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import duckdb
+
+from kdmem.errors import KdmemError
+
+log = logging.getLogger(__name__)
+
+VIEWS = {
+    "memorization_rates": """
+        SELECT m.model, m.family, m.dataset, m.role, m.seed, m.temperature, m.data_variant, s.split,
+               count(*) AS n, sum(s.exact::INT) AS memorized, avg(s.exact::INT) AS rate
+        FROM scores s JOIN models m USING (model, family, dataset)
+        GROUP BY ALL ORDER BY m.family, m.dataset, s.split, m.role, m.seed, m.temperature, m.data_variant""",
+    # One row per training sample: which primary models memorized it (the paper's overlap sets).
+    "overlaps": """
+        SELECT s.family, s.dataset, s.sample_id, any_value(s.n_exposures) AS n_exposures,
+            bool_or(s.exact) FILTER (WHERE m.role = 'teacher') AS teacher,
+            bool_or(s.exact) FILTER (WHERE m.role = 'baseline' AND m.is_primary) AS baseline,
+            bool_and(s.exact) FILTER (WHERE m.role = 'baseline') AS baseline_all_seeds,
+            bool_or(s.exact) FILTER (WHERE m.role = 'baseline') AS baseline_any_seed,
+            sum(s.exact::INT) FILTER (WHERE m.role = 'baseline') AS baseline_seed_count,
+            bool_or(s.exact) FILTER (WHERE m.role = 'student' AND m.is_primary AND m.data_variant = 'full') AS student,
+            bool_or(s.exact) FILTER (WHERE m.role = 'hard_student') AS hard_student,
+            bool_or(s.exact) FILTER (WHERE m.role = 'student' AND m.data_variant = 'cleaned') AS student_cleaned
+        FROM scores s JOIN models m USING (model, family, dataset)
+        WHERE s.split = 'train'
+        GROUP BY s.family, s.dataset, s.sample_id""",
+    "inheritance": """
+        SELECT family, dataset,
+            count(*) AS n_train,
+            count(*) FILTER (WHERE teacher) AS teacher,
+            count(*) FILTER (WHERE baseline) AS baseline,
+            count(*) FILTER (WHERE student) AS student,
+            count(*) FILTER (WHERE hard_student) AS hard_student,
+            count(*) FILTER (WHERE teacher AND baseline) AS teacher_and_baseline,
+            count(*) FILTER (WHERE teacher AND NOT baseline) AS teacher_only,
+            count(*) FILTER (WHERE student AND teacher AND baseline) AS student_in_teacher_and_baseline,
+            count(*) FILTER (WHERE student AND teacher AND NOT baseline) AS student_inherits_teacher_only,
+            count(*) FILTER (WHERE hard_student AND teacher AND NOT baseline) AS hard_inherits_teacher_only,
+            count(*) FILTER (WHERE hard_student AND teacher AND baseline) AS hard_in_teacher_and_baseline,
+            count(*) FILTER (WHERE teacher AND baseline AND NOT student) AS teacher_and_baseline_not_student,
+            count(*) FILTER (WHERE baseline_all_seeds AND NOT student) AS baseline_all_seeds_student_none,
+            count(*) FILTER (WHERE baseline AND teacher) AS baseline_covered_by_teacher,
+            count(*) FILTER (WHERE student AND hard_student) AS student_and_hard
+        FROM "overlaps" GROUP BY family, dataset""",
+    "removal": """
+        SELECT family, dataset,
+            count(*) FILTER (WHERE baseline) AS baseline_on_d,
+            count(*) FILTER (WHERE student) AS student_on_d,
+            count(*) FILTER (WHERE student_cleaned) AS student_on_cleaned_d,
+            count(*) FILTER (WHERE student_cleaned AND NOT student) AS new_in_cleaned,
+            count(*) FILTER (WHERE student_cleaned AND student) AS kept_in_cleaned
+        FROM "overlaps" GROUP BY family, dataset""",
+    "utility": """
+        SELECT model, family, dataset, role, seed, temperature, data_variant, n_params, val_loss, val_ppl, tokens_per_s
+        FROM models ORDER BY family, dataset, role, seed, temperature""",
+}
+
+
+def _connect(path: Path) -> duckdb.DuckDBPyConnection:
+    try:
+        return duckdb.connect(str(path))
+    except duckdb.Error as e:
+        raise KdmemError(f"cannot open DuckDB file {path}: {str(e).splitlines()[0]}") from None
+
+
+def _read_parquets(con, table: str, files: list[str], order: str) -> None:
+    for f in files:
+        if not Path(f).is_file():
+            raise KdmemError(f"input {f} does not exist; run the step that writes it")
+        try:
+            con.execute("SELECT count(*) FROM read_parquet(?)", [f]).fetchone()
+        except duckdb.Error as e:
+            raise KdmemError(f"corrupt parquet {f}: {str(e).splitlines()[0]}; delete it and rerun its step") from None
+    con.execute(f"CREATE TABLE {table} AS SELECT * FROM read_parquet(?, union_by_name = true) ORDER BY {order}", [files])
+
+
+def build(
+    out: str | Path, *, samples: list[str], models: list[str], scores: list[str], trials: list[str] = (),
+    coefficients: list[str] = (), predictions: list[str] = (), primary: dict | None = None, run: dict | None = None,
+) -> None:
+    """Build the database at `out` atomically from the pipeline's outputs (lists of files)."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    tmp.unlink()  # duckdb must create the file itself
+    t0 = time.time()
+    try:
+        con = _connect(tmp)
+        _read_parquets(con, "samples_raw", samples, "sample_id")
+        _read_parquets(con, "scores", scores, "model, split, sample_id")
+        # samples: the train/val files carry family, dataset and split in their path
+        con.execute(
+            """CREATE TABLE samples AS
+               SELECT regexp_extract(filename, '([^/]+)/([^/]+)/data/([a-z]+)\\.parquet$', 1) AS family,
+                      regexp_extract(filename, '([^/]+)/([^/]+)/data/([a-z]+)\\.parquet$', 2) AS dataset,
+                      regexp_extract(filename, '([^/]+)/([^/]+)/data/([a-z]+)\\.parquet$', 3) AS split,
+                      sample_id, doc_id, "offset", n_exposures, text, input_ids
+               FROM read_parquet(?, filename = true) ORDER BY family, dataset, split, sample_id""",
+            [list(samples)],
+        )
+        con.execute("DROP TABLE samples_raw")
+        con.execute(
+            """ALTER TABLE samples ADD COLUMN zlib BIGINT;
+               UPDATE samples SET zlib = z.zlib FROM (SELECT DISTINCT family, dataset, split, sample_id, zlib FROM scores) z
+               WHERE samples.family = z.family AND samples.dataset = z.dataset AND samples.split = z.split
+                 AND samples.sample_id = z.sample_id"""
+        )
+        rows = []
+        for f in models:
+            m = json.loads(Path(f).read_text())
+            name = Path(f).parent.name
+            rows.append((name, m.get("family"), m.get("dataset"), m.get("role"), m.get("seed"), m.get("temperature"),
+                         m.get("data_variant", "full"), m.get("n_params"), m.get("val_loss"), m.get("val_ppl"),
+                         m.get("tokens_per_s"), m.get("train_seconds"), m.get("steps"), m.get("fingerprint"),
+                         m.get("config_hash"), m.get("git_commit"), json.dumps(m.get("versions", {}), sort_keys=True),
+                         m.get("started_at"), m.get("finished_at"), name in (primary or {}).get("models", [name])))
+        con.execute(
+            """CREATE TABLE models (model VARCHAR, family VARCHAR, dataset VARCHAR, role VARCHAR, seed BIGINT,
+               temperature DOUBLE, data_variant VARCHAR, n_params BIGINT, val_loss DOUBLE, val_ppl DOUBLE,
+               tokens_per_s DOUBLE, train_seconds DOUBLE, steps BIGINT, fingerprint VARCHAR, config_hash VARCHAR,
+               git_commit VARCHAR, versions VARCHAR, started_at VARCHAR, finished_at VARCHAR, is_primary BOOLEAN)"""
+        )
+        if rows:
+            con.executemany("INSERT INTO models VALUES (" + ",".join(["?"] * 20) + ")", sorted(rows, key=lambda r: (r[1], r[2], r[0])))
+        for table, files, order in (("classifier_trials", trials, "family, dataset, trial"),
+                                    ("classifier_coefficients", coefficients, "family, dataset, feature"),
+                                    ("predictions", predictions, "family, dataset, sample_id")):
+            if files:
+                _read_parquets(con, table, list(files), order)
+        con.execute(
+            """CREATE TABLE runs AS SELECT model AS what, config_hash, git_commit, versions, started_at, finished_at
+               FROM models ORDER BY what"""
+        )
+        if run:
+            con.execute("INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?)",
+                        ["build-db", run.get("config_hash"), run.get("git_commit"), json.dumps(run.get("versions", {}), sort_keys=True),
+                         time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(t0)), time.strftime("%Y-%m-%dT%H:%M:%S")])
+        for name, sql in VIEWS.items():
+            con.execute(f"CREATE VIEW \"{name}\" AS {sql}")  # quoted: OVERLAPS is a DuckDB keyword
+        con.close()
+        os.replace(tmp, out)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        Path(str(tmp) + ".wal").unlink(missing_ok=True)
+        raise
+    log.info("built %s in %.1fs", out, time.time() - t0)

@@ -1,0 +1,78 @@
+"""Matplotlib figures of the report (PNG, Agg backend: no display needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from kdmem.io import atomic_path  # noqa: E402
+
+ROLE_COLORS = {"teacher": "#1f77b4", "baseline": "#ff7f0e", "student": "#2ca02c", "hard_student": "#9467bd", "student_cleaned": "#8c564b"}
+
+
+def _save(fig, out: str | Path) -> None:
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+
+
+def roc(curves: list[dict], auc: float | None, status: str, out: str | Path) -> None:
+    fig, ax = plt.subplots(figsize=(4.2, 4))
+    for c in curves:
+        ax.plot(c["fpr"], c["tpr"], color="#2ca02c", alpha=0.25, lw=1)
+    ax.plot([0, 1], [0, 1], "k--", lw=0.8)
+    title = f"ROC over trials (mean AUC {auc:.3f})" if status == "ok" and auc is not None else "ROC: too few positives"
+    ax.set(xlabel="false positive rate", ylabel="true positive rate", title=title)
+    _save(fig, out)
+
+
+def rates(rows: list[dict], out: str | Path) -> None:
+    """Memorization rate per role; error bars are 95 % CIs (bootstrap over samples, seeds for the baseline)."""
+    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    names = [r["label"] for r in rows]
+    vals = [100 * r["rate"] for r in rows]
+    err = [[100 * (r["rate"] - r["lo"]) for r in rows], [100 * (r["hi"] - r["rate"]) for r in rows]]
+    ax.bar(names, vals, yerr=err, capsize=4, color=[ROLE_COLORS.get(r["role"], "grey") for r in rows])
+    ax.set(ylabel="memorized (% of D)", title="Exact memorization rate per role")
+    ax.tick_params(axis="x", rotation=20)
+    _save(fig, out)
+
+
+def venn(sets: dict[str, int], out: str | Path) -> None:
+    """Teacher / baseline / student overlap as a 3-set Venn diagram of region counts."""
+    from matplotlib.patches import Circle
+
+    fig, ax = plt.subplots(figsize=(5, 4.4))
+    centers = {"teacher": (0.38, 0.58), "baseline": (0.62, 0.58), "student": (0.5, 0.36)}
+    for name, (x, y) in centers.items():
+        ax.add_patch(Circle((x, y), 0.24, alpha=0.25, color=ROLE_COLORS[name], label=name))
+        ax.text(x + (x - 0.5) * 1.25, y + (y - 0.5) * 1.3, name, ha="center", fontsize=10, weight="bold")
+    pos = {"T": (0.27, 0.66), "B": (0.73, 0.66), "S": (0.5, 0.2), "TB": (0.5, 0.7), "TS": (0.36, 0.4), "BS": (0.64, 0.4), "TBS": (0.5, 0.5)}
+    for region, (x, y) in pos.items():
+        ax.text(x, y, str(sets.get(region, 0)), ha="center", va="center", fontsize=11)
+    ax.set(xlim=(0, 1), ylim=(0, 1), aspect="equal", title="Memorized sets (counts per region)")
+    ax.axis("off")
+    _save(fig, out)
+
+
+def entropy_logprob(points: dict[str, tuple[list[float], list[float]]], out: str | Path) -> None:
+    fig, ax = plt.subplots(figsize=(5, 4))
+    for role, (ent, lp) in points.items():
+        ax.scatter(lp, ent, s=14, alpha=0.6, label=role, color=ROLE_COLORS.get(role, "grey"))
+    ax.set(xlabel="suffix log-probability (sum, nats)", ylabel="mean entropy over suffix (nats)",
+           title="Teacher∩baseline, not student: entropy vs log-prob")
+    ax.legend(fontsize=8)
+    _save(fig, out)
+
+
+def exposure_curve(series: dict[str, tuple[list[int], list[float]]], out: str | Path) -> None:
+    fig, ax = plt.subplots(figsize=(5, 3.6))
+    for role, (x, y) in series.items():
+        ax.plot(x, [100 * v for v in y], marker="o", label=role, color=ROLE_COLORS.get(role, "grey"))
+    ax.set(xscale="log", xlabel="exposures per epoch (n_exposures)", ylabel="memorized (%)", title="Memorization vs exposure")
+    ax.legend(fontsize=8)
+    _save(fig, out)

@@ -1,0 +1,175 @@
+"""DuckDB store, views, analyses and classifier on hand-built tables with known answers."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import polars as pl
+import pytest
+
+from kdmem import analysis, classifier, db
+from kdmem import config as kconfig
+from kdmem.errors import KdmemError
+
+from .conftest import MICRO
+
+N = 40
+IDS = [f"s{i:03d}" for i in range(N)]
+# Known sets: teacher {0..19}, baseline seed0 {10..29}, seed1 {10..25}, student {10..14, 18, 30}, hard {10..13, 0, 1, 2}
+SETS = {
+    "teacher-s0": set(range(20)),
+    "baseline-s0": set(range(10, 30)),
+    "baseline-s1": set(range(10, 26)),
+    "student-T2.0-s0": {10, 11, 12, 13, 14, 18, 30},
+    "hard_student-s0": {10, 11, 12, 13, 0, 1, 2},
+    "student-T2.0-s0-cleaned": {11, 35},
+}
+ROLE = {"teacher-s0": ("teacher", 0, None, "full"), "baseline-s0": ("baseline", 0, None, "full"), "baseline-s1": ("baseline", 1, None, "full"),
+        "student-T2.0-s0": ("student", 0, 2.0, "full"), "hard_student-s0": ("hard_student", 0, None, "full"),
+        "student-T2.0-s0-cleaned": ("student", 0, 2.0, "cleaned")}
+
+
+def make_world(root: Path) -> dict:
+    base = root / "results" / "fam" / "ds"
+    (base / "data").mkdir(parents=True)
+    samples = pl.DataFrame({"sample_id": IDS, "doc_id": [f"d{i % 5}" for i in range(N)], "offset": list(range(N)),
+                            "input_ids": [[1, 2, 3]] * N, "text": [f"text {i}" for i in range(N)],
+                            "n_exposures": [1 if i % 2 else 8 for i in range(N)]},
+                           schema_overrides={"offset": pl.Int32, "n_exposures": pl.Int32})
+    samples.write_parquet(base / "data" / "train.parquet")
+    samples.head(5).with_columns(pl.col("sample_id") + "v").write_parquet(base / "data" / "val.parquet")
+    files = {"samples": [str(base / "data" / "train.parquet"), str(base / "data" / "val.parquet")], "models": [], "scores": []}
+    for name, mem in SETS.items():
+        role, seed, temp, variant = ROLE[name]
+        mdir = base / "models" / name
+        mdir.mkdir(parents=True)
+        (mdir / "metrics.json").write_text(json.dumps({"family": "fam", "dataset": "ds", "role": role, "seed": seed, "temperature": temp,
+                                                       "data_variant": variant, "val_loss": 3.0, "val_ppl": 20.0, "n_params": 10}))
+        files["models"].append(str(mdir / "metrics.json"))
+        for split, ids in (("train", IDS), ("val", [i + "v" for i in IDS[:5]])):
+            sc = pl.DataFrame({"model": name, "family": "fam", "dataset": "ds", "role": role, "seed": seed, "temperature": temp,
+                               "data_variant": variant, "fingerprint": "x", "split": split, "sample_id": ids,
+                               "exact": [split == "train" and i in mem for i in range(len(ids))],
+                               "entropy": [1.0 + i / 100 for i in range(len(ids))], "suffix_logprob_sum": [-5.0] * len(ids),
+                               "ppl": [np.exp(2.0 + (0.1 if role == "baseline" else 0.0))] * len(ids), "zlib": [30 + i for i in range(len(ids))],
+                               "kl_to_teacher": [0.1] * len(ids), "n_exposures": [1] * len(ids)},
+                              schema_overrides={"temperature": pl.Float64, "seed": pl.Int64})
+            f = base / "scores" / name / f"{split}.parquet"
+            f.parent.mkdir(parents=True, exist_ok=True)
+            sc.write_parquet(f)
+            files["scores"].append(str(f))
+    return files
+
+
+@pytest.fixture
+def built(tmp_path):
+    files = make_world(tmp_path)
+    out = tmp_path / "results" / "kdmem.duckdb"
+    db.build(out, **files, primary={"models": ["teacher-s0", "baseline-s0", "student-T2.0-s0", "hard_student-s0", "student-T2.0-s0-cleaned"]})
+    return out, files
+
+
+def test_views_against_hand_counts(built):
+    out, _ = built
+    con = duckdb.connect(str(out), read_only=True)
+    inh = analysis.overlaps(con, "fam", "ds")
+    assert inh["teacher"] == 20 and inh["baseline"] == 20 and inh["student"] == 7
+    assert inh["teacher_and_baseline"] == 10  # 10..19
+    assert inh["teacher_only"] == 10  # 0..9
+    assert inh["student_in_teacher_and_baseline"] == 6  # 10,11,12,13,14,18
+    assert inh["share_student_in_teacher_and_baseline"] == pytest.approx(6 / 7)
+    assert inh["student_inherits_teacher_only"] == 0
+    assert inh["hard_inherits_teacher_only"] == 3  # 0,1,2
+    assert inh["teacher_and_baseline_not_student"] == 4  # 15,16,17,19
+    # baseline in every seed: 10..25; student in none of those: 15..17, 19..25 -> 10
+    assert inh["baseline_all_seeds_student_none"] == 10
+    assert inh["teacher_coverage_of_baseline"] == pytest.approx(10 / 20)
+    rem = analysis._one(con, "SELECT * FROM removal", [])
+    assert rem["baseline_on_d"] == 20 and rem["student_on_d"] == 7 and rem["student_on_cleaned_d"] == 2 and rem["new_in_cleaned"] == 1
+    rates = dict(con.execute("SELECT model, memorized FROM memorization_rates WHERE split = 'train'").fetchall())
+    assert rates == {k: len(v) for k, v in SETS.items()}
+    assert con.execute("SELECT sum(memorized) FROM memorization_rates WHERE split = 'val'").fetchone()[0] == 0
+    assert analysis.venn_regions(con, "fam", "ds") == {"T": 10, "TB": 4, "TBS": 6, "B": 10, "S": 1}
+    # samples got their zlib from the scores
+    assert con.execute("SELECT min(zlib), max(zlib) FROM samples WHERE split = 'train'").fetchone() == (30, 69)
+
+
+def test_rebuild_is_idempotent(built, tmp_path):
+    out, files = built
+    q = 'SELECT * FROM "{}" ORDER BY ALL'
+
+    def dump(path):
+        con = duckdb.connect(str(path), read_only=True)
+        tabs = [r[0] for r in con.execute("SELECT table_name FROM information_schema.tables ORDER BY 1").fetchall()]
+        d = {t: con.execute(q.format(t)).fetchall() for t in tabs if t != "runs"}
+        con.close()
+        return d
+
+    first = dump(out)
+    db.build(out, **files, primary={"models": ["teacher-s0", "baseline-s0", "student-T2.0-s0", "hard_student-s0", "student-T2.0-s0-cleaned"]})
+    assert dump(out) == first
+    assert not list(out.parent.glob(".kdmem.duckdb.*"))  # no temp file left behind
+
+
+def test_corrupt_parquet_is_one_line_and_old_db_survives(built):
+    out, files = built
+    before = out.read_bytes()
+    Path(files["scores"][0]).write_bytes(b"PAR1 this is not a parquet file")
+    with pytest.raises(KdmemError, match="corrupt parquet .*train.parquet"):
+        db.build(out, **files)
+    assert out.read_bytes() == before
+
+
+def test_findings_on_known_sets(built):
+    out, _ = built
+    con = duckdb.connect(str(out), read_only=True)
+    rows = {f["id"]: f for f in analysis.findings(con, "fam", "ds", None, 200, 0)}
+    assert rows["F2"]["value"] == pytest.approx(0.0)  # teacher 20 vs baseline 20
+    assert rows["F2"]["verdict"] == "not reproduced"
+    assert rows["F3"]["value"] == pytest.approx(6 / 7)
+    assert rows["F8"]["value"] == 3
+    assert rows["F6"]["verdict"].startswith("not computed")
+    assert rows["F7"]["value"] == pytest.approx(1 - 2 / 20)
+
+
+def test_missing_role_is_reported_not_crashed(tmp_path):
+    files = make_world(tmp_path)
+    keep = [i for i, f in enumerate(files["models"]) if "hard_student" not in f]
+    files["models"] = [files["models"][i] for i in keep]
+    files["scores"] = [f for f in files["scores"] if "hard_student" not in f]
+    out = tmp_path / "x.duckdb"
+    db.build(out, **files, primary={"models": ["teacher-s0", "baseline-s0", "student-T2.0-s0"]})
+    con = duckdb.connect(str(out), read_only=True)
+    rows = {f["id"]: f for f in analysis.findings(con, "fam", "ds", None, 50, 0)}
+    assert rows["F8"]["verdict"] == "not computed: no hard_student in this run"
+    assert rows["F1"]["verdict"] in ("reproduced", "not reproduced")
+
+
+def _synthetic(separable: bool, n=400, seed=0) -> pl.DataFrame:
+    rng = np.random.default_rng(seed)
+    y = rng.random(n) < 0.15
+    shift = 3.0 if separable else 0.0
+    return pl.DataFrame({"sample_id": [str(i) for i in range(n)], "teacher_ppl": rng.normal(10, 1, n) - shift * y,
+                         "baseline_ppl": rng.normal(12, 1, n) - shift * y, "kl_teacher_baseline": rng.normal(1, 0.2, n),
+                         "zlib": rng.normal(100, 10, n) - 10 * shift * y, "label": y})
+
+
+def test_classifier_separable_vs_inseparable():
+    cfg = kconfig.validate({**MICRO, "classifier": {"trials": 20}})
+    good = classifier.run(_synthetic(True), cfg)
+    bad = classifier.run(_synthetic(False), cfg)
+    assert good["status"] == "ok" and good["auc_mean"] > 0.95
+    assert 0.35 < bad["auc_mean"] < 0.65
+    assert len(good["trials"]) == 20
+    pred = classifier.predict(good["model"], _synthetic(True, seed=1))
+    assert pred["predicted"].sum() > 0
+
+
+def test_classifier_too_few_positives():
+    cfg = kconfig.validate({**MICRO, "classifier": {"min_positives": 5}})
+    df = _synthetic(True).with_columns(label=pl.Series([i < 3 for i in range(400)]))
+    res = classifier.run(df, cfg)
+    assert res["status"] == "too_few_positives" and "memorized 3 samples" in res["message"] and res["model"] is None

@@ -1,0 +1,124 @@
+"""Scoring on a real tiny model trained to memorize a few planted samples."""
+
+from __future__ import annotations
+
+import math
+import zlib
+
+import numpy as np
+import polars as pl
+import pytest
+import torch
+
+from kdmem.errors import KdmemError
+from kdmem.logit_cache import CacheReader, write_cache
+from kdmem.models import load_model, pick_device
+from kdmem.scoring import score_samples, summary
+from kdmem.tokenizer import load_tokenizer
+from kdmem.training import train_model
+
+from .conftest import MICRO
+from .helpers import micro_samples, tiny_model_dir
+
+CPU = pick_device("cpu")
+P, S = 16, 16
+
+
+@pytest.fixture(scope="module")
+def memorizer(tmp_path_factory, micro_tokenizer):
+    d = tmp_path_factory.mktemp("score")
+    train, val = micro_samples(MICRO, micro_tokenizer)
+    # 10 planted samples seen 80x per epoch, the rest once: some memorized, some not.
+    planted = train["sample_id"].sort().head(10).to_list()
+    train = train.with_columns(n_exposures=pl.when(pl.col("sample_id").is_in(planted)).then(80).otherwise(1).cast(pl.Int32))
+    tok = load_tokenizer(str(micro_tokenizer))
+    base = tiny_model_dir(d / "base", micro_tokenizer, hidden=64, layers=2)
+    optim = {"lr": 3e-3, "schedule": "constant", "epochs": 3, "batch_size": 16, "grad_accum": 1, "warmup_ratio": 0.0,
+             "weight_decay": 0.0, "max_grad_norm": 1.0, "save_steps": 10000}
+    train_model(model=load_model(str(base)), tok=tok, vocab=len(tok), train_df=train, val_df=val, optim=optim, seed=0,
+                out_dir=d / "m", ckpt_dir=d / "ck", dev=CPU, meta={"role": "baseline"})
+    model = load_model(str(d / "m"))
+    return {"model": model, "tok": tok, "train": train, "val": val, "planted": planted, "dir": d, "base": base}
+
+
+def _score(mem, df=None, **kw):
+    return score_samples(mem["model"], mem["tok"], CPU, mem["train"] if df is None else df, len(mem["tok"]), P, S, batch_size=16, **kw)
+
+
+def test_exact_agrees_with_generate_on_every_sample(memorizer):
+    sc = _score(memorizer, frac=True)
+    assert sc["exact"].sum() >= 3, "some samples must be memorized"
+    assert (~sc["exact"]).sum() >= 10, "and some not"
+    assert (sc["exact"] == sc["exact_gen"]).all()
+    assert set(sc.filter("exact")["sample_id"]) <= set(memorizer["planted"])
+    # frac is 1 exactly when generation reproduced the suffix
+    assert ((sc["frac"] == 1.0) == sc["exact_gen"]).all()
+    s = summary(sc)
+    assert s["agreement"]["checked"] == sc.height and s["agreement"]["agree"] == sc.height
+
+
+def test_signals_against_an_independent_computation(memorizer):
+    sc = _score(memorizer, frac=False).row(3, named=True)
+    row = memorizer["train"].row(3, named=True)
+    x = torch.tensor([row["input_ids"]])
+    with torch.no_grad():
+        logits = memorizer["model"](input_ids=x).logits[0].double()
+    lp = torch.log_softmax(logits, -1).numpy()
+    ids = row["input_ids"]
+    suffix_lp = [lp[t - 1, ids[t]] for t in range(P, P + S)]
+    assert sc["suffix_logprob_sum"] == pytest.approx(sum(suffix_lp), rel=1e-4)
+    assert sc["suffix_logprob_mean"] == pytest.approx(np.mean(suffix_lp), rel=1e-4)
+    ent = [-(np.exp(lp[t - 1]) * lp[t - 1]).sum() for t in range(P, P + S)]
+    assert sc["entropy"] == pytest.approx(np.mean(ent), rel=1e-4)
+    all_lp = [lp[t - 1, ids[t]] for t in range(1, len(ids))]
+    assert sc["ppl"] == pytest.approx(math.exp(-np.mean(all_lp)), rel=1e-4)
+    assert sc["tf_acc"] == pytest.approx(np.mean([lp[t - 1].argmax() == ids[t] for t in range(P, P + S)]))
+    window = memorizer["tok"].decode(ids[: P + S])
+    assert sc["zlib"] == len(zlib.compress(window.encode("utf-8")))
+
+
+def test_kl_to_teacher_from_cache(memorizer):
+    d = memorizer["dir"]
+    teacher = load_model(str(memorizer["base"]))  # any other model serves as the "teacher" here
+    V = len(memorizer["tok"])
+    write_cache(teacher, CPU, memorizer["train"], V, 1.0, V, d / "cache1", meta={})  # k = V: the KL is exact
+    sc = _score(memorizer, frac=False, cache=CacheReader(d / "cache1", {"temperature": 1.0}))
+    x = torch.tensor([memorizer["train"].row(0, named=True)["input_ids"]])
+    with torch.no_grad():
+        p = torch.log_softmax(teacher(input_ids=x).logits[0, :-1].double(), -1)
+        q = torch.log_softmax(memorizer["model"](input_ids=x).logits[0, :-1].double(), -1)
+    want = (p.exp() * (p - q)).sum(-1).mean().item()
+    assert sc["kl_to_teacher"][0] == pytest.approx(want, rel=2e-2)
+    self_cache = d / "cache_self"
+    write_cache(memorizer["model"], CPU, memorizer["train"].head(8), V, 1.0, 16, self_cache, meta={})
+    own = _score(memorizer, df=memorizer["train"].head(8), frac=False, cache=CacheReader(self_cache, {}))
+    assert own["kl_to_teacher"].max() < 1e-2  # a model against its own cache: ~0
+
+
+def test_byte_identical_across_runs(memorizer, tmp_path):
+    a, b = tmp_path / "a.parquet", tmp_path / "b.parquet"
+    _score(memorizer, frac=True).write_parquet(a, statistics=False)
+    _score(memorizer, frac=True).write_parquet(b, statistics=False)
+    assert a.read_bytes() == b.read_bytes()
+
+
+def test_validation_is_a_non_member_control(memorizer):
+    sc = _score(memorizer, df=memorizer["val"], frac=False)
+    assert sc["exact"].sum() == 0 and sc["kl_to_teacher"].is_null().all()
+
+
+def test_bad_inputs(memorizer):
+    with pytest.raises(KdmemError, match="exceeds the samples' seq_len"):
+        score_samples(memorizer["model"], memorizer["tok"], CPU, memorizer["train"], len(memorizer["tok"]), 20, 20)
+    with pytest.raises(KdmemError, match="vocabulary has 100 ids"):
+        score_samples(memorizer["model"], memorizer["tok"], CPU, memorizer["train"], 100, P, S)
+    from kdmem.data import read_samples
+
+    bad = memorizer["dir"] / "bad.parquet"
+    memorizer["train"].drop("input_ids").write_parquet(bad)
+    with pytest.raises(KdmemError, match="lacks columns \\['input_ids'\\]"):
+        read_samples(bad)
+    with pytest.raises(KdmemError, match="stale: its teacher_fingerprint"):
+        write_cache(memorizer["model"], CPU, memorizer["train"].head(4), len(memorizer["tok"]), 1.0, 4,
+                    memorizer["dir"] / "c_other", meta={"teacher_fingerprint": "teacher-A"})
+        CacheReader(memorizer["dir"] / "c_other", {"teacher_fingerprint": "teacher-B"})
