@@ -28,7 +28,7 @@ lint: setup
 	.venv/bin/snakemake --lint --cores 1
 
 bench: setup
-	$(PY) benchmarks/run_all.py
+	cd benchmarks && ../$(PY) run_all.py
 
 clean:
 	rm -rf results .snakemake

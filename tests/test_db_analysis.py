@@ -126,13 +126,17 @@ def test_corrupt_parquet_is_one_line_and_old_db_survives(built):
 def test_findings_on_known_sets(built):
     out, _ = built
     con = duckdb.connect(str(out), read_only=True)
-    rows = {f["id"]: f for f in analysis.findings(con, "fam", "ds", None, 200, 0)}
+    clf = {"status": "ok", "auc_mean": 0.95, "auc_std": 0.01, "n_predicted": 5}
+    rows = {f["id"]: f for f in analysis.findings(con, "fam", "ds", clf, 200, 0)}
+    assert rows["F6"]["verdict"] == "reproduced"
     assert rows["F2"]["value"] == pytest.approx(0.0)  # teacher 20 vs baseline 20
     assert rows["F2"]["verdict"] == "not reproduced"
     assert rows["F3"]["value"] == pytest.approx(6 / 7)
     assert rows["F8"]["value"] == 3
-    assert rows["F6"]["verdict"].startswith("not computed")
     assert rows["F7"]["value"] == pytest.approx(1 - 2 / 20)
+    none = {f["id"]: f for f in analysis.findings(con, "fam", "ds", None, 50, 0)}
+    assert none["F6"]["verdict"].startswith("not computed")
+    assert none["F7"]["verdict"].startswith("not computed: the classifier removed no sample")
 
 
 def test_missing_role_is_reported_not_crashed(tmp_path):
@@ -173,3 +177,13 @@ def test_classifier_too_few_positives():
     df = _synthetic(True).with_columns(label=pl.Series([i < 3 for i in range(400)]))
     res = classifier.run(df, cfg)
     assert res["status"] == "too_few_positives" and "memorized 3 samples" in res["message"] and res["model"] is None
+
+
+def test_rate_rows_cover_every_role_with_cis(built):
+    out, _ = built
+    con = duckdb.connect(str(out), read_only=True)
+    rows = {r["role"]: r for r in analysis.rate_rows(con, "fam", "ds", 100, 0)}
+    assert set(rows) == {"teacher", "baseline", "student", "hard_student", "student_cleaned"}
+    assert rows["teacher"]["memorized"] == 20 and rows["teacher"]["rate"] == pytest.approx(0.5)
+    assert rows["baseline"]["memorized"] == [20, 16]
+    assert rows["student"]["lo"] <= rows["student"]["rate"] <= rows["student"]["hi"]

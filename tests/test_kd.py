@@ -36,7 +36,7 @@ def test_topk_with_tail_bucket_matches_bucketed_kl():
     t, s = rng.normal(size=(3, 10)), rng.normal(size=(3, 10))
     T, k = 2.0, 4
     ids, logp, tail = teacher_topk(torch.tensor(t), T, k)
-    got = topk_kd_sum(torch.tensor(s), ids, logp, tail, T).item()
+    got = topk_kd_sum(torch.tensor(s), ids, logp, tail, T, tail="bucket").item()
     want = 0.0
     for i in range(3):
         p, q = _softmax(t[i] / T), _softmax(s[i] / T)
@@ -69,4 +69,27 @@ def test_per_token_mean_not_batchmean():
 def test_kd_is_zero_for_identical_distributions():
     z = torch.randn(5, 9)
     ids, logp, tail = teacher_topk(z, 2.0, 4)
-    assert topk_kd_sum(z, ids, logp, tail, 2.0).item() == pytest.approx(0.0, abs=1e-5)
+    assert topk_kd_sum(z, ids, logp, tail, 2.0, tail="bucket").item() == pytest.approx(0.0, abs=1e-5)
+    assert topk_kd_sum(z, ids, logp, tail, 2.0).item() >= -1e-6  # uniform tail: a KL, never negative
+
+
+def test_topk_with_uniform_tail_matches_full_kl_against_the_uniform_tail_teacher():
+    rng = np.random.default_rng(2)
+    t, s = rng.normal(size=(3, 10)), rng.normal(size=(3, 10))
+    T, k = 2.0, 4
+    ids, logp, tail = teacher_topk(torch.tensor(t), T, k)
+    got = topk_kd_sum(torch.tensor(s), ids, logp, tail, T, chunk=2).item()
+    want = 0.0
+    for i in range(3):
+        p, q = _softmax(t[i] / T), _softmax(s[i] / T)
+        top = np.argsort(-p)[:k]
+        pu = np.full(10, p[np.setdiff1d(np.arange(10), top)].sum() / (10 - k))
+        pu[top] = p[top]
+        want += float(np.sum(pu * np.log(pu / q)))
+    assert got == pytest.approx(want, rel=1e-5)
+    # a student that concentrates its tail on one id pays for it under the uniform tail, not under buckets
+    spiky = torch.tensor(t).clone()
+    spiky[:, :] = -30.0
+    spiky.scatter_(1, ids, torch.tensor(t).gather(1, ids))
+    spiky[:, int(np.setdiff1d(np.arange(10), ids[0].numpy())[0])] = 3.0
+    assert topk_kd_sum(spiky, ids, logp, tail, T).item() > topk_kd_sum(spiky, ids, logp, tail, T, tail="bucket").item() + 1.0

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
+import duckdb
 import pytest
 
 from .conftest import ROOT, write_cfg
@@ -35,6 +38,64 @@ def test_data_stage_outputs(micro_run):
     for f in ("wiki/data/train.parquet", "wiki/data/val.parquet", "wiki/data/data_stats.json", "pretrain/pretrain.parquet", "tokenizer/tokenizer.json"):
         assert (r / f).is_file(), f
     assert (work / "results" / "benchmarks" / "tiny" / "wiki" / "prepare.tsv").is_file()
+
+
+def test_every_role_is_trained_and_scored(micro_run):
+    work, _ = micro_run
+    m = work / "results" / "tiny" / "wiki" / "models"
+    names = sorted(p.name for p in m.iterdir())
+    assert names == ["baseline-s0", "baseline-s1", "hard_student-s0", "student-T2.0-s0", "student-T2.0-s0-cleaned", "teacher-s0"]
+    for name in names:
+        assert (m / name / "model.safetensors").is_file() and (m / name / "metrics.json").is_file()
+        for split in ("train", "val"):
+            assert (work / "results" / "tiny" / "wiki" / "scores" / name / f"{split}.parquet").is_file()
+    meta = json.loads((work / "results" / "tiny" / "wiki" / "cache" / "T2.0" / "meta.json").read_text())
+    assert meta["k"] == 8 and meta["temperature"] == 2.0
+
+
+def test_duckdb_and_readme_queries(micro_run):
+    work, _ = micro_run
+    con = duckdb.connect(str(work / "results" / "kdmem.duckdb"), read_only=True)
+    tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+    assert {"samples", "models", "scores", "classifier_trials", "classifier_coefficients", "predictions", "runs",
+            "memorization_rates", "overlaps", "inheritance", "removal", "utility"} <= tables
+    n_scores = con.execute("SELECT count(*) FROM scores").fetchone()[0]
+    assert n_scores == 6 * (48 + 16)
+    for name, sql in readme_queries().items():
+        rows = con.execute(sql).fetchall()
+        assert rows is not None, name
+    per_role = dict(con.execute(readme_queries()["rate per role"]).fetchall())
+    assert set(per_role) == {"teacher", "baseline", "student", "hard_student"}
+    assert con.execute("SELECT count(DISTINCT git_commit) FROM runs").fetchone()[0] >= 0
+
+
+def test_report_has_every_table_and_embedded_figures(micro_run):
+    work, _ = micro_run
+    html = (work / "results" / "report" / "report.html").read_text()
+    for title in ("findings", "rates", "overlaps", "entropy_vs_logprob", "removal", "utility", "rates_all"):
+        assert f"data-title='{title}'" in html, title
+    assert html.count("data:image/png;base64,") >= 5
+    assert "<script" not in html and "http://" not in html.replace("http://www.w3.org", "")
+    for fid in ("F1", "F2", "F3", "F4", "F5", "F6", "F7", "F8"):
+        assert f"<td>{fid}</td>" in html
+
+
+def test_rerun_is_a_noop(micro_run):
+    work, _ = micro_run
+    from .conftest import MICRO
+
+    proc = _snakemake(work, "--configfile", str(write_cfg(MICRO, work / "micro.yaml")), "-n", "--cores", "1")
+    assert proc.returncode == 0 and "Nothing to be done" in proc.stdout + proc.stderr
+
+
+def readme_queries() -> dict[str, str]:
+    """The ad-hoc SQL blocks of the README, by their heading."""
+    text = (ROOT / "README.md").read_text()
+    out = {}
+    for block in re.findall(r"-- (.+?)\n(.*?)```", text.split("## Ad-hoc SQL", 1)[1], flags=re.S):
+        out[block[0].strip()] = block[1].strip().rstrip(";")
+    assert len(out) >= 5, out
+    return out
 
 
 def test_bad_config_stops_the_dag_with_one_line(tmp_path):

@@ -188,6 +188,8 @@ def findings(con, family: str, dataset: str, classifier: dict | None, n_boot: in
     lo, hi = _ci(boot["F4"])
     add("F4", "the student inherits little of the teacher-only set (share inherited)", f4, (lo, hi), f4 is not None and hi < 0.27,
         "CI upper bound < 0.27 (the highest share the paper reports)", "0.9 % (18 of 1,955)", ("teacher", "baseline", "student"))
+    if not a["student"].any():
+        rows[-1]["verdict"] += " (vacuous: the student memorized no sample)"
     val_s, val_b = a.get("val_student"), a.get("val_baseline")
     if val_s and val_b:
         diff = np.mean([v.mean() for v in val_b]) - val_s[0].mean()
@@ -211,7 +213,12 @@ def findings(con, family: str, dataset: str, classifier: dict | None, n_boot: in
         rows.append({"id": "F6", "claim": "memorization is predictable before distillation (ROC-AUC)", "value": None, "ci": None,
                      "verdict": f"not computed: {msg}", "rule": "mean AUC >= 0.90", "paper": "0.9997 ± 0.0005"})
     rem = _one(con, "SELECT * FROM removal WHERE family = ? AND dataset = ?", [family, dataset])
-    if "student_cleaned" in present and rem.get("baseline_on_d"):
+    removed = (classifier or {}).get("n_predicted", 0) if (classifier or {}).get("status") == "ok" else 0
+    if "student_cleaned" in present and rem.get("baseline_on_d") and not removed:
+        rows.append({"id": "F7", "claim": "removing predicted-memorized samples cuts memorization", "value": None, "ci": None,
+                     "verdict": "not computed: the classifier removed no sample, so the cleaned D equals D",
+                     "rule": "reduction >= 90 %", "paper": "99.8 % (1,698 -> 4)"})
+    elif "student_cleaned" in present and rem.get("baseline_on_d"):
         red = 1 - rem["student_on_cleaned_d"] / rem["baseline_on_d"]
         rng = np.random.default_rng(seed)
         draws = []
@@ -233,10 +240,11 @@ def findings(con, family: str, dataset: str, classifier: dict | None, n_boot: in
 
 def rate_rows(con, family: str, dataset: str, n_boot: int, seed: int) -> list[dict]:
     """Rates of the primary models with 95 % CIs; the baseline's CI spans seeds and samples."""
-    rows = _rows(con, """SELECT role || CASE WHEN data_variant = 'cleaned' THEN '_cleaned' ELSE '' END AS role, model, rate, memorized, n
-                         FROM memorization_rates JOIN models USING (model, family, dataset, role, seed, temperature, data_variant)
-                         WHERE split = 'train' AND family = ? AND dataset = ? AND (is_primary OR role = 'baseline')
-                         ORDER BY role, model""", [family, dataset])
+    # join on the model name only: temperature is NULL for most roles, and NULL never equals NULL
+    rows = _rows(con, """SELECT r.role || CASE WHEN r.data_variant = 'cleaned' THEN '_cleaned' ELSE '' END AS role, r.model, r.rate, r.memorized, r.n
+                         FROM memorization_rates r JOIN models m ON r.model = m.model AND r.family = m.family AND r.dataset = m.dataset
+                         WHERE r.split = 'train' AND r.family = ? AND r.dataset = ? AND (m.is_primary OR r.role = 'baseline')
+                         ORDER BY 1, 2""", [family, dataset])
     a = _arrays(con, family, dataset)
     rng = np.random.default_rng(seed)
     out = []

@@ -202,6 +202,8 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    # stderr carries the one-line error; per-file "Loading weights" bars would bury it (training keeps its bar)
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     ap = build_parser()
     args = ap.parse_args(argv)
     _setup_logging(getattr(args, "log", None), args.debug)

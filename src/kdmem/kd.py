@@ -1,8 +1,12 @@
 """Distillation losses (PAPER.md "Roles"): forward KL(teacher || student) at temperature T, x T^2.
 
 The teacher comes either as a top-k cache (k log-probs + the tail mass) or as dense logits. With a
-cache, both distributions are compared over k + 1 buckets: the k cached ids and one "tail" bucket
-holding the rest of the mass, which is exact for the cached ids and for the total tail mass.
+cache, the teacher's tail mass is spread uniformly over the V - k ids outside its top k
+(`tail: uniform`, the default), and the KL is taken over the full vocabulary. The alternative,
+`tail: bucket`, compares the two distributions over k + 1 buckets (the k ids and one tail bucket);
+it is exact for the cached ids and the total tail mass, but leaves the student free to put its tail
+mass on a few arbitrary ids, which measured here ruins its validation loss (10.6 vs 8.7 nats).
+Reverse KL and JSD always use buckets.
 
 Losses are SUMS over positions; callers divide by the number of positions, giving a per-token mean.
 (`F.kl_div(..., reduction="batchmean")` on [B, T, V] divides by B only, which scales the loss with
@@ -48,14 +52,23 @@ def topk_kd_sum(
     kind: str = "forward_kl",
     beta: float = 0.5,
     chunk: int = 1024,
+    tail: str = "uniform",
 ) -> torch.Tensor:
     total = student_logits.new_zeros(())
     for s in range(0, student_logits.shape[0], chunk):
         z = student_logits[s : s + chunk].float() / temperature  # (c, V)
-        logq_k = z.gather(-1, t_ids[s : s + chunk]) - torch.logsumexp(z, dim=-1, keepdim=True)  # (c, k)
-        logq = _with_tail(logq_k)
-        logp = _with_tail(t_logp[s : s + chunk].float(), t_tail[s : s + chunk].float())
-        total = total + divergence(logp, logq, kind, beta)
+        lse = torch.logsumexp(z, dim=-1, keepdim=True)  # (c, 1)
+        logq_k = z.gather(-1, t_ids[s : s + chunk]) - lse  # (c, k)
+        lp_k, mass = t_logp[s : s + chunk].float(), t_tail[s : s + chunk].float()
+        if tail == "uniform" and kind == "forward_kl":
+            v, k = z.shape[-1], lp_k.shape[-1]
+            u = (mass / max(v - k, 1)).clamp_min(EPS)  # (c,) teacher prob of each id outside its top k
+            sum_logq_all = z.sum(-1) - v * lse.squeeze(-1)  # (c,) sum_j log q_j, without a (c, V) log_softmax
+            sum_logq_tail = sum_logq_all - logq_k.sum(-1)
+            top = (torch.xlogy(lp_k.exp(), lp_k.exp()) - lp_k.exp() * logq_k).sum(-1)
+            total = total + (top + mass * torch.log(u) - u * sum_logq_tail).sum()
+        else:
+            total = total + divergence(_with_tail(lp_k, mass), _with_tail(logq_k), kind, beta)
     return total
 
 

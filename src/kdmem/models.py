@@ -92,7 +92,9 @@ def check_checkpoint(name_or_path: str) -> None:
 
 def load_model(name_or_path: str, trust_remote_code: bool = False, revision: str | None = None):
     from transformers import AutoConfig, AutoModelForCausalLM
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()  # "Loading weights" bars on stderr would bury kdmem's one-line errors
     check_checkpoint(name_or_path)
     try:
         AutoConfig.from_pretrained(name_or_path, revision=revision, trust_remote_code=trust_remote_code)

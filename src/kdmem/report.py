@@ -36,7 +36,7 @@ def _fmt(v: Any) -> str:
 
 def table(rows: list[dict], cols: list[str] | None = None, title: str = "") -> str:
     if not rows:
-        return f"<p class=na>{html.escape(title)}: no rows.</p>"
+        return f"<p class=na data-title='{html.escape(title)}'>{html.escape(title)}: no rows (the set is empty).</p>"
     cols = cols or list(rows[0])
     head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
     body = "".join("<tr>" + "".join(f"<td>{_fmt(r.get(c))}</td>" for c in cols) + "</tr>" for r in rows)

@@ -88,7 +88,7 @@ class KdmemTrainer(Trainer):
                 k = inputs["t_ids"].shape[-1]
                 kd = topk_kd_sum(
                     flat, inputs["t_ids"].reshape(n, k), inputs["t_logp"].reshape(n, k), inputs["t_tail"].reshape(n),
-                    t, kind, beta, chunk,
+                    t, kind, beta, chunk, self.kd.get("tail", "uniform"),
                 )
             else:
                 with torch.no_grad():

@@ -1,0 +1,38 @@
+"""kdmem audit on a dataset the user brings, with hostile text that must not reach SQL as code."""
+
+from __future__ import annotations
+
+import json
+
+import duckdb
+import polars as pl
+
+from kdmem.cli import main
+
+from .conftest import MICRO, write_cfg
+from .helpers import tiny_model_dir
+
+
+def test_audit_scores_new_data_and_is_injection_safe(tmp_path, micro_tokenizer, capsys):
+    teacher = tiny_model_dir(tmp_path / "t", micro_tokenizer, hidden=48, seed=1)
+    baseline = tiny_model_dir(tmp_path / "b", micro_tokenizer, hidden=32, seed=2)
+    clf = {"model": {"features": ["teacher_ppl", "baseline_ppl", "kl_teacher_baseline", "zlib"], "mean": [500.0, 500.0, 0.5, 60.0],
+                     "scale": [100.0, 100.0, 0.2, 10.0], "coef": [0.0, 0.0, 0.0, -3.0], "intercept": 0.0, "threshold": 0.5}}
+    (tmp_path / "clf.json").write_text(json.dumps(clf))
+    evil = "Robert'); DROP TABLE audit; --"
+    docs = [{"doc_id": f"d{i}", "text": (evil + " ") * 10 if i == 0 else f"Plain words about topic {i}. " * 12} for i in range(6)]
+    data = tmp_path / "new.jsonl"
+    data.write_text("\n".join(json.dumps(d) for d in docs))
+    dbp = tmp_path / "audit.duckdb"
+    rc = main(["audit", "--config", str(write_cfg(MICRO, tmp_path / "c.yaml")), "--data", str(data), "--teacher", str(teacher),
+               "--baseline", str(baseline), "--classifier", str(tmp_path / "clf.json"), "--tokenizer", str(micro_tokenizer),
+               "--seq-len", "32", "--out", str(tmp_path / "risk.parquet"), "--drop-list", str(tmp_path / "drop.txt"), "--db", str(dbp)])
+    assert rc == 0, capsys.readouterr().err
+    risk = pl.read_parquet(tmp_path / "risk.parquet")
+    assert {"sample_id", "teacher_ppl", "baseline_ppl", "kl_teacher_baseline", "zlib", "risk", "drop"} <= set(risk.columns)
+    assert risk["risk"].is_between(0, 1).all()
+    drops = (tmp_path / "drop.txt").read_text().split()
+    assert sorted(drops) == sorted(risk.filter("drop")["sample_id"].to_list())
+    con = duckdb.connect(str(dbp), read_only=True)
+    assert con.execute("SELECT count(*) FROM audit").fetchone()[0] == risk.height
+    assert con.execute("SELECT count(*) FROM audit WHERE text LIKE ?", ["%DROP TABLE audit%"]).fetchone()[0] >= 1

@@ -1,0 +1,39 @@
+"""The conda env (for --sdm conda) and pyproject.toml must not drift apart."""
+
+from __future__ import annotations
+
+import tomllib
+
+import yaml
+from packaging.requirements import Requirement
+
+from .conftest import ROOT
+
+
+def _env_pins() -> dict[str, str]:
+    env = yaml.safe_load((ROOT / "envs" / "kdmem.yaml").read_text())
+    pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
+    pins = {}
+    for line in pip:
+        if line.startswith("-e"):
+            continue
+        name, version = line.split("==")
+        pins[name.lower()] = version
+    return pins
+
+
+def test_every_dependency_is_pinned_in_the_env_within_pyproject_ranges():
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    pins = _env_pins()
+    for dep in deps:
+        req = Requirement(dep)
+        name = req.name.lower()
+        assert name in pins, f"{name} is in pyproject.toml but not pinned in envs/kdmem.yaml"
+        assert req.specifier.contains(pins[name]), f"envs/kdmem.yaml pins {name}=={pins[name]}, outside pyproject's {req.specifier}"
+    assert set(pins) == {Requirement(d).name.lower() for d in deps}, "envs/kdmem.yaml pins packages pyproject.toml does not list"
+
+
+def test_torch_is_the_cpu_pin_everywhere():
+    assert _env_pins()["torch"] == "2.13.0"
+    assert "torch==2.13.0" in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    assert "pip install -q torch==2.13.0" in (ROOT / "Makefile").read_text()
