@@ -169,3 +169,16 @@ def test_killed_finetune_resumes_from_its_checkpoint(world, tmp_path, micro_toke
     m = json.loads((out / "metrics.json").read_text())
     assert m["resumed_from_step"] is not None and m["resumed_from_step"] >= 5
     assert m["steps"] > m["resumed_from_step"]
+
+
+def test_incomplete_checkpoint_is_skipped(tmp_path):
+    from kdmem.training import CHECKPOINT_FILES, last_complete_checkpoint
+
+    good, partial = tmp_path / "checkpoint-5", tmp_path / "checkpoint-10"
+    for d in (good, partial):
+        d.mkdir()
+    for f in CHECKPOINT_FILES:
+        (good / f).write_text("x")
+    (partial / "model.safetensors").write_text("half")  # killed mid-save: no trainer_state.json
+    assert last_complete_checkpoint(tmp_path) == str(good)
+    assert not partial.exists()

@@ -188,8 +188,12 @@ def findings(con, family: str, dataset: str, classifier: dict | None, n_boot: in
     lo, hi = _ci(boot["F4"])
     add("F4", "the student inherits little of the teacher-only set (share inherited)", f4, (lo, hi), f4 is not None and hi < 0.27,
         "CI upper bound < 0.27 (the highest share the paper reports)", "0.9 % (18 of 1,955)", ("teacher", "baseline", "student"))
-    if not a["student"].any():
+    n_student = int(a["student"].sum())
+    if n_student == 0:
         rows[-1]["verdict"] += " (vacuous: the student memorized no sample)"
+    elif n_student < 5:
+        for r in rows[-2:]:  # F3 and F4 rest on the student's memorized set
+            r["verdict"] += f" (on only {n_student} student-memorized sample{'s' if n_student > 1 else ''})"
     val_s, val_b = a.get("val_student"), a.get("val_baseline")
     if val_s and val_b:
         diff = np.mean([v.mean() for v in val_b]) - val_s[0].mean()

@@ -34,12 +34,11 @@ from pathlib import Path
 
 import polars as pl
 import torch
-import torch.nn.functional as F
 from tqdm import tqdm
 
 from kdmem.errors import KdmemError
 from kdmem.generate import greedy_continue
-from kdmem.kd import _with_tail, divergence
+from kdmem.kd import _with_tail
 
 log = logging.getLogger(__name__)
 
@@ -68,12 +67,15 @@ def score_samples(
         with torch.inference_mode():
             with dev.autocast():
                 logits = model(input_ids=x).logits[:, :-1, :vocab]  # (B, L-1, V): position j predicts token j+1
-            logp = F.log_softmax(logits.float(), dim=-1)
+            logits = logits.float()
+            # No full (B, L-1, V) log_softmax: one logsumexp pass, then gathers. Only the S suffix
+            # positions need whole distributions (for the entropy).
+            lse = torch.logsumexp(logits, dim=-1)  # (B, L-1)
             tgt = x[:, 1:]
-            tok_lp = logp.gather(-1, tgt.unsqueeze(-1)).squeeze(-1)  # (B, L-1)
+            tok_lp = logits.gather(-1, tgt.unsqueeze(-1)).squeeze(-1) - lse  # (B, L-1)
             sl = slice(P - 1, P + S - 1)  # the positions that predict suffix tokens x_P .. x_{P+S-1}
-            hit = logp[:, sl].argmax(-1) == tgt[:, sl]  # (B, S)
-            lps = logp[:, sl]
+            hit = logits[:, sl].argmax(-1) == tgt[:, sl]  # (B, S)
+            lps = logits[:, sl] - lse[:, sl, None]  # (B, S, V)
             ent = -(lps.exp() * lps).sum(-1).mean(-1)  # (B,)
             cols["exact"] += hit.all(-1).tolist()
             cols["tf_acc"] += hit.float().mean(-1).tolist()
@@ -84,14 +86,13 @@ def score_samples(
             if cache is not None:
                 t = cache.get(rows[s : s + x.shape[0]])
                 b, n1, k = t["t_ids"].shape
-                flat = logp.reshape(b * n1, vocab)
-                logq_k = flat.gather(-1, t["t_ids"].reshape(-1, k).to(dev.device))
-                per = []
-                for i in range(b):  # per-sample KL over top-k + tail buckets
-                    sl_i = slice(i * n1, (i + 1) * n1)
-                    lp_t = _with_tail(t["t_logp"].reshape(-1, k)[sl_i].to(dev.device), t["t_tail"].reshape(-1)[sl_i].to(dev.device))
-                    per.append(divergence(lp_t, _with_tail(logq_k[sl_i]), "forward_kl").item() / n1)
-                cols["kl"] += per
+                logq_k = logits.gather(-1, t["t_ids"].to(dev.device)) - lse.unsqueeze(-1)  # (B, L-1, k)
+                lp_t = _with_tail(t["t_logp"].to(dev.device).reshape(-1, k), t["t_tail"].to(dev.device).reshape(-1))
+                lq = _with_tail(logq_k.reshape(-1, k))
+                # per-sample KL over the top-k + tail buckets, averaged over the sample's positions
+                p_t = lp_t.exp()
+                per_pos = (torch.xlogy(p_t, p_t) - p_t * lq).sum(-1).reshape(b, n1)
+                cols["kl"] += per_pos.mean(-1).tolist()
             else:
                 cols["kl"] += [None] * x.shape[0]
         if frac:

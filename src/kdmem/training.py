@@ -23,7 +23,6 @@ import polars as pl
 import torch
 import torch.nn.functional as F
 from transformers import Trainer, TrainerCallback, TrainingArguments
-from transformers.trainer_utils import get_last_checkpoint
 
 from kdmem.errors import KdmemError
 from kdmem.io import atomic_path, write_json
@@ -113,6 +112,23 @@ class _LogToFile(TrainerCallback):
         self.t0, self.step0 = now, state.global_step
 
 
+CHECKPOINT_FILES = ("trainer_state.json", "model.safetensors", "optimizer.pt", "scheduler.pt")
+
+
+def last_complete_checkpoint(ckpt_dir: Path) -> str | None:
+    """The newest checkpoint with every file written. A kill during a save leaves a partial folder,
+    which the Trainer would refuse ("Can't find a valid checkpoint"); it is removed instead."""
+    if not ckpt_dir.is_dir():
+        return None
+    found = sorted(ckpt_dir.glob("checkpoint-*"), key=lambda p: int(p.name.rsplit("-", 1)[-1]), reverse=True)
+    for c in found:
+        if all((c / f).is_file() for f in CHECKPOINT_FILES):
+            return str(c)
+        log.warning("removing incomplete checkpoint %s (the run was killed while saving it)", c)
+        shutil.rmtree(c, ignore_errors=True)
+    return None
+
+
 @torch.inference_mode()
 def evaluate_loss(model, df: pl.DataFrame, vocab: int, dev: Device, batch_size: int = 64) -> dict:
     """Mean next-token CE (and perplexity) over every position of every sample."""
@@ -173,7 +189,7 @@ def train_model(
         model=model, args=args, train_dataset=ds, data_collator=Collator(cache), mode=mode, vocab=vocab, kd=kd,
         teacher=teacher, callbacks=[_LogToFile(optim["batch_size"] * optim["grad_accum"] * seq_len)],
     )
-    last = get_last_checkpoint(str(ckpt_dir)) if ckpt_dir.is_dir() else None
+    last = last_complete_checkpoint(ckpt_dir)
     resumed_from = int(last.rsplit("-", 1)[-1]) if last else None
     if last:
         log.info("resuming from %s", last)
