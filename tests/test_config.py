@@ -59,6 +59,8 @@ BAD = [
     (("classifier", "neg_ratio"), 0.5, "classifier.neg_ratio must be >= 1"),
     (("datasets", "wiki", "exposures"), [{"count": 2, "share": 0.3}], "shares sum to 0.3"),
     (("families", "tiny", "teacher", "arch"), _DELETE, "families.tiny.teacher.arch is required"),
+    (("results",), "../../elsewhere", "must be a relative path inside the working directory"),
+    (("results",), "/tmp/out", "must be a relative path inside the working directory"),
 ]
 
 

@@ -187,3 +187,15 @@ def test_rate_rows_cover_every_role_with_cis(built):
     assert rows["teacher"]["memorized"] == 20 and rows["teacher"]["rate"] == pytest.approx(0.5)
     assert rows["baseline"]["memorized"] == [20, 16]
     assert rows["student"]["lo"] <= rows["student"]["rate"] <= rows["student"]["hi"]
+
+
+def test_rebuild_under_an_open_reader_keeps_both_consistent(built):
+    out, files = built
+    reader = duckdb.connect(str(out), read_only=True)
+    before = reader.execute("SELECT count(*) FROM scores").fetchone()[0]
+    db.build(out, **files)  # builds aside and renames over the file the reader holds
+    assert reader.execute("SELECT count(*) FROM scores").fetchone()[0] == before
+    fresh = duckdb.connect(str(out), read_only=True)
+    assert fresh.execute("SELECT count(*) FROM scores").fetchone()[0] == before
+    reader.close()
+    fresh.close()

@@ -113,6 +113,12 @@ def _one_line(error: jsonschema.ValidationError) -> str:
 
 
 def _check_cross_keys(cfg: dict) -> None:
+    res = Path(cfg["results"])
+    if res.is_absolute() or ".." in res.parts:
+        raise KdmemError(
+            f"config: results = {cfg['results']!r} must be a relative path inside the working directory (no '..'); "
+            "run snakemake with --directory to put results elsewhere"
+        )
     mem = cfg["memorization"]
     window = mem["prefix_len"] + mem["suffix_len"]
     for name, ds in cfg["datasets"].items():
