@@ -42,6 +42,15 @@ def _model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset", required=True, help="dataset name (config datasets.<name>)")
 
 
+def _training_args(p: argparse.ArgumentParser, train_help: str) -> None:
+    """The inputs and outputs every training command shares (pretrain, finetune, distill)."""
+    p.add_argument("--tokenizer", required=True, help="the family's tokenizer folder or hub name")
+    p.add_argument("--train", required=True, help=train_help)
+    p.add_argument("--val", required=True, help="validation samples (held-out documents)")
+    p.add_argument("--out", required=True, help="model folder to write (safetensors, metrics.json, train_log.jsonl)")
+    p.add_argument("--ckpt", required=True, help="checkpoint folder, kept across a killed run so the rerun resumes")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from kdmem import commands as c
 
@@ -73,11 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("--family", required=True, help="family name")
     p.add_argument("--size", required=True, choices=["teacher", "small"], help="which base")
-    p.add_argument("--tokenizer", required=True, help="the family's tokenizer folder")
-    p.add_argument("--train", required=True, help="pretrain.parquet")
-    p.add_argument("--val", required=True, help="validation samples (held-out documents)")
-    p.add_argument("--out", required=True, help="model folder to write (safetensors)")
-    p.add_argument("--ckpt", required=True, help="checkpoint folder (kept across a killed run, for resume)")
+    _training_args(p, "pretrain.parquet")
     p.set_defaults(func=c.cmd_pretrain)
 
     p = sub.add_parser("finetune", help="fine-tune the teacher or a baseline on D with cross-entropy")
@@ -86,11 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--role", required=True, choices=["teacher", "baseline"], help="teacher (large) or baseline (small)")
     p.add_argument("--seed", type=int, required=True, help="seed: data order and dropout")
     p.add_argument("--base", required=True, help="base model folder or hub checkpoint")
-    p.add_argument("--tokenizer", required=True, help="the family's tokenizer")
-    p.add_argument("--train", required=True, help="train.parquet (D)")
-    p.add_argument("--val", required=True, help="val.parquet")
-    p.add_argument("--out", required=True, help="model folder to write")
-    p.add_argument("--ckpt", required=True, help="checkpoint folder, for resume")
+    _training_args(p, "train.parquet (D)")
     p.set_defaults(func=c.cmd_finetune)
 
     p = sub.add_parser("cache-logits", help="cache the teacher's top-k log-probs + tail mass at temperature T")
@@ -118,15 +119,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mode", required=True, choices=["soft", "hard"], help="soft: KL at T; hard: CE on generated text")
     p.add_argument("--seed", type=int, required=True, help="seed: data order")
     p.add_argument("--base", required=True, help="small base model folder or hub checkpoint")
-    p.add_argument("--tokenizer", required=True, help="the family's tokenizer")
-    p.add_argument("--train", required=True, help="training samples: train.parquet (soft) or hard.parquet (hard)")
-    p.add_argument("--val", required=True, help="val.parquet")
+    _training_args(p, "training samples: train.parquet (soft) or hard.parquet (hard)")
     p.add_argument("--temperature", type=float, help="soft: T")
     p.add_argument("--cache", help="soft: teacher logit cache folder")
     p.add_argument("--teacher", help="soft: teacher folder (checks the cache's fingerprint; without --cache, online KD)")
     p.add_argument("--drop", help="predictions.parquet: leave out its predicted-memorized samples (removal experiment)")
-    p.add_argument("--out", required=True, help="model folder to write")
-    p.add_argument("--ckpt", required=True, help="checkpoint folder, for resume")
     p.set_defaults(func=c.cmd_distill)
 
     p = sub.add_parser("score", help="per-sample memorization and signals of one model on one sample file")
