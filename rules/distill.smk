@@ -33,7 +33,7 @@ rule distill_soft:
         "kdmem distill --mode soft --config {params.cfg} --family {wildcards.family} --dataset {wildcards.dataset}"
         " --seed {wildcards.seed} --temperature {wildcards.temperature} --base {params.base}"
         " --tokenizer {params.tokenizer} --cache {input.cache} --teacher {input.teacher}"
-        " --train {input.train} --val {input.val} --out {output} --ckpt {params.ckpt} --log {log}"
+        " --train {input.train} --val {input.val} --out {output} --ckpt {params.ckpt} --nproc {resources.gpu} --log {log}"
 
 
 rule distill_hard:
@@ -64,4 +64,4 @@ rule distill_hard:
     shell:
         "kdmem distill --mode hard --config {params.cfg} --family {wildcards.family} --dataset {wildcards.dataset}"
         " --seed {wildcards.seed} --base {params.base} --tokenizer {params.tokenizer}"
-        " --train {input.train} --val {input.val} --out {output} --ckpt {params.ckpt} --log {log}"
+        " --train {input.train} --val {input.val} --out {output} --ckpt {params.ckpt} --nproc {resources.gpu} --log {log}"

@@ -29,4 +29,4 @@ rule finetune:
     shell:
         "kdmem finetune --config {params.cfg} --family {wildcards.family} --dataset {wildcards.dataset}"
         " --role {wildcards.role} --seed {wildcards.seed} --base {params.base} --tokenizer {params.tokenizer}"
-        " --train {input.train} --val {input.val} --out {output} --ckpt {params.ckpt} --log {log}"
+        " --train {input.train} --val {input.val} --out {output} --ckpt {params.ckpt} --nproc {resources.gpu} --log {log}"

@@ -29,4 +29,4 @@ rule pretrain:
     shell:
         "kdmem pretrain --config {params.cfg} --family {wildcards.family} --size {wildcards.size}"
         " --tokenizer {input.tokenizer} --train {input.train} --val {input.val}"
-        " --out {output} --ckpt {params.ckpt} --log {log}"
+        " --out {output} --ckpt {params.ckpt} --nproc {resources.gpu} --log {log}"

@@ -182,3 +182,45 @@ def test_incomplete_checkpoint_is_skipped(tmp_path):
     (partial / "model.safetensors").write_text("half")  # killed mid-save: no trainer_state.json
     assert last_complete_checkpoint(tmp_path) == str(good)
     assert not partial.exists()
+
+
+class _DieAtSave:
+    """A callback that ends the run right after checkpoint `step` is written, as a kill would."""
+
+    def __init__(self, step: int):
+        self.step = step
+
+    def __getattr__(self, name):  # every other TrainerCallback event is a no-op
+        return lambda *a, **k: None
+
+    def on_save(self, args, state, control, **kw):
+        if state.global_step == self.step:
+            raise SystemExit("killed")
+
+
+def test_resumed_training_is_bit_identical_to_an_uninterrupted_one(world, tmp_path, monkeypatch):
+    """A resume must restore every weight. The Trainer's own reload skipped GPT-NeoX's renamed head
+    (saved as embed_out, live as lm_head; transformers#43701), which this test caught."""
+    from safetensors.torch import load_file
+
+    from kdmem import training
+
+    optim = {**OPTIM, "epochs": 2, "save_steps": 5, "schedule": "cosine"}
+    kw = dict(tok=world["tok"], vocab=len(world["tok"]), train_df=world["train"], val_df=world["val"], optim=optim, seed=0, dev=CPU)
+    full = train_model(model=load_model(str(world["small"])), out_dir=tmp_path / "full", ckpt_dir=tmp_path / "full.ck", **kw)
+
+    orig = training.KdmemTrainer.__init__
+
+    def dying_init(self, *a, **k):
+        orig(self, *a, **{**k, "callbacks": [*k.get("callbacks", []), _DieAtSave(10)]})
+
+    monkeypatch.setattr(training.KdmemTrainer, "__init__", dying_init)
+    with pytest.raises(SystemExit):
+        train_model(model=load_model(str(world["small"])), out_dir=tmp_path / "res", ckpt_dir=tmp_path / "res.ck", **kw)
+    monkeypatch.setattr(training.KdmemTrainer, "__init__", orig)
+    resumed = train_model(model=load_model(str(world["small"])), out_dir=tmp_path / "res", ckpt_dir=tmp_path / "res.ck", **kw)
+
+    assert resumed["resumed_from_step"] == 10 and resumed["steps"] == full["steps"] > 10
+    a, b = load_file(tmp_path / "full" / "model.safetensors"), load_file(tmp_path / "res" / "model.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert resumed["val_loss"] == full["val_loss"]

@@ -7,6 +7,7 @@ stderr and exit code 2 (a traceback only with --debug), and no output is left ha
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import os
 import sys
@@ -49,6 +50,8 @@ def _training_args(p: argparse.ArgumentParser, train_help: str) -> None:
     p.add_argument("--val", required=True, help="validation samples (held-out documents)")
     p.add_argument("--out", required=True, help="model folder to write (safetensors, metrics.json, train_log.jsonl)")
     p.add_argument("--ckpt", required=True, help="checkpoint folder, kept across a killed run so the rerun resumes")
+    p.add_argument("--nproc", type=int, default=0, help="processes, one per GPU (the rule passes its gpu resource); "
+                   "above 1 the command reruns itself under torchrun: DDP, or FSDP for models >= parallel.fsdp_min_params")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -203,6 +206,10 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     ap = build_parser()
     args = ap.parse_args(argv)
+    if getattr(args, "nproc", 0) > 1:
+        from kdmem.launch import relaunch_distributed
+
+        relaunch_distributed(args.nproc, sys.argv[1:] if argv is None else argv)  # returns only inside torchrun
     _setup_logging(getattr(args, "log", None), args.debug)
     try:
         args.func(args)
@@ -211,6 +218,16 @@ def main(argv: list[str] | None = None) -> int:
             raise
         log.error("%s", e, extra={"file_only": True})
         print(f"kdmem {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        # A full disk or quota mid-write: the atomic writers have already removed their temporaries.
+        if args.debug:
+            raise
+        full = e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+        where = f" ({e.filename})" if e.filename else ""
+        hint = "free space, or point results: at a larger disk, and rerun" if full else "check the path and its permissions"
+        log.error("%s%s", e.strerror or e, where, extra={"file_only": True})
+        print(f"kdmem {args.command}: error: {e.strerror or e}{where}; {hint}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"kdmem {args.command}: interrupted", file=sys.stderr)

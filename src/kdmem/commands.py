@@ -103,7 +103,7 @@ def cmd_pretrain(args: argparse.Namespace) -> None:
     meta = {"family": args.family, "role": f"base_{args.size}", "seed": cfg["seed"]}
     train_model(
         model=model, tok=tok, vocab=vocab, train_df=train, val_df=val, optim=cfg["pretrain"]["optim"], seed=cfg["seed"],
-        out_dir=args.out, ckpt_dir=args.ckpt, dev=pick_device(cfg["device"]), meta=_prov(cfg, meta),
+        out_dir=args.out, ckpt_dir=args.ckpt, dev=pick_device(cfg["device"]), meta=_prov(cfg, meta), parallel=cfg["parallel"],
     )
 
 
@@ -121,7 +121,7 @@ def cmd_finetune(args: argparse.Namespace) -> None:
     train_model(
         model=model, tok=tok, vocab=vocab, train_df=read_samples(args.train), val_df=read_samples(args.val),
         optim=cfg["finetune"][args.role], seed=args.seed, out_dir=args.out, ckpt_dir=args.ckpt,
-        dev=pick_device(cfg["device"]), meta=_prov(cfg, meta),
+        dev=pick_device(cfg["device"]), meta=_prov(cfg, meta), parallel=cfg["parallel"],
     )
 
 
@@ -211,7 +211,7 @@ def cmd_distill(args: argparse.Namespace) -> None:
     train_model(
         model=model, tok=tok, vocab=vocab, train_df=train, val_df=read_samples(args.val), optim=optim, seed=args.seed,
         out_dir=args.out, ckpt_dir=args.ckpt, dev=dev, mode=mode, cache=cache, kd=kd, meta=_prov(cfg, meta),
-        teacher=teacher,
+        teacher=teacher, parallel=cfg["parallel"],
     )
 
 
@@ -238,6 +238,7 @@ def cmd_score(args: argparse.Namespace) -> None:
         if args.teacher:
             expect.update(teacher_identity(args.teacher, tok))
         cache = CacheReader(args.cache, expect)
+    log.info("scoring %s on %s: %d samples", ident["model"], args.split, samples.height)
     scores = score_samples(
         model, tok, pick_device(cfg["device"]), samples, vocab, mem["prefix_len"], mem["suffix_len"],
         batch_size=mem["batch_size"], frac=mem["frac"], cache=cache,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,6 +40,8 @@ def pick_device(choice: str = "auto") -> Device:
     if choice == "cuda" and not torch.cuda.is_available():
         raise KdmemError("config: device is cuda but no CUDA device is visible; set device: auto or run on a GPU node")
     if choice in ("auto", "cuda") and torch.cuda.is_available():
+        if "LOCAL_RANK" in os.environ:  # under torchrun: "cuda" means this process's own GPU
+            torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
         return Device(torch.device("cuda"), torch.bfloat16)

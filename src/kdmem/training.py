@@ -27,6 +27,7 @@ from transformers import Trainer, TrainerCallback, TrainingArguments
 from kdmem.errors import KdmemError
 from kdmem.io import atomic_path, write_json
 from kdmem.kd import dense_kd_sum, topk_kd_sum
+from kdmem.launch import world_size
 from kdmem.models import Device, fingerprint, n_params
 
 log = logging.getLogger(__name__)
@@ -71,6 +72,17 @@ class KdmemTrainer(Trainer):
         self.mode, self.vocab, self.kd, self.teacher = mode, vocab, kd or {}, teacher
         # Our loss is already a per-token mean; let the Trainer scale it for gradient accumulation.
         self.model_accepts_loss_kwargs = False
+
+    def _load_from_checkpoint(self, resume_from_checkpoint, model=None):
+        # The Trainer reloads a checkpoint's weights with a bare load_state_dict(strict=False), which
+        # skips the key renames from_pretrained applies (transformers#43701): GPT-NeoX saves its head as
+        # `embed_out` but names it `lm_head` live, so on resume the head silently kept its pre-training
+        # weights (measured: val loss 5.60 instead of 5.33). Load through from_pretrained, strictly.
+        if self.is_fsdp_enabled:  # FSDP checkpoints are saved and read with live names
+            return super()._load_from_checkpoint(resume_from_checkpoint, model)
+        model = model if model is not None else self.model
+        saved = type(model).from_pretrained(resume_from_checkpoint, use_safetensors=True, dtype=next(model.parameters()).dtype)
+        model.load_state_dict(saved.state_dict(), strict=True)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         x = inputs["input_ids"]  # (B, L)
@@ -144,10 +156,29 @@ def evaluate_loss(model, df: pl.DataFrame, vocab: int, dev: Device, batch_size: 
     return {"val_loss": loss, "val_ppl": math.exp(min(loss, 50))}
 
 
+def per_device_batch(batch_size: int, world: int) -> int:
+    """The config's batch_size is the global batch (per optimizer micro-step), whatever the GPU count,
+    so a run on 8 GPUs follows the same protocol as one on a CPU."""
+    if batch_size % world:
+        raise KdmemError(f"config: batch_size {batch_size} cannot be split over {world} processes; make it a multiple of the job's gpu count")
+    return batch_size // world
+
+
+def distributed_args(model, dev: Device, world: int, fsdp: bool) -> dict:
+    if world <= 1:
+        return {}
+    out: dict = {"ddp_backend": "nccl" if dev.is_cuda else "gloo"}
+    if fsdp:
+        # One FSDP unit per decoder layer (the class HF marks as never to be split), activation checkpointing on.
+        out.update(fsdp=True, fsdp_config={"version": 2, "transformer_layer_cls_to_wrap": list(model._no_split_modules or []),
+                                           "activation_checkpointing": True, "state_dict_type": "FULL_STATE_DICT"})
+    return out
+
+
 def train_model(
     *, model, tok, vocab: int, train_df: pl.DataFrame, val_df: pl.DataFrame, optim: dict, seed: int,
     out_dir: str | Path, ckpt_dir: str | Path, dev: Device, mode: str = "ce", cache=None,
-    teacher=None, kd: dict | None = None, meta: dict | None = None, expand: bool = True,
+    teacher=None, kd: dict | None = None, meta: dict | None = None, expand: bool = True, parallel: dict | None = None,
 ) -> dict:
     """Train, evaluate on validation, and save model + metrics.json + train_log.jsonl atomically."""
     if train_df.height == 0:
@@ -158,9 +189,11 @@ def train_model(
     steps_per_epoch = math.ceil(len(ds) / (optim["batch_size"] * optim["grad_accum"]))
     total_steps = max(1, math.ceil(steps_per_epoch * optim["epochs"]))
     ckpt_dir = Path(ckpt_dir)
+    world = world_size()
+    fsdp = world > 1 and n_params(model) >= (parallel or {}).get("fsdp_min_params", 7e9)
     args = TrainingArguments(
         output_dir=str(ckpt_dir),
-        per_device_train_batch_size=optim["batch_size"],
+        per_device_train_batch_size=per_device_batch(optim["batch_size"], world),
         gradient_accumulation_steps=optim["grad_accum"],
         learning_rate=optim["lr"],
         lr_scheduler_type=optim["schedule"],
@@ -182,6 +215,7 @@ def train_model(
         remove_unused_columns=False,
         dataloader_num_workers=0,
         disable_tqdm=False,
+        **distributed_args(model, dev, world, fsdp),
     )
     if teacher is not None:
         teacher.to(dev.device).eval()
@@ -212,8 +246,13 @@ def train_model(
         "mode": mode,
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
+    # FSDP: every rank takes part in gathering the full weights; rank 0 alone writes them.
+    state_dict = trainer.accelerator.get_state_dict(trainer.model) if fsdp else None
+    metrics.update({"world_size": world, "fsdp": fsdp})
+    if not trainer.is_world_process_zero():
+        return metrics
     with atomic_path(out_dir, is_dir=True) as tmp:
-        trainer.model.save_pretrained(str(tmp))
+        trainer.model.save_pretrained(str(tmp), state_dict=state_dict)
         tok.save_pretrained(str(tmp))
         metrics["fingerprint"] = fingerprint(tmp)
         write_json(metrics, tmp / "metrics.json")
