@@ -12,7 +12,7 @@ from kdmem import config as kconfig
 from kdmem.cli import main
 from kdmem.errors import KdmemError
 
-from .conftest import write_cfg
+from .conftest import ROOT, write_cfg
 
 
 def test_micro_config_validates_and_fills_defaults(micro_cfg):
@@ -111,3 +111,11 @@ def test_family_tokenizers_must_match(tmp_path, micro_cfg, micro_tokenizer):
     micro_cfg["datasets"]["wiki"]["pretrain_frac"] = 0.0
     with pytest.raises(KdmemError, match="teacher and small model tokenizers differ"):
         kconfig.validate(micro_cfg)
+
+
+def test_validated_config_json_round_trips_small_floats(tmp_path):
+    """Snakemake hands kdmem the validated config as JSON, where 5e-5 prints as 5e-05: it must stay a number."""
+    cfg = kconfig.load(ROOT / "configs" / "paper-pythia-fineweb.yaml")
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    assert '"lr": 5e-05' in (tmp_path / "config.json").read_text()
+    assert kconfig.load(tmp_path / "config.json")["finetune"]["teacher"]["lr"] == 5e-5

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,16 @@ def read_yaml(path: str | Path) -> dict:
     p = Path(path)
     if not p.is_file():
         raise KdmemError(f"config file {p} does not exist; pass an existing --config")
+    if p.suffix == ".json":
+        # The validated config Snakemake hands to kdmem. Not through YAML: YAML 1.1 reads JSON's 5e-05
+        # (the paper's learning rate) as a string.
+        try:
+            data = json.loads(p.read_text())
+        except json.JSONDecodeError as e:
+            raise KdmemError(f"config file {p} is not valid JSON at line {e.lineno}: {e.msg}") from None
+        if not isinstance(data, dict):
+            raise KdmemError(f"config file {p} must hold a mapping of keys, not {type(data).__name__}")
+        return data
     try:
         data = yaml.load(p.read_text(), Loader=_UniqueKeyLoader)  # noqa: S506 - SafeLoader subclass
     except yaml.YAMLError as e:
@@ -101,7 +112,10 @@ def _one_line(error: jsonschema.ValidationError) -> str:
     if error.validator == "required":
         return f"config: {key}: {error.message}; add it"
     if error.validator == "type":
-        return f"config: {key} must be of type {error.validator_value}, got {error.instance!r}"
+        hint = ""
+        if isinstance(error.instance, str) and re.fullmatch(r"[-+]?\d+(\.\d*)?[eE][-+]?\d+", error.instance):
+            hint = f" (YAML 1.1 reads {error.instance} as text: write it with a dot and a signed exponent, e.g. 5.0e-5)"
+        return f"config: {key} must be of type {error.validator_value}, got {error.instance!r}{hint}"
     if error.validator in ("minimum", "exclusiveMinimum"):
         op = ">=" if error.validator == "minimum" else ">"
         return f"config: {key} must be {op} {error.validator_value}, got {error.instance!r}"
@@ -145,6 +159,11 @@ def _check_cross_keys(cfg: dict) -> None:
                 raise KdmemError(f"config: {key}.exposures shares sum to {total:g}, not 1; make them add up to 1")
         if ds["val_frac"] + ds["pretrain_frac"] >= 1:
             raise KdmemError(f"config: {key}.val_frac + pretrain_frac must be < 1 so documents remain for D")
+        if ds.get("doc_start"):
+            try:
+                re.compile(ds["doc_start"])
+            except re.error as e:
+                raise KdmemError(f"config: {key}.doc_start is not a valid regex ({e}); fix the pattern") from None
     for name, fam in cfg["families"].items():
         for role in ("teacher", "small"):
             m, key = fam[role], f"families.{name}.{role}"

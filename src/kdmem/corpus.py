@@ -128,12 +128,37 @@ def _read_hf(ds: dict, cache_dir: Path | None) -> Iterator[tuple[str | None, str
         yield (str(rec[idf]) if idf and idf in rec else None), rec[tf]
 
 
+def group_rows(rows: Iterator[tuple[str | None, str]], doc_start: str) -> Iterator[tuple[str | None, str]]:
+    """Join consecutive rows into documents, a new one at each row matching `doc_start`.
+
+    WikiText stores one line per row, so a 256-token sample would otherwise never fit in a row.
+    The document's id is the first row's id (or None, and then its position).
+    """
+    try:
+        start = re.compile(doc_start)
+    except re.error as e:
+        raise KdmemError(f"config: datasets.<name>.doc_start is not a valid regex ({e}); fix the pattern") from None
+    doc_id, buf = None, []
+    for rid, text in rows:
+        text = text if isinstance(text, str) else ""
+        if start.search(text) and buf:
+            yield doc_id, "".join(buf)
+            buf = []
+        if not buf:
+            doc_id = rid
+        buf.append(text if text.endswith("\n") else text + "\n")
+    if buf:
+        yield doc_id, "".join(buf)
+
+
 def read_docs(ds: dict, cache_dir: Path | None = None) -> tuple[list[Doc], ReadStats]:
     """All documents of a dataset config, normalised; empty and too-short ones dropped and counted."""
     stats = ReadStats()
     docs: list[Doc] = []
     seen: set[str] = set()
     source = _read_local(ds) if ds["source"] == "local" else _read_hf(ds, cache_dir)
+    if ds.get("doc_start"):
+        source = group_rows(source, ds["doc_start"])
     for pos, (doc_id, text) in enumerate(source):
         if ds["max_docs"] is not None and pos >= ds["max_docs"]:
             break
