@@ -11,6 +11,20 @@ try:
 except KdmemError as _e:
     sys.exit(f"kdmem: {_e}")
 
+# A local run whose profile asks for GPUs must have them: one line now, not a CPU fallback hours later.
+if workflow.local_exec:
+    from kdmem import gpucheck
+
+    _asked = gpucheck.requested_gpus(
+        workflow.resource_settings.overwrite_resources, workflow.global_resources, workflow.resource_settings.default_resources
+    )
+    if _asked:
+        import torch
+
+        _msg = gpucheck.check(_asked, torch.cuda.is_available())
+        if _msg:
+            sys.exit(f"kdmem: {_msg}")
+
 R = CFG["results"]
 # The validated config with defaults, for the kdmem commands; rewritten only when it changes, so its
 # mtime never triggers reruns (params carry the config sections each rule depends on).

@@ -88,6 +88,9 @@ CONFIG_CASES = [
     ("empty seed list", _set(("baseline_seeds",), []), "baseline_seeds must not be empty"),
     ("neg ratio < 1", _set(("classifier", "neg_ratio"), 0.5), "classifier.neg_ratio must be >= 1"),
     ("missing data file", _set(("datasets", "wiki", "path"), "/no/such/corpus.jsonl"), "datasets.wiki.path: file /no/such/corpus.jsonl does not exist"),
+    ("bad doc_start regex", _set(("datasets", "wiki", "doc_start"), "^ = (unclosed"), "datasets.wiki.doc_start is not a valid regex"),
+    ("float YAML reads as text", _set(("finetune", "teacher", "lr"), "5e-5"), "(YAML 1.1 reads 5e-5 as text"),
+    ("negative fsdp threshold", lambda c: c.update(parallel={"fsdp_min_params": -1}), "parallel.fsdp_min_params must be >= 0"),
 ]
 
 
@@ -247,3 +250,44 @@ def test_scores_file_missing_columns(kit, tmp_path, capsys):
     argv += ["--out", str(out), "--out-trials", str(tmp_path / "t.parquet"), "--out-coefficients", str(tmp_path / "c.parquet"),
              "--out-predictions", str(tmp_path / "p.parquet"), "--out-roc", str(tmp_path / "roc.png")]
     _expect(capsys, argv, "lacks columns ['exact', 'kl_to_teacher', 'ppl', 'zlib']", out)
+
+
+def test_global_batch_not_divisible_by_the_gpu_count():
+    from kdmem.errors import KdmemError
+    from kdmem.training import per_device_batch
+
+    assert per_device_batch(32, 8) == 4 and per_device_batch(32, 1) == 32
+    with pytest.raises(KdmemError, match="batch_size 30 cannot be split over 8 processes"):
+        per_device_batch(30, 8)
+
+
+def test_gpu_profile_on_a_machine_without_cuda_stops_before_any_job(tmp_path):
+    """profiles/gpu asks for GPUs; on this CPU machine Snakemake must stop with one kdmem line, running nothing."""
+    import subprocess
+    import sys
+
+    import torch
+
+    from .conftest import ROOT
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    cfg = write_cfg(MICRO, tmp_path / "micro.yaml")
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"), "--directory", str(tmp_path),
+           "--configfile", str(cfg), "--profile", str(ROOT / "profiles" / "gpu")]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    lines = [ln for ln in (proc.stdout + proc.stderr).splitlines() if ln.startswith("kdmem:")]
+    assert proc.returncode != 0
+    assert len(lines) == 1 and "asks for GPUs" in lines[0] and "no CUDA device" in lines[0] and "profiles/default" in lines[0], lines
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "results" / "tiny").exists()
+
+
+def test_gpu_requests_are_read_from_every_place_a_profile_puts_them():
+    from kdmem import gpucheck
+
+    asked = gpucheck.requested_gpus({"finetune": {"gpu": 2}, "score": {"mem_mb": 10}}, {"gpu": 0}, {"gpu": "1"})
+    assert asked == {"set-resources finetune": 2.0, "default-resources": 1.0}
+    assert gpucheck.check(asked, cuda_available=True) is None
+    assert gpucheck.check({}, cuda_available=False) is None
+    assert "set-resources gpu for 1 rule(s): finetune" in gpucheck.check(asked, cuda_available=False)

@@ -37,3 +37,14 @@ def test_torch_is_the_cpu_pin_everywhere():
     assert _env_pins()["torch"] == "2.13.0"
     assert "torch==2.13.0" in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
     assert "pip install -q torch==2.13.0" in (ROOT / "Makefile").read_text()
+
+
+def test_default_profile_cannot_override_the_other_profiles():
+    """Snakemake applies profiles/default after --profile X, so a key in both would silently win over X."""
+    root = ROOT / "profiles"
+    default = yaml.safe_load((root / "default" / "config.yaml").read_text())
+    for other in ("slurm", "gpu"):
+        prof = yaml.safe_load((root / other / "config.yaml").read_text())
+        clash = {k for k in set(default) & set(prof) if default[k] != prof[k]}
+        assert clash == set(), f"profiles/default overrides profiles/{other}: {clash}"
+    assert yaml.safe_load((root / "slurm" / "config.yaml").read_text())["retries"] >= 1
