@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 CORES ?= 2
 
-.PHONY: setup run test lint dry clean bench
+.PHONY: setup run test test-long test-slurm test-faults test-configs lint dry clean bench
 
 .venv/.done: pyproject.toml
 	python3 -m venv .venv
@@ -22,6 +22,20 @@ dry: setup
 
 test: setup
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q
+
+# The long suites: whole-pipeline runs, each minutes long (CI runs them after `make test`).
+test-slurm: setup
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -m slurm
+
+test-faults: setup
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -m faults
+
+test-configs: setup
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -m configs
+
+# One pytest session, so the SLURM and fault tests share one reference run.
+test-long: setup
+	HF_HUB_OFFLINE=1 timeout -s KILL 3600 $(PY) -m pytest -q -m 'slurm or faults or configs'
 
 lint: setup
 	$(PY) -m ruff check .

@@ -77,3 +77,14 @@ def micro_tokenizer(tmp_path_factory) -> Path:
     cfg = kconfig.validate(MICRO)
     train_bpe(pretrain_texts(cfg, "wiki"), 512, out)
     return out
+
+
+@pytest.fixture(scope="session")
+def reference_run(tmp_path_factory):
+    """One uninterrupted local run of the long-test micro config: the tables every other run must equal."""
+    from . import longrun
+
+    work = tmp_path_factory.mktemp("reference")
+    proc, seconds = longrun.local_run(work, longrun.long_micro())
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return work, longrun.fingerprint(work), seconds

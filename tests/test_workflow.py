@@ -66,7 +66,13 @@ def test_duckdb_and_readme_queries(micro_run):
         assert rows is not None, name
     per_role = dict(con.execute(readme_queries()["rate per role"]).fetchall())
     assert set(per_role) == {"teacher", "baseline", "student", "hard_student"}
-    assert con.execute("SELECT count(DISTINCT git_commit) FROM runs").fetchone()[0] >= 0
+    # provenance: every model, and the database itself, records config hash, git commit and versions
+    runs = con.sql("SELECT what, config_hash, git_commit, versions FROM runs").pl()
+    models = {r[0] for r in con.execute("SELECT model FROM models").fetchall()}
+    assert models <= set(runs["what"]) and runs.height >= len(models) + 1
+    assert runs["config_hash"].null_count() == 0 and runs["config_hash"].str.len_chars().min() >= 12
+    assert all(len(c or "") == 40 for c in runs["git_commit"]), runs["git_commit"].to_list()  # the tests run in a git checkout
+    assert all('"torch": "2.13.0' in v and '"transformers"' in v for v in runs["versions"])
 
 
 def test_report_has_every_table_and_embedded_figures(micro_run):

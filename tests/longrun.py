@@ -1,0 +1,86 @@
+"""Helpers for the long tests (SLURM, faults): run the real Snakefile, and fingerprint what it produced.
+
+A fingerprint is a sha256 per per-sample parquet file and per DuckDB table, so two runs compare
+table by table. Columns that record *when* or *how fast* a run happened (wall clock, throughput,
+timestamps, the runs table) are left out: they differ by nature, and every other column must match.
+`train_loss` is left out too, because the HF Trainer averages it only over the steps since the last
+resume, so a resumed model reports a different mean for the same weights.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+from .conftest import MICRO, ROOT, write_cfg
+
+VOLATILE = {"train_seconds", "tokens_per_s", "finished_at", "started_at", "train_loss", "resumed_from_step", "wall_s", "seconds"}
+SKIP_TABLES = {"runs"}
+
+
+def long_micro() -> dict:
+    """The micro config with checkpoints every 4 optimizer steps, so a kill always has one to resume from."""
+    cfg = copy.deepcopy(MICRO)
+    for optim in (cfg["pretrain"]["optim"], cfg["finetune"]["teacher"], cfg["finetune"]["baseline"],
+                  cfg["distill"]["soft"]["optim"], cfg["distill"]["hard"]["optim"]):
+        optim["save_steps"] = 4
+    return cfg
+
+
+def env() -> dict[str, str]:
+    return {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "HF_HUB_OFFLINE": "1"}
+
+
+def snakemake_cmd(workdir: Path, *args: str) -> list[str]:
+    return [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"), "--directory", str(workdir), *args]
+
+
+def snakemake(workdir: Path, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:
+    return subprocess.run(snakemake_cmd(workdir, *args), capture_output=True, text=True, env=env(), timeout=timeout, cwd=workdir)
+
+
+def local_run(workdir: Path, cfg: dict) -> tuple[subprocess.CompletedProcess, float]:
+    cfg_path = write_cfg(cfg, workdir / "micro.yaml")
+    t0 = time.time()
+    proc = snakemake(workdir, "--configfile", str(cfg_path), "--cores", "2", "--profile", str(ROOT / "profiles" / "default"))
+    return proc, time.time() - t0
+
+
+def _frame_digest(df: pl.DataFrame) -> str:
+    df = df.drop([c for c in df.columns if c in VOLATILE])
+    df = df.select(sorted(df.columns))
+    flat = [c for c, t in df.schema.items() if not t.is_nested()]
+    df = df.sort(flat, nulls_last=True) if df.height and flat else df
+    return hashlib.sha256(df.write_ndjson().encode()).hexdigest()
+
+
+def fingerprint(workdir: Path) -> dict[str, str]:
+    """sha256 of every per-sample parquet (data, scores, predictions) and every DuckDB table's content."""
+    res = workdir / "results"
+    out: dict[str, str] = {}
+    for p in sorted(res.rglob("*.parquet")):
+        rel = p.relative_to(res).as_posix()
+        if "/checkpoints/" in rel or "/cache/" in rel:
+            continue
+        out[rel] = hashlib.sha256(p.read_bytes()).hexdigest()
+    con = duckdb.connect(str(res / "kdmem.duckdb"), read_only=True)
+    try:
+        tables = [r[0] for r in con.execute("SELECT table_name FROM information_schema.tables ORDER BY 1").fetchall()]
+        for t in tables:
+            if t not in SKIP_TABLES:
+                out[f"duckdb:{t}"] = _frame_digest(con.sql(f'SELECT * FROM "{t}"').pl())  # names from the catalogue
+    finally:
+        con.close()
+    return out
+
+
+def diff(a: dict[str, str], b: dict[str, str]) -> list[str]:
+    return sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
