@@ -1,5 +1,6 @@
 # Config -> target paths. No logic beyond naming: everything else lives in src/kdmem.
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -10,20 +11,6 @@ try:
     CFG = kconfig.validate(config)
 except KdmemError as _e:
     sys.exit(f"kdmem: {_e}")
-
-# A local run whose profile asks for GPUs must have them: one line now, not a CPU fallback hours later.
-if workflow.local_exec:
-    from kdmem import gpucheck
-
-    _asked = gpucheck.requested_gpus(
-        workflow.resource_settings.overwrite_resources, workflow.global_resources, workflow.resource_settings.default_resources
-    )
-    if _asked:
-        import torch
-
-        _msg = gpucheck.check(_asked, torch.cuda.is_available())
-        if _msg:
-            sys.exit(f"kdmem: {_msg}")
 
 R = CFG["results"]
 # The validated config with defaults, for the kdmem commands; rewritten only when it changes, so its
@@ -210,3 +197,26 @@ def metrics_files(wildcards, input):
 
 def output_folder(wildcards, output):
     return str(Path(output[0]).parent)
+
+
+def check_gpus():
+    """A local run whose profile asks for GPUs must have them: one line now, not a CPU fallback later.
+    Runs in onstart, once the executor is known: on SLURM the GPUs are on the nodes, and a dry run starts nothing."""
+    from kdmem import gpucheck
+
+    if not workflow.local_exec:
+        return
+    rs = workflow.resource_settings
+    asked = gpucheck.requested_gpus(rs.overwrite_resources, workflow.global_resources, rs.default_resources)
+    if asked:
+        import torch
+
+        msg = gpucheck.check(asked, torch.cuda.is_available())
+        if msg:
+            print(f"kdmem: {msg}", file=sys.stderr)
+            workflow.persistence.unlock()  # os._exit skips Snakemake's cleanup, which would leave the lock
+            os._exit(1)  # before any job; an exception here would print a traceback wall
+
+
+onstart:
+    check_gpus()

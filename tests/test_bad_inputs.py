@@ -281,6 +281,7 @@ def test_gpu_profile_on_a_machine_without_cuda_stops_before_any_job(tmp_path):
     assert len(lines) == 1 and "asks for GPUs" in lines[0] and "no CUDA device" in lines[0] and "profiles/default" in lines[0], lines
     assert "Traceback" not in proc.stderr
     assert not (tmp_path / "results" / "tiny").exists()
+    assert not any((tmp_path / ".snakemake" / "locks").glob("*"))  # the next run must not find a stale lock
 
 
 def test_gpu_requests_are_read_from_every_place_a_profile_puts_them():

@@ -3,7 +3,7 @@
 - kill -9 of each long stage (pretrain, fine-tune, cache, distill, score) at a random point inside
   its work; each rerun with the workstation profile (--rerun-incomplete) goes on, training resumes
   from its last checkpoint, and the final per-sample tables equal an uninterrupted run's.
-- disk full while the logit cache is written (a 64 KiB tmpfs): one clear line, nothing left behind.
+- disk full while the logit cache is written (a 16 KiB tmpfs): one clear line, nothing left behind.
 - two pipelines on one results/: Snakemake's lock refuses the second and says why.
 - a changed temperature reruns the student and what reads it, and nothing upstream.
 """
@@ -118,7 +118,7 @@ def test_kill9_each_long_stage_then_rerun_equals_uninterrupted(reference_run, tm
 def tmpfs(tmp_path):
     mnt = tmp_path / "small-disk"
     mnt.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mnt)], capture_output=True).returncode != 0:
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16k", "tmpfs", str(mnt)], capture_output=True).returncode != 0:
         pytest.skip("cannot mount a tmpfs here (needs root)")
     yield mnt
     subprocess.run(["umount", str(mnt)], check=False)

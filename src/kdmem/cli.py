@@ -10,6 +10,7 @@ import argparse
 import errno
 import logging
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -197,6 +198,20 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
+def _os_error_line(e: OSError, out: str | None) -> str:
+    # numpy reports a short write on a full disk as "N requested and M written", with no errno.
+    short_write = e.errno is None and "requested and" in str(e) and "written" in str(e)
+    if e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG) or short_write:
+        where = Path(out) if out else Path(e.filename or ".")
+        while not where.exists() and where != where.parent:
+            where = where.parent
+        free = shutil.disk_usage(where).free
+        return (f"No space left on device writing {out or e.filename} ({free // 1024} KiB free there); "
+                "free space, or point results: at a larger disk, and rerun")
+    where = f" ({e.filename})" if e.filename else ""
+    return f"{e.strerror or e}{where}; check the path and its permissions"
+
+
 def main(argv: list[str] | None = None) -> int:
     # Nothing in kdmem may reach a hub unless the user removes this on purpose.
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -204,7 +219,10 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     # stderr carries the one-line error; per-file "Loading weights" bars would bury it (training keeps its bar)
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    from kdmem.launch import distributed_argv
+
     ap = build_parser()
+    argv = argv if argv is not None else distributed_argv()
     args = ap.parse_args(argv)
     if getattr(args, "nproc", 0) > 1:
         from kdmem.launch import relaunch_distributed
@@ -223,11 +241,9 @@ def main(argv: list[str] | None = None) -> int:
         # A full disk or quota mid-write: the atomic writers have already removed their temporaries.
         if args.debug:
             raise
-        full = e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
-        where = f" ({e.filename})" if e.filename else ""
-        hint = "free space, or point results: at a larger disk, and rerun" if full else "check the path and its permissions"
-        log.error("%s%s", e.strerror or e, where, extra={"file_only": True})
-        print(f"kdmem {args.command}: error: {e.strerror or e}{where}; {hint}", file=sys.stderr)
+        line = _os_error_line(e, getattr(args, "out", None))
+        log.error("%s", line, extra={"file_only": True})
+        print(f"kdmem {args.command}: error: {line}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"kdmem {args.command}: interrupted", file=sys.stderr)

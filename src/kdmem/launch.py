@@ -9,6 +9,7 @@ Rank 0 alone writes the outputs; the global batch stays the config's (see traini
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 
@@ -21,11 +22,25 @@ def world_size() -> int:
     return int(os.environ.get("WORLD_SIZE", "1"))
 
 
+ARGV_ENV = "KDMEM_TORCHRUN_ARGV"
+
+
 def relaunch_distributed(nproc: int, argv: list[str]) -> None:
-    """exec torchrun with this same command line; a no-op when already inside torchrun."""
+    """exec torchrun running this same command; a no-op when already inside torchrun.
+
+    The command line travels in an environment variable, not after `-m kdmem.cli`: torchrun's
+    argparse scans every argument for its own options, so kdmem's --role or --log would be taken
+    (or refused as ambiguous) by torchrun itself.
+    """
     if in_distributed_run():
         return
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", "-m", "kdmem.cli", *argv]
+    os.environ[ARGV_ENV] = json.dumps(argv)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", "-m", "kdmem.cli"]
     sys.stdout.flush()
     sys.stderr.flush()
     os.execv(sys.executable, cmd)
+
+
+def distributed_argv() -> list[str] | None:
+    """Inside torchrun, the command line relaunch_distributed handed over."""
+    return json.loads(os.environ[ARGV_ENV]) if in_distributed_run() and ARGV_ENV in os.environ else None

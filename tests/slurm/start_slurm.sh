@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Start a single-node SLURM on localhost (munge, slurmctld, slurmd), for the local-SLURM test.
+# slurmctld starts with -c: no job state survives from an earlier run.
 # Debian's slurm-wlm 22.05. No systemd here, so every daemon starts by hand, detached with setsid.
 # The config goes to /etc/slurm/slurm.conf, the one path every SLURM command finds without SLURM_CONF
 # (the Snakemake plugin strips SLURM_* variables inside jobs, so srun there would not see SLURM_CONF).
@@ -60,7 +61,7 @@ NodeName=localnode NodeAddr=127.0.0.1 CPUs=$CPUS RealMemory=$MEM State=UNKNOWN
 PartitionName=debug Nodes=localnode Default=YES MaxTime=INFINITE State=UP
 CONF
 
-setsid slurmctld -D -i -f "$SLURM_CONF" >"$DIR/log/slurmctld.out" 2>&1 < /dev/null &
+setsid slurmctld -D -c -f "$SLURM_CONF" >"$DIR/log/slurmctld.out" 2>&1 < /dev/null &
 setsid slurmd -D -N localnode -f "$SLURM_CONF" >"$DIR/log/slurmd.out" 2>&1 < /dev/null &
 for _ in $(seq 60); do
   if sinfo -h -o '%T' 2>/dev/null | grep -q idle; then echo "slurm: up ($SLURM_CONF)"; exit 0; fi
