@@ -219,14 +219,12 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     # stderr carries the one-line error; per-file "Loading weights" bars would bury it (training keeps its bar)
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    from kdmem.launch import distributed_argv
+    from kdmem.launch import distributed_argv, relaunch_distributed
 
     ap = build_parser()
-    argv = argv if argv is not None else distributed_argv()
+    argv = argv if argv is not None else distributed_argv()  # inside torchrun: the relaunched command line
     args = ap.parse_args(argv)
     if getattr(args, "nproc", 0) > 1:
-        from kdmem.launch import relaunch_distributed
-
         relaunch_distributed(args.nproc, sys.argv[1:] if argv is None else argv)  # returns only inside torchrun
     _setup_logging(getattr(args, "log", None), args.debug)
     try:
