@@ -13,13 +13,29 @@ except KdmemError as _e:
     sys.exit(f"kdmem: {_e}")
 
 R = CFG["results"]
-# The validated config with defaults, for the kdmem commands; rewritten only when it changes, so its
-# mtime never triggers reruns (params carry the config sections each rule depends on).
+# The validated config with defaults, for the kdmem commands. It is written in onstart, which
+# Snakemake skips for a dry run, --lint and the jobs it runs on other nodes, so parsing the
+# Snakefile writes nothing; it is rewritten only when it changes, so its mtime never triggers
+# reruns (params carry the config sections each rule depends on).
 CONFIG_JSON = f"{R}/.kdmem/config.json"
-_cfg_text = json.dumps(CFG, indent=1, sort_keys=True)
-if not Path(CONFIG_JSON).is_file() or Path(CONFIG_JSON).read_text() != _cfg_text:
-    Path(CONFIG_JSON).parent.mkdir(parents=True, exist_ok=True)
-    Path(CONFIG_JSON).write_text(_cfg_text)
+
+# The rules call `kdmem` by name. Put the bin folder of the Python that runs this Snakefile (the
+# project's .venv for `make run` and `.venv/bin/snakemake`) first on PATH, so its kdmem is found
+# without an activated venv. Jobs inherit this PATH, SLURM's sbatch included (it exports the
+# submitting environment), and a `--sdm conda` job's activated env still goes in front of it.
+os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+
+
+def write_config_json():
+    text = json.dumps(CFG, indent=1, sort_keys=True)
+    path = Path(CONFIG_JSON)
+    if path.is_file() and path.read_text() == text:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
 
 FAMILIES = list(CFG["families"])
 DATASETS = list(CFG["datasets"])
@@ -99,6 +115,14 @@ def finetune_base(wildcards):
 
 def finetune_base_input(wildcards):
     return base_input(wildcards.family, "teacher" if wildcards.role == "teacher" else "small")
+
+
+def both_bases_input(wildcards):
+    return base_input(wildcards.family, "teacher") + base_input(wildcards.family, "small")
+
+
+def teacher_base(wildcards):
+    return base_of(wildcards.family, "teacher")
 
 
 def small_base(wildcards):
@@ -184,6 +208,7 @@ def db_inputs():
     return {
         "samples": [f"{R}/{f}/{d}/data/{s}.parquet" for f in FAMILIES for d in DATASETS for s in SPLITS],
         "models": [f"{R}/{f}/{d}/models/{m}" for f in FAMILIES for d in DATASETS for m in model_names(f)],
+        "bases": pair_files("{R}/{f}/{d}/bases.json"),
         "scores": score_targets(),
         "trials": pair_files("{R}/{f}/{d}/analysis/classifier_trials.parquet"),
         "coefficients": pair_files("{R}/{f}/{d}/analysis/classifier_coefficients.parquet"),
@@ -220,3 +245,4 @@ def check_gpus():
 
 onstart:
     check_gpus()
+    write_config_json()

@@ -15,45 +15,19 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-MICRO = {
-    "results": "results",
-    "seed": 0,
-    "datasets": {
-        "wiki": {
-            "source": "local",
-            "path": str(CORPUS),
-            "text_field": "text",
-            "id_field": "doc_id",
-            "min_chars": 200,
-            "seq_len": 32,
-            "n_train": 48,
-            "n_val": 16,
-            "val_frac": 0.1,
-            "pretrain_frac": 0.5,
-            "exposures": [{"count": 1, "share": 0.5}, {"count": 8, "share": 0.5}],
-        }
-    },
-    "families": {
-        "tiny": {
-            "tokenizer": {"train": {"vocab_size": 512}},
-            "teacher": {"init": "scratch", "arch": {"hidden_size": 64, "num_layers": 2, "num_heads": 2, "intermediate_size": 128}},
-            "small": {"init": "scratch", "arch": {"hidden_size": 32, "num_layers": 1, "num_heads": 2, "intermediate_size": 64}},
-        }
-    },
-    "pretrain": {"dataset": "wiki", "max_tokens": 8000, "optim": {"lr": 3e-3, "epochs": 1, "batch_size": 16, "save_steps": 1000}},
-    "finetune": {
-        "teacher": {"lr": 3e-3, "epochs": 3, "batch_size": 16},
-        "baseline": {"lr": 3e-3, "epochs": 3, "batch_size": 16},
-    },
-    "baseline_seeds": [0, 1],
-    "distill": {
-        "soft": {"temperatures": [2.0], "top_k": 8, "optim": {"lr": 3e-3, "epochs": 3, "batch_size": 16}},
-        "hard": {"prefix_len": 16, "optim": {"lr": 3e-3, "epochs": 3, "batch_size": 16}},
-    },
-    "memorization": {"prefix_len": 16, "suffix_len": 16, "batch_size": 32},
-    "classifier": {"trials": 5, "min_positives": 2},
-    "analysis": {"bootstrap": 50},
-}
+MICRO_YAML = ROOT / "tests" / "micro.yaml"
+
+
+def load_micro() -> dict:
+    """tests/micro.yaml, as the suite runs it: in a temporary working directory, so results go to its
+    results/ and the corpus is named by absolute path."""
+    cfg = yaml.safe_load(MICRO_YAML.read_text())
+    cfg["results"] = "results"
+    cfg["datasets"]["wiki"]["path"] = str(CORPUS)
+    return cfg
+
+
+MICRO = load_micro()
 
 
 @pytest.fixture

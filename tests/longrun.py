@@ -35,8 +35,14 @@ def long_micro() -> dict:
     return cfg
 
 
+PLAIN_PATH = "/usr/local/bin:/usr/bin:/bin"
+
+
 def env() -> dict[str, str]:
-    return {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "HF_HUB_OFFLINE": "1"}
+    """The environment a pipeline under test runs in: a plain PATH with no venv on it, so the pipeline
+    must find its own kdmem (rules/common.smk puts the running Python's bin folder first), exactly as
+    `make run` from a fresh clone in a plain shell does. The harness never fixes PATH for it."""
+    return {**os.environ, "PATH": PLAIN_PATH, "HF_HUB_OFFLINE": "1"}
 
 
 def snakemake_cmd(workdir: Path, *args: str) -> list[str]:

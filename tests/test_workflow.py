@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -12,13 +11,12 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from . import longrun
 from .conftest import ROOT, write_cfg
 
 
 def _snakemake(workdir: Path, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "HF_HUB_OFFLINE": "1"}
-    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"), "--directory", str(workdir), *args]
-    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout, cwd=workdir)
+    return longrun.snakemake(workdir, *args, timeout=timeout)
 
 
 @pytest.fixture(scope="module")
@@ -114,3 +112,22 @@ def test_bad_config_stops_the_dag_with_one_line(tmp_path):
     assert lines == ["kdmem: config: memorization.prefix_len + suffix_len = 40 exceeds datasets.wiki.seq_len = 32; shorten the window or lengthen the samples"]
     assert "Traceback" not in proc.stderr
     assert not (tmp_path / "results" / "tiny").exists()
+
+
+def _git_status() -> str:
+    return subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"], cwd=ROOT, capture_output=True,
+                          text=True, check=True).stdout
+
+
+def test_dry_runs_and_lint_write_nothing_into_the_repository():
+    """Dry-running every shipped config, and --lint, in the repository itself leaves git status as it was."""
+    configs = [ROOT / "config.yaml", *sorted((ROOT / "configs").rglob("*.yaml")), ROOT / "tests" / "micro.yaml"]
+    before = _git_status()
+    for cfg in configs:
+        proc = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--cores", "1", "--configfile", str(cfg)],
+                              cwd=ROOT, env=longrun.env(), capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, (cfg.name, proc.stderr[-2000:])
+        assert "Job stats" in proc.stdout + proc.stderr or "Nothing to be done" in proc.stdout + proc.stderr, cfg.name
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "--lint", "--cores", "1"], cwd=ROOT, env=longrun.env(),
+                          capture_output=True, text=True, timeout=120)
+    assert _git_status() == before
