@@ -1,4 +1,4 @@
-# Stage 1, data preparation: corpus -> tokenizer -> fixed-length samples (PAPER.md "Data").
+# Stage 1, data preparation: corpus -> tokenizer -> fixed-length samples (docs/protocol.md "Data").
 
 
 rule tokenizer:

@@ -1,4 +1,4 @@
-"""Analyses of the paper (PAPER.md "Overlaps", "Entropy vs log-probability", "Soft vs hard",
+"""Analyses of the paper (docs/protocol.md "Overlaps", "Entropy vs log-probability", "Soft vs hard",
 "Predicting memorization", removal), computed in SQL on the DuckDB store, plus the findings table
 with bootstrap CIs over samples (and over seeds, for the baseline).
 
@@ -15,7 +15,7 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-PAPER_RATES = {  # Pythia / FineWeb, in % (PAPER.md headline table)
+PAPER_RATES = {  # Pythia / FineWeb, in % (docs/protocol.md headline table)
     "teacher": 0.33, "baseline": 0.17, "student": 0.07, "hard_student": 0.07,
 }
 

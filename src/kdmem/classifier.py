@@ -1,4 +1,4 @@
-"""Predicting memorization before distillation (PAPER.md "Predicting memorization").
+"""Predicting memorization before distillation (docs/protocol.md "Predicting memorization").
 
 Features per training sample: teacher perplexity, baseline perplexity, KL(teacher || baseline)
 (per-token mean, the baseline's kl_to_teacher) and zlib bytes of the memorization window. A

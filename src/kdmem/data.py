@@ -1,4 +1,4 @@
-"""Data preparation (PAPER.md "Data"): documents -> fixed-length token samples with stable ids.
+"""Data preparation (docs/protocol.md "Data"): documents -> fixed-length token samples with stable ids.
 
 - Documents are split by document, never by sample, into validation, pretraining (scratch
   families only) and the D pool, so no text leaks between them. The split key is a hash of

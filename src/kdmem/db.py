@@ -1,4 +1,4 @@
-"""The DuckDB store (PAPER.md, all tables): every per-sample result in one file, with views.
+"""The DuckDB store (docs/protocol.md, all tables): every per-sample result in one file, with views.
 
 `build` reads every parquet and JSON output into a fresh database file next to the target, then
 renames it over the target, so a reader never sees a half-built database and a reader holding the

@@ -1,4 +1,4 @@
-"""Hard (sequence-level) KD data (PAPER.md "Soft vs hard distillation").
+"""Hard (sequence-level) KD data (docs/protocol.md "Soft vs hard distillation").
 
 The fine-tuned teacher gets each training sample's first `prefix_len` tokens and greedily generates
 up to `seq_len`; the hard student trains with CE on these sequences. All prompts have the same

@@ -1,4 +1,4 @@
-"""Distillation losses (PAPER.md "Roles"): forward KL(teacher || student) at temperature T, x T^2.
+"""Distillation losses (docs/protocol.md "Roles"): forward KL(teacher || student) at temperature T, x T^2.
 
 The teacher comes either as a top-k cache (k log-probs + the tail mass) or as dense logits. With a
 cache, the teacher's tail mass is spread uniformly over the V - k ids outside its top k

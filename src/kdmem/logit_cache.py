@@ -1,4 +1,4 @@
-"""Teacher logit cache (PAPER.md "Roles": the student learns from the teacher's softened distribution).
+"""Teacher logit cache (docs/protocol.md "Roles": the student learns from the teacher's softened distribution).
 
 One pass of the fine-tuned teacher over every training sample stores, per predicted position
 (positions 0..seq_len-2, each predicting the next token):

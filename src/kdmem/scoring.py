@@ -1,4 +1,4 @@
-"""Memorization scoring (PAPER.md "Memorization"): every sample of every model, one row each.
+"""Memorization scoring (docs/protocol.md "Memorization"): every sample of every model, one row each.
 
 Discoverable exact memorization: given the first P = prefix_len tokens, the model greedily decodes
 S = suffix_len tokens; the sample is memorized iff they equal tokens P..P+S-1 exactly.
