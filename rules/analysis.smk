@@ -91,6 +91,7 @@ rule build_db:
         "../envs/kdmem.yaml"
     shell:
         "kdmem build-db --config {params.cfg} --out {output} --samples {input.samples} --models {params.metrics}"
+        " --bases {input.bases}"
         " --scores {input.scores} --trials {input.trials} --coefficients {input.coefficients}"
         " --predictions {input.predictions} --primary {params.primary} --log {log}"
 

@@ -36,3 +36,37 @@ def test_audit_scores_new_data_and_is_injection_safe(tmp_path, micro_tokenizer, 
     con = duckdb.connect(str(dbp), read_only=True)
     assert con.execute("SELECT count(*) FROM audit").fetchone()[0] == risk.height
     assert con.execute("SELECT count(*) FROM audit WHERE text LIKE ?", ["%DROP TABLE audit%"]).fetchone()[0] >= 1
+
+
+def test_audit_features_equal_the_pipelines_on_the_same_samples(tmp_path, micro_tokenizer):
+    """One definition of each classifier feature: the audit's KL(teacher || baseline) is the scorer's
+    kl_to_teacher from the T = 1 top-k cache (top-k + tail buckets), and the perplexities and zlib agree."""
+    from kdmem import audit as kaudit
+    from kdmem.logit_cache import CacheReader, write_cache
+    from kdmem.models import load_model, pick_device
+    from kdmem.scoring import score_samples
+    from kdmem.tokenizer import load_tokenizer
+
+    from .helpers import micro_samples
+
+    tok = load_tokenizer(str(micro_tokenizer))
+    teacher_dir = tiny_model_dir(tmp_path / "t", micro_tokenizer, hidden=48, seed=1)
+    baseline_dir = tiny_model_dir(tmp_path / "b", micro_tokenizer, hidden=32, seed=2)
+    teacher, baseline = load_model(str(teacher_dir)), load_model(str(baseline_dir))
+    train, _ = micro_samples(MICRO, micro_tokenizer)
+    train = train.head(20)
+    dev, vocab, k = pick_device("cpu"), len(tok), 8
+    write_cache(teacher, dev, train, vocab, 1.0, k, tmp_path / "cache", meta={})
+    cache = CacheReader(tmp_path / "cache", {"temperature": 1.0})
+    scored_b = score_samples(baseline, tok, dev, train, vocab, 16, 16, frac=False, cache=cache)
+    scored_t = score_samples(teacher, tok, dev, train, vocab, 16, 16, frac=False)
+    feats = kaudit.features(teacher, baseline, dev, train, vocab, 32, tok, top_k=k).sort("sample_id")
+    scored_b, scored_t = scored_b.sort("sample_id"), scored_t.sort("sample_id")
+    assert feats["sample_id"].to_list() == scored_b["sample_id"].to_list()
+    for ours, theirs in (("kl_teacher_baseline", scored_b["kl_to_teacher"]), ("baseline_ppl", scored_b["ppl"]),
+                         ("teacher_ppl", scored_t["ppl"])):
+        diff = (feats[ours] - theirs).abs().max()
+        assert diff < 1e-4 * float(theirs.abs().max()), (ours, diff)
+    assert feats["zlib"].to_list() == scored_b["zlib"].to_list()
+    # the full-vocabulary KL the audit used to compute is a different quantity: the check above can fail
+    assert float(feats["kl_teacher_baseline"].min()) > 0

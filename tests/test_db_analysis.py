@@ -126,14 +126,16 @@ def test_corrupt_parquet_is_one_line_and_old_db_survives(built):
 def test_findings_on_known_sets(built):
     out, _ = built
     con = duckdb.connect(str(out), read_only=True)
-    clf = {"status": "ok", "auc_mean": 0.95, "auc_std": 0.01, "n_predicted": 5}
+    clf = {"status": "ok", "auc_mean": 0.95, "auc_std": 0.01, "n_predicted": 5, "trial_aucs": [0.9, 0.93, 0.95, 0.97, 1.0]}
     rows = {f["id"]: f for f in analysis.findings(con, "fam", "ds", clf, 200, 0)}
     assert rows["F6"]["verdict"] == "reproduced"
-    assert rows["F2"]["value"] == pytest.approx(0.0)  # teacher 20 vs baseline 20
-    assert rows["F2"]["verdict"] == "not reproduced"
+    assert rows["F6"]["ci"] == pytest.approx((np.percentile(clf["trial_aucs"], 2.5), np.percentile(clf["trial_aucs"], 97.5)))
+    assert rows["F2"]["value"] == pytest.approx((20 - 18) / 40)  # teacher 20 vs the baseline seed mean (20 + 16) / 2
+    assert rows["F2"]["verdict"] == "not reproduced"  # 2 samples of 40: the CI spans 0
     assert rows["F3"]["value"] == pytest.approx(6 / 7)
     assert rows["F8"]["value"] == 3
-    assert rows["F7"]["value"] == pytest.approx(1 - 2 / 20)
+    assert rows["F7"]["value"] == pytest.approx(1 - 2 / 7)  # against the student on D (7), not the baseline (20)
+    assert rows["F7"]["verdict"].startswith("not reproduced") and "baseline on D 20" in rows["F7"]["verdict"]
     none = {f["id"]: f for f in analysis.findings(con, "fam", "ds", None, 50, 0)}
     assert none["F6"]["verdict"].startswith("not computed")
     assert none["F7"]["verdict"].startswith("not computed: the classifier removed no sample")
@@ -199,3 +201,30 @@ def test_rebuild_under_an_open_reader_keeps_both_consistent(built):
     assert fresh.execute("SELECT count(*) FROM scores").fetchone()[0] == before
     reader.close()
     fresh.close()
+
+
+@pytest.mark.parametrize("name", ["F1", "F2"])
+def test_seed_mean_findings_lie_inside_their_ci(built, name):
+    out, _ = built
+    con = duckdb.connect(str(out), read_only=True)
+    f = {r["id"]: r for r in analysis.findings(con, "fam", "ds", None, 400, 0)}[name]
+    lo, hi = f["ci"]
+    assert lo <= f["value"] <= hi, f
+
+
+def test_f7_fails_when_the_cleaned_student_equals_the_full_d_student(tmp_path):
+    """Removal that changes nothing must not pass F7, however much less than the baseline the student memorizes."""
+    SETS_SAVED = dict(SETS)
+    try:
+        SETS["student-T2.0-s0-cleaned"] = set(SETS["student-T2.0-s0"])
+        files = make_world(tmp_path)
+    finally:
+        SETS.clear()
+        SETS.update(SETS_SAVED)
+    out = tmp_path / "x.duckdb"
+    db.build(out, **files, primary={"models": ["teacher-s0", "baseline-s0", "student-T2.0-s0", "hard_student-s0", "student-T2.0-s0-cleaned"]})
+    con = duckdb.connect(str(out), read_only=True)
+    clf = {"status": "ok", "auc_mean": 0.95, "n_predicted": 5, "trial_aucs": [0.95]}
+    f7 = {r["id"]: r for r in analysis.findings(con, "fam", "ds", clf, 200, 0)}["F7"]
+    assert f7["value"] == pytest.approx(0.0)
+    assert f7["verdict"].startswith("not reproduced")

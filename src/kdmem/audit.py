@@ -19,6 +19,7 @@ from kdmem.classifier import predict
 from kdmem.corpus import Doc, read_docs
 from kdmem.data import chunk
 from kdmem.errors import KdmemError
+from kdmem.kd import bucket_kl, stored_topk
 from kdmem.scoring import zlib_bytes
 
 
@@ -47,7 +48,10 @@ def load_audit_samples(path: str | Path, tok, seq_len: int, text_field: str = "t
 
 
 @torch.inference_mode()
-def features(teacher, baseline, dev, samples: pl.DataFrame, vocab: int, window: int, tok, batch_size: int = 32) -> pl.DataFrame:
+def features(teacher, baseline, dev, samples: pl.DataFrame, vocab: int, window: int, tok, top_k: int, batch_size: int = 32) -> pl.DataFrame:
+    """The classifier's features on new samples, each defined exactly as the pipeline defines it:
+    perplexities over every position, zlib of the memorization window, and KL(teacher || baseline)
+    over the teacher's top-k + tail buckets at T = 1 (kd.bucket_kl, as in scoring's kl_to_teacher)."""
     teacher.to(dev.device).eval()
     baseline.to(dev.device).eval()
     cols: dict[str, list] = {"teacher_ppl": [], "baseline_ppl": [], "kl_teacher_baseline": []}
@@ -60,7 +64,10 @@ def features(teacher, baseline, dev, samples: pl.DataFrame, vocab: int, window: 
         y = x[:, 1:].unsqueeze(-1)
         cols["teacher_ppl"] += torch.exp(-pt.gather(-1, y).squeeze(-1).mean(-1)).tolist()
         cols["baseline_ppl"] += torch.exp(-pb.gather(-1, y).squeeze(-1).mean(-1)).tolist()
-        cols["kl_teacher_baseline"] += (pt.exp() * (pt - pb)).sum(-1).mean(-1).tolist()
+        b, n1 = x.shape[0], x.shape[1] - 1
+        ids, t_logp, t_tail = stored_topk(lt.reshape(-1, vocab), 1.0, top_k)
+        logq_k = pb.reshape(-1, vocab).gather(-1, ids)
+        cols["kl_teacher_baseline"] += bucket_kl(t_logp, t_tail, logq_k).reshape(b, n1).mean(-1).tolist()
     windows = tok.batch_decode([ids[:window] for ids in samples["input_ids"].to_list()])
     return samples.with_columns(**{k: pl.Series(v, dtype=pl.Float64) for k, v in cols.items()},
                                 zlib=pl.Series([zlib_bytes(w) for w in windows], dtype=pl.Int64))

@@ -81,7 +81,9 @@ def run(df: pl.DataFrame, cfg: dict, seed: int = 0) -> dict:
     tr = pl.DataFrame(trials)
     metrics = {f"{m}_{s}": float(getattr(tr[m], s)()) for m in ("auc", "precision", "recall") for s in ("mean", "std")}
     coefs = [{"feature": f, "coefficient": w} for f, w in zip(FEATURES, model["coef"], strict=True)]
-    return {**base, "status": "ok", **metrics, "trials": trials, "coefficients": coefs, "model": model, "roc": roc}
+    aucs = [t["auc"] for t in trials]
+    metrics["auc_p2.5"], metrics["auc_p97.5"] = (float(np.nanpercentile(aucs, q)) for q in (2.5, 97.5))
+    return {**base, "status": "ok", **metrics, "trial_aucs": aucs, "trials": trials, "coefficients": coefs, "model": model, "roc": roc}
 
 
 def predict(model: dict | None, df: pl.DataFrame) -> pl.DataFrame:

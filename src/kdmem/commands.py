@@ -125,6 +125,42 @@ def cmd_finetune(args: argparse.Namespace) -> None:
     )
 
 
+def cmd_export_bases(args: argparse.Namespace) -> None:
+    from kdmem import bases
+
+    cfg = kconfig.load(args.config)
+    _family(cfg, args.family)
+    root = Path(args.results) / args.family
+    files = bases.export(args.family, cfg, root / "tokenizer", root / "base" / "teacher", root / "base" / "small", Path(args.out),
+                         root / "pretrain" / "data_stats.json")
+    for name, sha in sorted(files.items()):
+        print(f"{sha}  {name}")
+
+
+def cmd_evaluate_bases(args: argparse.Namespace) -> None:
+    from kdmem.data import read_samples
+    from kdmem.io import read_json
+    from kdmem.models import evaluate_loss, n_params, pick_device
+    from kdmem.tokenizer import load_tokenizer
+
+    cfg = kconfig.load(args.config)
+    tok = load_tokenizer(args.tokenizer)
+    val = read_samples(args.val)
+    dev = pick_device(cfg["device"])
+    bases = []
+    for size, path in (("teacher", args.teacher_base), ("small", args.small_base)):
+        model, vocab = _load(cfg, args.family, size, path, tok, f"{args.family}/base-{size}")
+        bases.append({"model": f"base-{size}", "size": size, "checkpoint": path, "n_params": n_params(model),
+                      **evaluate_loss(model, val, vocab, dev)})
+        del model
+    stats = read_json(args.stats)
+    out = {"family": args.family, "dataset": args.dataset, "unigram_val_ce": stats.get("val_unigram_ce"),
+           "unigram_reference": stats.get("unigram_reference"), "bases": bases}
+    write_json(out, args.out)
+    log.info("bases on %s/%s validation: %s; unigram %.3f", args.family, args.dataset,
+             {b["model"]: round(b["val_loss"], 3) for b in bases}, out["unigram_val_ce"] or float("nan"))
+
+
 def teacher_identity(teacher_dir: str, tok) -> dict:
     from kdmem.models import fingerprint
     from kdmem.tokenizer import vocab_fingerprint
@@ -205,6 +241,7 @@ def cmd_distill(args: argparse.Namespace) -> None:
             if args.teacher:  # with a cache, --teacher only proves the cache came from this teacher
                 expect.update(teacher_identity(args.teacher, tok))
             cache, mode = CacheReader(args.cache, expect), "cache"
+            meta["cache_top_k"], meta["cache_mean_tail_mass"] = soft["top_k"], cache.meta.get("mean_tail_mass")
         else:
             teacher, _ = _load(cfg, args.family, "teacher", args.teacher, tok, f"{args.family}/teacher")
             mode = "online"
@@ -299,7 +336,7 @@ def cmd_build_db(args: argparse.Namespace) -> None:
     cfg = kconfig.load(args.config)
     db.build(
         args.out, samples=args.samples, models=args.models, scores=args.scores, trials=args.trials or [],
-        coefficients=args.coefficients or [], predictions=args.predictions or [],
+        coefficients=args.coefficients or [], predictions=args.predictions or [], bases=args.bases or [],
         primary={"models": args.primary or []}, run=record(cfg),
     )
 
@@ -346,7 +383,8 @@ def cmd_audit(args: argparse.Namespace) -> None:
     vocab = shared_vocab(teacher, tok, "teacher")
     shared_vocab(baseline, tok, "baseline")
     samples = kaudit.load_audit_samples(args.data, tok, args.seq_len, args.text_field)
-    feats = kaudit.features(teacher, baseline, pick_device(cfg["device"]), samples, vocab, mem["prefix_len"] + mem["suffix_len"], tok)
+    feats = kaudit.features(teacher, baseline, pick_device(cfg["device"]), samples, vocab, mem["prefix_len"] + mem["suffix_len"], tok,
+                            cfg["distill"]["soft"]["top_k"])
     risk = kaudit.audit(feats, clf.get("model"))
     write_parquet(risk, args.out)
     from kdmem.io import atomic_path

@@ -109,6 +109,18 @@ def exposure_counts(n: int, profile: list[dict], rng: np.random.Generator) -> li
     return counts[rng.permutation(n)].tolist()
 
 
+def unigram_ce(ref_docs: list[Doc], val: pl.DataFrame, tok) -> float:
+    """Cross-entropy (nats/token) of the validation samples' predicted tokens (positions 1..L-1, as
+    val_loss counts them) under a unigram model of the reference documents' tokens, add-one smoothed
+    over the vocabulary. A base that is a language model must beat it by a wide margin."""
+    counts = np.ones(len(tok), dtype=np.float64)
+    for ids in tok([d.text for d in ref_docs], add_special_tokens=False)["input_ids"]:
+        np.add.at(counts, np.asarray(ids, dtype=np.int64), 1)
+    logp = np.log(counts / counts.sum())
+    targets = np.asarray(val["input_ids"].to_list(), dtype=np.int64)[:, 1:]
+    return float(-logp[targets].mean())
+
+
 def prepare(cfg: dict, dataset: str, tok, with_pretrain: bool = False, cache_dir=None) -> dict[str, pl.DataFrame | dict]:
     """Build train/val (and the pretraining split) for one dataset and tokenizer."""
     t0 = time.time()
@@ -133,6 +145,8 @@ def prepare(cfg: dict, dataset: str, tok, with_pretrain: bool = False, cache_dir
     train = _frame([train_rows[i] for i in order], tok, [exposures[i] for i in order])
     val = _frame(val_rows, tok)
     out: dict = {"train": train, "val": val}
+    # The unigram reference: the pretraining documents when the config carves them out, else D's pool.
+    ref = split.pretrain or split.train
     if with_pretrain:
         pre_pool = chunk(split.pretrain, tok, dataset, ds["seq_len"], drops)
         cap = max(1, cfg["pretrain"]["max_tokens"] // ds["seq_len"])
@@ -152,6 +166,8 @@ def prepare(cfg: dict, dataset: str, tok, with_pretrain: bool = False, cache_dir
         "tokens": {k: v.height * ds["seq_len"] for k, v in out.items() if isinstance(v, pl.DataFrame)},
         "exposures_per_epoch": dict(sorted(Counter(exposures).items())),
         "train_tokens_per_epoch": int(sum(exposures)) * ds["seq_len"],
+        "val_unigram_ce": unigram_ce(ref, val, tok),
+        "unigram_reference": "pretrain" if split.pretrain else "train_pool",
         "seconds": round(time.time() - t0, 3),
     }
     log.info("prepared %s: %s", dataset, out["stats"])

@@ -5,7 +5,7 @@ renames it over the target, so a reader never sees a half-built database and a r
 old file keeps a consistent snapshot. Rebuilding from the same inputs gives the same table content.
 All values reach SQL as parameters or as file lists handed to read_parquet; nothing is pasted.
 
-Tables: samples, models, scores, classifier_trials, classifier_coefficients, predictions, runs.
+Tables: samples, models, bases, scores, classifier_trials, classifier_coefficients, predictions, runs.
 Views: memorization_rates, overlaps, inheritance, removal, utility.
 """
 
@@ -70,9 +70,18 @@ VIEWS = {
             count(*) FILTER (WHERE student_cleaned AND NOT student) AS new_in_cleaned,
             count(*) FILTER (WHERE student_cleaned AND student) AS kept_in_cleaned
         FROM "overlaps" GROUP BY family, dataset""",
+    # Every model's validation loss, beside its starting checkpoint's and a unigram model's, so a reader
+    # sees whether the bases are language models and whether training kept or lost utility.
     "utility": """
-        SELECT model, family, dataset, role, seed, temperature, data_variant, n_params, val_loss, val_ppl, tokens_per_s
-        FROM models ORDER BY family, dataset, role, seed, temperature""",
+        SELECT model, family, dataset, role, seed, temperature, data_variant, n_params, val_loss, val_ppl, tokens_per_s,
+               cache_mean_tail_mass, 2 AS sort_key
+        FROM models
+        UNION ALL
+        SELECT model, family, dataset, 'base' AS role, NULL, NULL, size, n_params, val_loss, val_ppl, NULL, NULL, 1 FROM bases
+        UNION ALL
+        SELECT DISTINCT 'unigram' AS model, family, dataset, 'reference' AS role, NULL, NULL, unigram_reference, NULL,
+               unigram_val_ce, exp(unigram_val_ce), NULL, NULL, 0 FROM bases
+        ORDER BY family, dataset, sort_key, role, seed, temperature, model""",
 }
 
 
@@ -96,7 +105,8 @@ def _read_parquets(con, table: str, files: list[str], order: str) -> None:
 
 def build(
     out: str | Path, *, samples: list[str], models: list[str], scores: list[str], trials: list[str] = (),
-    coefficients: list[str] = (), predictions: list[str] = (), primary: dict | None = None, run: dict | None = None,
+    coefficients: list[str] = (), predictions: list[str] = (), bases: list[str] = (), primary: dict | None = None,
+    run: dict | None = None,
 ) -> None:
     """Build the database at `out` atomically from the pipeline's outputs (lists of files)."""
     out = Path(out)
@@ -135,20 +145,34 @@ def build(
                          m.get("data_variant", "full"), m.get("n_params"), m.get("val_loss"), m.get("val_ppl"),
                          m.get("tokens_per_s"), m.get("train_seconds"), m.get("steps"), m.get("fingerprint"),
                          m.get("config_hash"), m.get("git_commit"), json.dumps(m.get("versions", {}), sort_keys=True),
-                         m.get("started_at"), m.get("finished_at"), name in (primary or {}).get("models", [name])))
+                         m.get("started_at"), m.get("finished_at"), name in (primary or {}).get("models", [name]),
+                         m.get("cache_mean_tail_mass")))
         con.execute(
             """CREATE TABLE models (model VARCHAR, family VARCHAR, dataset VARCHAR, role VARCHAR, seed BIGINT,
                temperature DOUBLE, data_variant VARCHAR, n_params BIGINT, val_loss DOUBLE, val_ppl DOUBLE,
                tokens_per_s DOUBLE, train_seconds DOUBLE, steps BIGINT, fingerprint VARCHAR, config_hash VARCHAR,
-               git_commit VARCHAR, versions VARCHAR, started_at VARCHAR, finished_at VARCHAR, is_primary BOOLEAN)"""
+               git_commit VARCHAR, versions VARCHAR, started_at VARCHAR, finished_at VARCHAR, is_primary BOOLEAN,
+               cache_mean_tail_mass DOUBLE)"""
         )
         if rows:
-            con.executemany("INSERT INTO models VALUES (" + ",".join(["?"] * 20) + ")", sorted(rows, key=lambda r: (r[1], r[2], r[0])))
+            con.executemany("INSERT INTO models VALUES (" + ",".join(["?"] * 21) + ")", sorted(rows, key=lambda r: (r[1], r[2], r[0])))
         for table, files, order in (("classifier_trials", trials, "family, dataset, trial"),
                                     ("classifier_coefficients", coefficients, "family, dataset, feature"),
                                     ("predictions", predictions, "family, dataset, sample_id")):
             if files:
                 _read_parquets(con, table, list(files), order)
+        # The starting checkpoints and the unigram reference, on the same validation samples as every model.
+        base_rows = []
+        for f in bases:
+            b = json.loads(Path(f).read_text())
+            base_rows += [(b["family"], b["dataset"], r["model"], r["size"], r["checkpoint"], r["n_params"], r["val_loss"],
+                           r["val_ppl"], b.get("unigram_val_ce"), b.get("unigram_reference")) for r in b["bases"]]
+        con.execute(
+            """CREATE TABLE bases (family VARCHAR, dataset VARCHAR, model VARCHAR, size VARCHAR, checkpoint VARCHAR,
+               n_params BIGINT, val_loss DOUBLE, val_ppl DOUBLE, unigram_val_ce DOUBLE, unigram_reference VARCHAR)"""
+        )
+        if base_rows:
+            con.executemany("INSERT INTO bases VALUES (" + ",".join(["?"] * 10) + ")", sorted(base_rows))
         con.execute(
             """CREATE TABLE runs AS SELECT model AS what, config_hash, git_commit, versions, started_at, finished_at
                FROM models ORDER BY what"""

@@ -94,3 +94,22 @@ def teacher_topk(teacher_logits: torch.Tensor, temperature: float, k: int) -> tu
     vals, ids = logp.topk(k, dim=-1)
     tail = (1 - vals.exp().sum(-1)).clamp_min(0)
     return ids, vals, tail
+
+
+def stored_topk(teacher_logits: torch.Tensor, temperature: float, k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """teacher_topk as the logit cache stores it: log-probs and tail mass rounded to float16 and read
+    back as float32. The audit uses this so its features equal the pipeline's to the last bit."""
+    ids, vals, tail = teacher_topk(teacher_logits, temperature, k)
+    return ids, vals.half().float(), tail.half().float()
+
+
+def bucket_kl(t_logp_k: torch.Tensor, t_tail: torch.Tensor, logq_k: torch.Tensor) -> torch.Tensor:
+    """Per-row KL(teacher || model) over the teacher's top-k ids plus one tail bucket.
+
+    t_logp_k (N, k) and t_tail (N,): the teacher's cached log-probs and tail mass; logq_k (N, k): the
+    model's log-probs at the same ids. The one definition of the classifier's KL feature, used by
+    scoring (kl_to_teacher, from the T = 1 cache) and by `kdmem audit` (from live logits)."""
+    lp_t = _with_tail(t_logp_k, t_tail)
+    lq = _with_tail(logq_k)
+    p_t = lp_t.exp()
+    return (torch.xlogy(p_t, p_t) - p_t * lq).sum(-1)

@@ -5,7 +5,8 @@ One pass of the fine-tuned teacher over every training sample stores, per predic
   topk_ids   (n, L-1, k)  uint16 when vocab <= 65,536, else int32
   topk_logp  (n, L-1, k)  float16 log-probs at temperature T
   tail       (n, L-1)     float16 mass outside the top k, at T
-That is 4k + 2 bytes per position (122 B at k = 30). Values depend on T, so each cache is valid for
+That is 4k + 2 bytes per position (122 B at k = 30). meta.json also records the mean tail mass: the
+share of the teacher's distribution at T that the top k leave out, averaged over every position. Values depend on T, so each cache is valid for
 one temperature, recorded in its metadata.
 
 Format: a folder with meta.json (teacher fingerprint, tokenizer fingerprint, k, T, seq_len, vocab,
@@ -42,6 +43,7 @@ def write_cache(
     model.to(dev.device).eval()
     with atomic_path(out_dir, is_dir=True) as tmp:
         shards = []
+        tail_sum = 0.0  # the mean tail mass says how much of the teacher's distribution a top-k cache leaves out
         for s0 in range(0, n, shard_size):
             part = samples.slice(s0, shard_size)
             arrs = {
@@ -58,6 +60,7 @@ def write_cache(
                 arrs["topk_ids"][b0 : b0 + b] = ids.reshape(b, seq_len - 1, k).cpu().numpy().astype(ids_dtype)
                 arrs["topk_logp"][b0 : b0 + b] = vals.reshape(b, seq_len - 1, k).cpu().numpy().astype(np.float16)
                 arrs["tail"][b0 : b0 + b] = tail.reshape(b, seq_len - 1).cpu().numpy().astype(np.float16)
+                tail_sum += float(tail.double().sum())
             files = {}
             for name, a in arrs.items():
                 f = tmp / f"shard{len(shards):05d}.{name}.npy"
@@ -71,8 +74,10 @@ def write_cache(
         }
         total = sum(f["bytes"] for s in shards for f in s["files"].values())
         full["bytes_per_token"] = total / (n * seq_len)
+        full["mean_tail_mass"] = tail_sum / (n * (seq_len - 1))
         write_json(full, tmp / "meta.json")
-    log.info("cached %d samples at T=%s, k=%d: %.1f bytes/token", n, temperature, k, full["bytes_per_token"])
+    log.info("cached %d samples at T=%s, k=%d: %.1f bytes/token, mean tail mass %.4f", n, temperature, k,
+             full["bytes_per_token"], full["mean_tail_mass"])
     return full
 
 

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import polars as pl
 import torch
+import torch.nn.functional as F
 
 from kdmem.errors import KdmemError
 from kdmem.io import sha256_dir
@@ -145,3 +148,18 @@ def fingerprint(model_dir: str | Path) -> str:
 
 def n_params(model) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+@torch.inference_mode()
+def evaluate_loss(model, df: pl.DataFrame, vocab: int, dev: Device, batch_size: int = 64) -> dict:
+    """Mean next-token CE (and perplexity) over every position of every sample."""
+    model.to(dev.device).eval()
+    total, count = 0.0, 0
+    for s in range(0, df.height, batch_size):
+        x = torch.tensor(df["input_ids"].slice(s, batch_size).to_list(), device=dev.device)
+        with dev.autocast():
+            logits = model(input_ids=x).logits[:, :-1, :vocab]
+        total += F.cross_entropy(logits.float().reshape(-1, vocab), x[:, 1:].reshape(-1), reduction="sum").item()
+        count += x[:, 1:].numel()
+    loss = total / count
+    return {"val_loss": loss, "val_ppl": math.exp(min(loss, 50))}

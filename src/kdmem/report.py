@@ -113,14 +113,20 @@ def render(result: dict, fig_dir: str | Path, out: str | Path, roc: dict[tuple[s
         parts.append("<h3>Classifier</h3>")
         c = p["classifier"]
         if c.get("status") == "ok":
-            parts.append(table([{"metric": m, "mean": c[f"{m}_mean"], "sd": c[f"{m}_std"]} for m in ("auc", "precision", "recall")], title="classifier"))
+            parts.append(table([{"metric": m, "mean": c[f"{m}_mean"], "sd over trials": c[f"{m}_std"]} for m in ("auc", "precision", "recall")], title="classifier"))
+            if "auc_p2.5" in c:
+                parts.append(f"<p>Trial AUCs ({c['n_positives']} positives, {len(c.get('trial_aucs', []))} trials): 2.5–97.5 percentile "
+                             f"{c['auc_p2.5']:.4f}–{c['auc_p97.5']:.4f}.</p>")
             parts.append(table(c["coefficients"], title="coefficients"))
             parts.append("<p>Paper (Pythia/FineWeb): AUC 0.9997 ± 0.0005, precision 0.992, recall 1.0; coefficients teacher ppl −0.33, baseline ppl −0.40, zlib −4.50, KL −1.06.</p>")
         else:
             parts.append(f"<p class=no>Classifier not fitted: {html.escape(c.get('message', 'no classifier output'))}</p>")
         parts.append("<h3>Removal experiment</h3>")
         parts.append(table([p["removal"]] if p["removal"] else [], title="removal"))
-        parts.append("<p>Paper: baseline 1,698 on D; student on cleaned D 4, all new (the “privacy onion”).</p>")
+        parts.append("<p>Three rows, as the paper frames it: baseline on D, student on D, student on the cleaned D (D minus the "
+                     "classifier's predicted-memorized samples), and how many of the cleaned student's memorized samples are new. "
+                     "The removal's own effect (F7) is the student on D against the student on the cleaned D. "
+                     "Paper: baseline 1,698 on D; student on cleaned D 4, all new (the “privacy onion”).</p>")
         figs = [(f"{tag}-rates.png", "Memorization rate per role; 95 % bootstrap CIs (baseline: over seeds and samples)."),
                 (f"{tag}-venn.png", "Teacher / baseline / student memorized sets."),
                 (f"{tag}-entropy.png", "Entropy vs suffix log-prob on teacher∩baseline∖student, per role."),
@@ -132,8 +138,14 @@ def render(result: dict, fig_dir: str | Path, out: str | Path, roc: dict[tuple[s
         if roc and (fam, ds) in roc and Path(roc[(fam, ds)]).is_file():
             parts.append(_img(Path(roc[(fam, ds)]), "Classifier ROC over trials."))
     parts.append("<h2>Utility (validation loss / perplexity)</h2>")
-    parts.append(table(result["utility"], title="utility"))
-    parts.append("<p>Paper (Pythia/FineWeb): teacher 2.75 / 15.66, baseline 2.87 / 17.69, student 2.85 / 17.31.</p>")
+    parts.append(table([{k: v for k, v in r.items() if k != "sort_key"} for r in result["utility"]], title="utility"))
+    parts.append("<p>Validation loss in nats per token over every position of the held-out samples. Rows: the unigram "
+                 "reference (a unigram model of the reference tokens, add-one smoothed: a base below it by a wide margin is a "
+                 "language model), the two base checkpoints every role starts from, then every trained model. "
+                 "<code>cache_mean_tail_mass</code>: for each soft student, the share of the teacher's distribution at T that "
+                 "its top-k cache left out, averaged over positions. "
+                 "Paper (Pythia/FineWeb): teacher 2.75 / 15.66, baseline 2.87 / 17.69, student 2.85 / 17.31; "
+                 "each fine-tune improves on its base.</p>")
     parts.append("<h2>All rates (per model and split)</h2>")
     parts.append(table(result["rates_all"], title="rates_all"))
     parts.append("</body></html>")

@@ -38,7 +38,7 @@ from tqdm import tqdm
 
 from kdmem.errors import KdmemError
 from kdmem.generate import greedy_continue
-from kdmem.kd import _with_tail
+from kdmem.kd import bucket_kl
 
 log = logging.getLogger(__name__)
 
@@ -87,11 +87,9 @@ def score_samples(
                 t = cache.get(rows[s : s + x.shape[0]])
                 b, n1, k = t["t_ids"].shape
                 logq_k = logits.gather(-1, t["t_ids"].to(dev.device)) - lse.unsqueeze(-1)  # (B, L-1, k)
-                lp_t = _with_tail(t["t_logp"].to(dev.device).reshape(-1, k), t["t_tail"].to(dev.device).reshape(-1))
-                lq = _with_tail(logq_k.reshape(-1, k))
                 # per-sample KL over the top-k + tail buckets, averaged over the sample's positions
-                p_t = lp_t.exp()
-                per_pos = (torch.xlogy(p_t, p_t) - p_t * lq).sum(-1).reshape(b, n1)
+                per_pos = bucket_kl(t["t_logp"].to(dev.device).reshape(-1, k), t["t_tail"].to(dev.device).reshape(-1),
+                                    logq_k.reshape(-1, k)).reshape(b, n1)
                 cols["kl"] += per_pos.mean(-1).tolist()
             else:
                 cols["kl"] += [None] * x.shape[0]

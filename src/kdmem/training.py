@@ -28,7 +28,7 @@ from kdmem.errors import KdmemError
 from kdmem.io import atomic_path, write_json
 from kdmem.kd import dense_kd_sum, topk_kd_sum
 from kdmem.launch import world_size
-from kdmem.models import Device, fingerprint, n_params
+from kdmem.models import Device, evaluate_loss, fingerprint, n_params
 
 log = logging.getLogger(__name__)
 
@@ -139,21 +139,6 @@ def last_complete_checkpoint(ckpt_dir: Path) -> str | None:
         log.warning("removing incomplete checkpoint %s (the run was killed while saving it)", c)
         shutil.rmtree(c, ignore_errors=True)
     return None
-
-
-@torch.inference_mode()
-def evaluate_loss(model, df: pl.DataFrame, vocab: int, dev: Device, batch_size: int = 64) -> dict:
-    """Mean next-token CE (and perplexity) over every position of every sample."""
-    model.to(dev.device).eval()
-    total, count = 0.0, 0
-    for s in range(0, df.height, batch_size):
-        x = torch.tensor(df["input_ids"].slice(s, batch_size).to_list(), device=dev.device)
-        with dev.autocast():
-            logits = model(input_ids=x).logits[:, :-1, :vocab]
-        total += F.cross_entropy(logits.float().reshape(-1, vocab), x[:, 1:].reshape(-1), reduction="sum").item()
-        count += x[:, 1:].numel()
-    loss = total / count
-    return {"val_loss": loss, "val_ppl": math.exp(min(loss, 50))}
 
 
 def per_device_batch(batch_size: int, world: int) -> int:
