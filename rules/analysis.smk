@@ -55,7 +55,7 @@ rule distill_cleaned:
         f"{R}/logs/{{family}}/{{dataset}}/distill-student-T{{temperature}}-s{{seed}}-cleaned.log",
     benchmark:
         f"{R}/benchmarks/{{family}}/{{dataset}}/distill-student-T{{temperature}}-s{{seed}}-cleaned.tsv"
-    threads: 2
+    threads: 1  # CPU: two 1-thread jobs train ~1.5x the tokens/s of one 2-thread job (measured); GPU profiles raise it
     resources:
         mem_mb=6000,
         runtime=240,

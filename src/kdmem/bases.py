@@ -34,7 +34,8 @@ def _copy(src: Path, dst: Path, names: tuple[str, ...]) -> list[Path]:
 def card(family: str, cfg: dict, metrics: dict[str, dict], files: dict[str, str], corpus_sha: str, pretrain_stats: dict) -> str:
     ds_name = cfg["pretrain"]["dataset"]
     ds = cfg["datasets"][ds_name]
-    optim = cfg["pretrain"]["optim"]
+    from kdmem.config import pretrain_optim
+
     any_m = next(iter(metrics.values()))
     lines = [
         f"# Base checkpoints of the `{family}` family",
@@ -48,20 +49,22 @@ def card(family: str, cfg: dict, metrics: dict[str, dict], files: dict[str, str]
         f"- Split by document (seed {cfg['seed']}): validation {ds['val_frac']}, pretraining {ds['pretrain_frac']}, the rest is",
         "  the pool D is drawn from. The bases never see a document of D or of validation.",
         f"- Pretraining: {pretrain_stats.get('samples', {}).get('pretrain')} samples of {ds['seq_len']} tokens "
-        f"({pretrain_stats.get('tokens', {}).get('pretrain')} tokens) per epoch, {optim['epochs']} epochs.",
+        f"({pretrain_stats.get('tokens', {}).get('pretrain')} tokens) per epoch.",
         f"- Tokenizer: byte-level BPE, {cfg['families'][family]['tokenizer']['train']['vocab_size']} ids, trained on the pretraining documents.",
         "",
         "## Models (GPT-NeoX, Pythia's architecture)",
-        "| size | hidden / layers / heads / ff | parameters | steps | val loss (nats) | val ppl |",
-        "|---|---|---|---|---|---|",
+        "| size | hidden / layers / heads / ff | parameters | epochs | steps | lr | weight decay | val loss (nats) | val ppl |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for size, m in metrics.items():
         a = cfg["families"][family][size]["arch"]
+        o = pretrain_optim(cfg, size)
         lines.append(f"| {size} | {a['hidden_size']} / {a['num_layers']} / {a['num_heads']} / {a.get('intermediate_size', 4 * a['hidden_size'])} "
-                     f"| {m['n_params']:,} | {m['steps']} | {m['val_loss']:.3f} | {m['val_ppl']:.1f} |")
+                     f"| {m['n_params']:,} | {o['epochs']} | {m['steps']} | {o['lr']} {o['schedule']} | {o['weight_decay']} "
+                     f"| {m['val_loss']:.3f} | {m['val_ppl']:.1f} |")
     lines += [
         "",
-        f"Optimizer: AdamW (HF Trainer), lr {optim['lr']} {optim['schedule']}, warmup {optim['warmup_ratio']}, batch {optim['batch_size']}, fp32.",
+        "Optimizer: AdamW (HF Trainer), warmup share as configured, fp32; batch 32 sequences.",
         "Validation: the held-out documents' samples of `configs/bases.yaml`; the pipeline reports each base again on its own",
         "validation samples (`bases` table, utility view).",
         "",

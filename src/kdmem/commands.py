@@ -102,7 +102,7 @@ def cmd_pretrain(args: argparse.Namespace) -> None:
     vocab = shared_vocab(model, tok, f"{args.family}/{args.size}")
     meta = {"family": args.family, "role": f"base_{args.size}", "seed": cfg["seed"]}
     train_model(
-        model=model, tok=tok, vocab=vocab, train_df=train, val_df=val, optim=cfg["pretrain"]["optim"], seed=cfg["seed"],
+        model=model, tok=tok, vocab=vocab, train_df=train, val_df=val, optim=kconfig.pretrain_optim(cfg, args.size), seed=cfg["seed"],
         out_dir=args.out, ckpt_dir=args.ckpt, dev=pick_device(cfg["device"]), meta=_prov(cfg, meta), parallel=cfg["parallel"],
     )
 

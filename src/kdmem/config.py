@@ -188,6 +188,15 @@ def _check_cross_keys(cfg: dict) -> None:
         if cfg["datasets"][ds]["pretrain_frac"] <= 0:
             raise KdmemError(f"config: datasets.{ds}.pretrain_frac must be > 0: scratch families pretrain on it")
         cfg["pretrain"]["dataset"] = ds
+    allowed = set(load_schema()["$defs"]["optim"]["properties"])
+    for size, over in cfg["pretrain"]["by_size"].items():
+        if bad := sorted(set(over) - allowed):
+            raise KdmemError(f"config: unknown key '{bad[0]}' under pretrain.by_size.{size}; allowed keys: {', '.join(sorted(allowed))}")
+
+
+def pretrain_optim(cfg: dict, size: str) -> dict:
+    """pretrain.optim with the base size's overrides (pretrain.by_size) applied."""
+    return {**cfg["pretrain"]["optim"], **cfg["pretrain"]["by_size"].get(size, {})}
 
 
 def _check_same_tokenizer(name: str, fam: dict) -> None:

@@ -130,15 +130,30 @@ def prepare(cfg: dict, dataset: str, tok, with_pretrain: bool = False, cache_dir
     split = split_docs(docs, cfg["seed"], ds["val_frac"], ds["pretrain_frac"])
     drops: Counter = Counter(rstats.dropped)
     rng = np.random.default_rng(cfg["seed"])
-    train_pool = chunk(split.train, tok, dataset, ds["seq_len"], drops)
-    val_pool = chunk(split.val, tok, dataset, ds["seq_len"], drops)
-    if not train_pool or not val_pool:
-        raise KdmemError(
-            f"{key}: every document of the {'D' if not train_pool else 'validation'} split is shorter than "
-            f"seq_len = {ds['seq_len']} tokens; lower {key}.seq_len or use longer documents"
-        )
-    train_rows = _take(train_pool, ds["n_train"], rng, "training", f"{key}.n_train", len(split.train))
-    val_rows = _take(val_pool, ds["n_val"], rng, "validation", f"{key}.n_val", len(split.val))
+    if ds["val_split"] == "window":
+        # Validation windows come from the same documents as D (never the same window): in a corpus of a
+        # few dozen articles a document split makes validation a topic shift that a web-scale corpus
+        # does not have. The pretraining documents stay disjoint from both.
+        pool = chunk(split.train + split.val, tok, dataset, ds["seq_len"], drops)
+        if len(pool) < ds["n_train"] + ds["n_val"]:
+            raise KdmemError(
+                f"{key}.n_train + n_val = {ds['n_train'] + ds['n_val']} but the corpus gives only {len(pool)} samples "
+                f"from {len(split.train) + len(split.val)} documents; lower them, shorten seq_len or add documents"
+            )
+        pick = rng.permutation(len(pool))
+        val_rows = [pool[i] for i in sorted(pick[: ds["n_val"]])]
+        train_rows = [pool[i] for i in sorted(pick[ds["n_val"] : ds["n_val"] + ds["n_train"]])]
+        train_pool, val_pool = pool, pool
+    else:
+        train_pool = chunk(split.train, tok, dataset, ds["seq_len"], drops)
+        val_pool = chunk(split.val, tok, dataset, ds["seq_len"], drops)
+        if not train_pool or not val_pool:
+            raise KdmemError(
+                f"{key}: every document of the {'D' if not train_pool else 'validation'} split is shorter than "
+                f"seq_len = {ds['seq_len']} tokens; lower {key}.seq_len or use longer documents"
+            )
+        train_rows = _take(train_pool, ds["n_train"], rng, "training", f"{key}.n_train", len(split.train))
+        val_rows = _take(val_pool, ds["n_val"], rng, "validation", f"{key}.n_val", len(split.val))
     exposures = exposure_counts(len(train_rows), ds["exposures"], rng)
     # _frame sorts by sample_id, so the exposures must follow their rows through that sort.
     order = sorted(range(len(train_rows)), key=lambda i: train_rows[i][0])
