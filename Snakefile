@@ -1,5 +1,5 @@
 # kdmem: Memorization Dynamics in Knowledge Distillation (arXiv 2601.15394), as one DAG.
-# Stages, in order: data -> pretrain -> finetune -> logits -> distill -> score -> analysis -> report.
+# Stages, in order (one rules/ file each): data -> pretrain -> finetune -> logits -> distill -> score -> analysis (with the report).
 from snakemake.utils import min_version, validate
 
 min_version("9.0")

@@ -34,7 +34,8 @@ rule classify:
         " --out-predictions {output.predictions} --out-roc {output.roc} --log {log}"
 
 
-rule distill_cleaned:
+# The removal experiment's student: distill_soft on D minus the predicted-memorized samples.
+use rule distill_soft as distill_cleaned with:
     input:
         tokenizer_input,
         small_base_input,
@@ -42,7 +43,7 @@ rule distill_cleaned:
         teacher=f"{R}/{{family}}/{{dataset}}/models/teacher-s{SEED}",
         train=f"{R}/{{family}}/{{dataset}}/data/train.parquet",
         val=f"{R}/{{family}}/{{dataset}}/data/val.parquet",
-        drop=f"{R}/{{family}}/{{dataset}}/analysis/predictions.parquet",
+        predictions=f"{R}/{{family}}/{{dataset}}/analysis/predictions.parquet",
     output:
         directory(f"{R}/{{family}}/{{dataset}}/models/student-T{{temperature}}-s{{seed}}-cleaned"),
     params:
@@ -51,22 +52,11 @@ rule distill_cleaned:
         base=small_base,
         tokenizer=tokenizer_of,
         ckpt=f"{R}/{{family}}/{{dataset}}/checkpoints/student-T{{temperature}}-s{{seed}}-cleaned",
+        removal=removal_arg,
     log:
         f"{R}/logs/{{family}}/{{dataset}}/distill-student-T{{temperature}}-s{{seed}}-cleaned.log",
     benchmark:
         f"{R}/benchmarks/{{family}}/{{dataset}}/distill-student-T{{temperature}}-s{{seed}}-cleaned.tsv"
-    threads: 1  # CPU: two 1-thread jobs train ~1.5x the tokens/s of one 2-thread job (measured); GPU profiles raise it
-    resources:
-        mem_mb=6000,
-        runtime=240,
-        gpu=0,
-    conda:
-        "../envs/kdmem.yaml"
-    shell:
-        "kdmem distill --mode soft --config {params.cfg} --family {wildcards.family} --dataset {wildcards.dataset}"
-        " --seed {wildcards.seed} --temperature {wildcards.temperature} --base {params.base}"
-        " --tokenizer {params.tokenizer} --cache {input.cache} --teacher {input.teacher} --drop {input.drop}"
-        " --train {input.train} --val {input.val} --out {output} --ckpt {params.ckpt} --log {log}"
 
 
 rule build_db:

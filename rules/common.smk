@@ -156,12 +156,6 @@ def model_names(family):
     return names
 
 
-def model_targets():
-    return [
-        f"{R}/{f}/{d}/models/{m}" for f in FAMILIES for d in DATASETS for m in model_names(f) if not m.endswith("-cleaned")
-    ]
-
-
 
 
 # ---- scoring -------------------------------------------------------------------------------
@@ -214,6 +208,10 @@ def db_inputs():
         "coefficients": pair_files("{R}/{f}/{d}/analysis/classifier_coefficients.parquet"),
         "predictions": pair_files("{R}/{f}/{d}/analysis/predictions.parquet"),
     }
+
+
+def removal_arg(wildcards, input):
+    return f"--drop {input.predictions}"
 
 
 def metrics_files(wildcards, input):

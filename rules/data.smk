@@ -8,6 +8,7 @@ rule tokenizer:
         cfg=CONFIG_JSON,
         data=PRETRAIN_DATA,
         tokenizer=tokenizer_cfg,
+        seed=SEED,  # the document split the tokenizer trains on is seeded
     log:
         f"{R}/logs/{{family}}/tokenizer.log",
     benchmark:
@@ -64,6 +65,7 @@ rule prepare_pretrain:
         data=PRETRAIN_DATA,
         max_tokens=CFG["pretrain"]["max_tokens"],
         tokenizer=tokenizer_of,
+        seed=SEED,
     log:
         f"{R}/logs/{{family}}/prepare_pretrain.log",
     benchmark:

@@ -18,6 +18,7 @@ rule distill_soft:
         base=small_base,
         tokenizer=tokenizer_of,
         ckpt=f"{R}/{{family}}/{{dataset}}/checkpoints/student-T{{temperature}}-s{{seed}}",
+        removal="",  # distill_cleaned: --drop <the classifier's predictions>
     log:
         f"{R}/logs/{{family}}/{{dataset}}/distill-student-T{{temperature}}-s{{seed}}.log",
     benchmark:
@@ -32,7 +33,7 @@ rule distill_soft:
     shell:
         "kdmem distill --mode soft --config {params.cfg} --family {wildcards.family} --dataset {wildcards.dataset}"
         " --seed {wildcards.seed} --temperature {wildcards.temperature} --base {params.base}"
-        " --tokenizer {params.tokenizer} --cache {input.cache} --teacher {input.teacher}"
+        " --tokenizer {params.tokenizer} --cache {input.cache} --teacher {input.teacher} {params.removal}"
         " --train {input.train} --val {input.val} --out {output} --ckpt {params.ckpt} --nproc {resources.gpu} --log {log}"
 
 

@@ -30,6 +30,7 @@ def micro_run(tmp_path_factory):
     return work, proc
 
 
+@pytest.mark.slow
 def test_data_stage_outputs(micro_run):
     work, _ = micro_run
     r = work / "results" / "tiny"
@@ -38,6 +39,7 @@ def test_data_stage_outputs(micro_run):
     assert (work / "results" / "benchmarks" / "tiny" / "wiki" / "prepare.tsv").is_file()
 
 
+@pytest.mark.slow
 def test_every_role_is_trained_and_scored(micro_run):
     work, _ = micro_run
     m = work / "results" / "tiny" / "wiki" / "models"
@@ -51,6 +53,7 @@ def test_every_role_is_trained_and_scored(micro_run):
     assert meta["k"] == 8 and meta["temperature"] == 2.0
 
 
+@pytest.mark.slow
 def test_duckdb_and_readme_queries(micro_run):
     work, _ = micro_run
     con = duckdb.connect(str(work / "results" / "kdmem.duckdb"), read_only=True)
@@ -59,9 +62,16 @@ def test_duckdb_and_readme_queries(micro_run):
             "memorization_rates", "overlaps", "inheritance", "removal", "utility"} <= tables
     n_scores = con.execute("SELECT count(*) FROM scores").fetchone()[0]
     assert n_scores == 6 * (48 + 16)
+    expected_columns = {"rate per role": ["role", "rate"], "memorized by the baseline in every seed and by the student in none":
+                        ["sample_id", "n_exposures"], "top-10 lowest-zlib memorized samples": ["sample_id", "zlib", "text"],
+                        "memorization against exposures, per model": ["model", "n_exposures", "rate", "n"],
+                        "teacher-only samples the student inherited": ["sample_id", "text"]}
     for name, sql in readme_queries().items():
-        rows = con.execute(sql).fetchall()
-        assert rows is not None, name
+        cur = con.execute(sql)
+        assert [d[0] for d in cur.description] == expected_columns[name], name
+        cur.fetchall()
+    by_exposure = con.execute(readme_queries()["memorization against exposures, per model"]).fetchall()
+    assert sum(r[3] for r in by_exposure) == 6 * 48  # every training sample of every model, once
     per_role = dict(con.execute(readme_queries()["rate per role"]).fetchall())
     assert set(per_role) == {"teacher", "baseline", "student", "hard_student"}
     # provenance: every model, and the database itself, records config hash, git commit and versions
@@ -73,6 +83,7 @@ def test_duckdb_and_readme_queries(micro_run):
     assert all('"torch": "2.13.0' in v and '"transformers"' in v for v in runs["versions"])
 
 
+@pytest.mark.slow
 def test_report_has_every_table_and_embedded_figures(micro_run):
     work, _ = micro_run
     html = (work / "results" / "report" / "report.html").read_text()
@@ -84,6 +95,7 @@ def test_report_has_every_table_and_embedded_figures(micro_run):
         assert f"<td>{fid}</td>" in html
 
 
+@pytest.mark.slow
 def test_rerun_is_a_noop(micro_run):
     work, _ = micro_run
     from .conftest import MICRO
