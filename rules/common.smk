@@ -23,7 +23,12 @@ CONFIG_JSON = f"{R}/.kdmem/config.json"
 # project's .venv for `make run` and `.venv/bin/snakemake`) first on PATH, so its kdmem is found
 # without an activated venv. Jobs inherit this PATH, SLURM's sbatch included (it exports the
 # submitting environment), and a `--sdm conda` job's activated env still goes in front of it.
-os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+envvars:
+    "PATH",
+
+
+_user_path = os.environ["PATH"]
+os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), _user_path])
 
 
 def write_config_json():
@@ -32,7 +37,7 @@ def write_config_json():
     if path.is_file() and path.read_text() == text:
         return
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = path.with_name(f"{path.name}.tmp")
     tmp.write_text(text)
     tmp.replace(path)
 

@@ -68,9 +68,11 @@ def card(family: str, cfg: dict, metrics: dict[str, dict], files: dict[str, str]
         "Validation: the held-out documents' samples of `configs/bases.yaml`; the pipeline reports each base again on its own",
         "validation samples (`bases` table, utility view).",
         "",
-        "## Provenance",
-        f"- config hash: `{any_m.get('config_hash')}`",
-        f"- git commit of the code that trained them: `{any_m.get('git_commit')}`",
+        "## Provenance (from each base's training record)",
+    ]
+    lines += [f"- {size}: config hash `{m.get('config_hash')}`, git commit `{m.get('git_commit')}`, trained {m.get('started_at')}"
+              for size, m in metrics.items()]
+    lines += [
         f"- versions: {', '.join(f'{k} {v}' for k, v in sorted(any_m.get('versions', {}).items()))}",
         "",
         "## Files (sha256)",
@@ -84,6 +86,7 @@ def export(family: str, cfg: dict, tokenizer: Path, teacher: Path, small: Path, 
     metrics = {"teacher": read_json(teacher / "metrics.json"), "small": read_json(small / "metrics.json")}
     corpus_sha = sha256_file(cfg["datasets"][cfg["pretrain"]["dataset"]]["path"])
     with atomic_path(out, is_dir=True) as tmp:
+        tmp.chmod(0o755)  # a tracked folder: mkdtemp's 0700 would follow it into every clone's umask-less copy
         written = _copy(tokenizer, tmp / "tokenizer", TOKENIZER_FILES)
         written += _copy(teacher, tmp / "teacher", MODEL_FILES)
         written += _copy(small, tmp / "small", MODEL_FILES)
