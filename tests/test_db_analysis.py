@@ -126,8 +126,8 @@ def test_corrupt_parquet_is_one_line_and_old_db_survives(built):
 def test_findings_on_known_sets(built):
     out, _ = built
     con = duckdb.connect(str(out), read_only=True)
-    clf = {"status": "ok", "auc_mean": 0.95, "auc_std": 0.01, "n_predicted": 5, "trial_aucs": [0.9, 0.93, 0.95, 0.97, 1.0]}
-    rows = {f["id"]: f for f in analysis.findings(con, "fam", "ds", clf, 200, 0)}
+    clf = {"status": "ok", "auc_mean": 0.95, "auc_std": 0.01, "n_predicted": 5, "n_positives": 7, "trial_aucs": [0.9, 0.93, 0.95, 0.97, 1.0]}
+    rows = {f["id"]: f for f in analysis.findings(con, "fam", "ds", clf, 200, 0, min_positives=1)}
     assert rows["F6"]["verdict"] == "reproduced"
     assert rows["F6"]["ci"] == pytest.approx((np.percentile(clf["trial_aucs"], 2.5), np.percentile(clf["trial_aucs"], 97.5)))
     assert rows["F2"]["value"] == pytest.approx((20 - 18) / 40)  # teacher 20 vs the baseline seed mean (20 + 16) / 2
@@ -136,6 +136,10 @@ def test_findings_on_known_sets(built):
     assert rows["F8"]["value"] == 3
     assert rows["F7"]["value"] == pytest.approx(1 - 2 / 7)  # against the student on D (7), not the baseline (20)
     assert rows["F7"]["verdict"].startswith("not reproduced") and "baseline on D 20" in rows["F7"]["verdict"]
+    # what each verdict rests on: 7 student-memorized samples, 10 teacher-only ones (0..9), 20 baseline ones
+    assert {k: rows[k]["positives"] for k in ("F1", "F2", "F3", "F4", "F8")} == {"F1": 7, "F2": 20, "F3": 7, "F4": 10, "F8": 10}
+    strict = {f["id"]: f for f in analysis.findings(con, "fam", "ds", clf, 200, 0, min_positives=8)}
+    assert strict["F3"]["verdict"].endswith("(rests on 7 < 8 positives)") and "rests on" not in strict["F4"]["verdict"]
     none = {f["id"]: f for f in analysis.findings(con, "fam", "ds", None, 50, 0)}
     assert none["F6"]["verdict"].startswith("not computed")
     assert none["F7"]["verdict"].startswith("not computed: the classifier removed no sample")
@@ -149,7 +153,7 @@ def test_missing_role_is_reported_not_crashed(tmp_path):
     out = tmp_path / "x.duckdb"
     db.build(out, **files, primary={"models": ["teacher-s0", "baseline-s0", "student-T2.0-s0"]})
     con = duckdb.connect(str(out), read_only=True)
-    rows = {f["id"]: f for f in analysis.findings(con, "fam", "ds", None, 50, 0)}
+    rows = {f["id"]: f for f in analysis.findings(con, "fam", "ds", None, 50, 0, min_positives=1)}
     assert rows["F8"]["verdict"] == "not computed: no hard_student in this run"
     # baseline seed mean (20 + 16) / 2 = 18 of 40 against the student's 7: the CI of the difference excludes 0
     assert rows["F1"]["value"] == pytest.approx((18 - 7) / 40)
@@ -226,7 +230,7 @@ def test_f7_fails_when_the_cleaned_student_equals_the_full_d_student(tmp_path):
     out = tmp_path / "x.duckdb"
     db.build(out, **files, primary={"models": ["teacher-s0", "baseline-s0", "student-T2.0-s0", "hard_student-s0", "student-T2.0-s0-cleaned"]})
     con = duckdb.connect(str(out), read_only=True)
-    clf = {"status": "ok", "auc_mean": 0.95, "n_predicted": 5, "trial_aucs": [0.95]}
-    f7 = {r["id"]: r for r in analysis.findings(con, "fam", "ds", clf, 200, 0)}["F7"]
+    clf = {"status": "ok", "auc_mean": 0.95, "n_predicted": 5, "n_positives": 7, "trial_aucs": [0.95]}
+    f7 = {r["id"]: r for r in analysis.findings(con, "fam", "ds", clf, 200, 0, min_positives=1)}["F7"]
     assert f7["value"] == pytest.approx(0.0)
     assert f7["verdict"].startswith("not reproduced")

@@ -185,7 +185,7 @@ def trial_interval(aucs: list[float]) -> tuple[float, float]:
     return _ci(np.asarray(aucs, dtype=float))
 
 
-def findings(con, family: str, dataset: str, classifier: dict | None, n_boot: int, seed: int) -> list[dict]:
+def findings(con, family: str, dataset: str, classifier: dict | None, n_boot: int, seed: int, min_positives: int = 25) -> list[dict]:
     """The paper's qualitative claims F1-F8: measured value, 95 % CI, reproduced or not, and the rule used."""
     present = roles_present(con, family, dataset)
     a = _arrays(con, family, dataset)
@@ -267,6 +267,15 @@ def findings(con, family: str, dataset: str, classifier: dict | None, n_boot: in
     lo, hi = _ci(boot["F8"])
     add("F8", "hard KD inherits more teacher-only samples than soft KD (count difference)", f8, (lo, hi), f8 is not None and lo > 0,
         "95 % CI of the difference > 0", "50 vs 18", ("hard_student", "student", "teacher", "baseline"))
+    # How many memorized samples (or validation samples, for F5) each verdict rests on.
+    teacher_only = int((a["teacher"] & ~a["baseline"]).sum())
+    n_val = len(a["val_student"][0]) if a.get("val_student") else 0
+    positives = {"F1": n_student, "F2": int(a["baseline"].sum()), "F3": n_student, "F4": teacher_only, "F5": n_val,
+                 "F6": int((classifier or {}).get("n_positives", 0)), "F7": n_student, "F8": teacher_only}
+    for r in rows:
+        r["positives"] = positives.get(r["id"])
+        if r["value"] is not None and r["positives"] is not None and r["positives"] < min_positives:
+            r["verdict"] += f" (rests on {r['positives']} < {min_positives} positives)"
     return rows
 
 

@@ -349,7 +349,7 @@ def cmd_analyze(args: argparse.Namespace) -> None:
     for f in args.classifier or []:
         c = json.loads(Path(f).read_text())
         clfs[(c["family"], c["dataset"])] = c
-    report.analyze(args.db, clfs, args.out_dir, cfg["analysis"]["bootstrap"], cfg["seed"])
+    report.analyze(args.db, clfs, args.out_dir, cfg["analysis"]["bootstrap"], cfg["seed"], cfg["analysis"]["min_positives"])
 
 
 def cmd_report(args: argparse.Namespace) -> None:

@@ -48,7 +48,8 @@ def _img(path: Path, caption: str) -> str:
     return f"<figure><img alt='{html.escape(caption)}' src='data:image/png;base64,{data}' width=480><figcaption>{html.escape(caption)}</figcaption></figure>"
 
 
-def analyze(db: str | Path, classifiers: dict[tuple[str, str], dict], out_dir: str | Path, n_boot: int, seed: int) -> dict:
+def analyze(db: str | Path, classifiers: dict[tuple[str, str], dict], out_dir: str | Path, n_boot: int, seed: int,
+            min_positives: int = 25) -> dict:
     """Every analysis per (family, dataset) into analysis.json and figures in out_dir."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -67,7 +68,7 @@ def analyze(db: str | Path, classifiers: dict[tuple[str, str], dict], out_dir: s
         result["pairs"].append({
             "family": family, "dataset": dataset, "rates": rates, "overlaps": analysis.overlaps(con, family, dataset),
             "entropy_vs_logprob": ent_rows, "exposure": {k: {"n_exposures": v[0], "rate": v[1]} for k, v in expo.items()},
-            "findings": analysis.findings(con, family, dataset, clf, n_boot, seed),
+            "findings": analysis.findings(con, family, dataset, clf, n_boot, seed, min_positives),
             "removal": analysis._one(con, "SELECT * FROM removal WHERE family = ? AND dataset = ?", [family, dataset]),
             "classifier": {k: v for k, v in (clf or {}).items() if k != "model"},
             "roles_present": sorted(analysis.roles_present(con, family, dataset)),
@@ -90,8 +91,8 @@ def render(result: dict, fig_dir: str | Path, out: str | Path, roc: dict[tuple[s
         tag = f"{fam}-{ds}"
         parts.append(f"<h2>{html.escape(fam)} / {html.escape(ds)}</h2>")
         parts.append("<h3>Findings</h3>")
-        frows = [{"finding": f["id"], "claim": f["claim"], "measured": f["value"], "95 % CI": f["ci"], "paper": f["paper"],
-                  "verdict": f["verdict"], "rule": f["rule"]} for f in p["findings"]]
+        frows = [{"finding": f["id"], "claim": f["claim"], "measured": f["value"], "95 % CI": f["ci"], "positives": f.get("positives"),
+                  "paper": f["paper"], "verdict": f["verdict"], "rule": f["rule"]} for f in p["findings"]]
         ft = table(frows, title="findings")
         ft = ft.replace("<td>reproduced</td>", "<td class=ok>reproduced</td>").replace("<td>not reproduced</td>", "<td class=no>not reproduced</td>")
         parts.append(ft)
