@@ -36,6 +36,8 @@ def long_micro() -> dict:
 
 
 PLAIN_PATH = "/usr/local/bin:/usr/bin:/bin"
+# A test that runs kdmem itself (not through the pipeline) names this venv's command: the plain PATH has none.
+KDMEM = str(Path(sys.executable).parent / "kdmem")
 
 
 def env() -> dict[str, str]:

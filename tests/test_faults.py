@@ -21,6 +21,8 @@ from pathlib import Path
 
 import pytest
 
+from kdmem.training import CHECKPOINT_FILES
+
 from . import longrun
 from .conftest import ROOT, write_cfg
 
@@ -59,8 +61,11 @@ def _arg(argv: list[str], name: str) -> str | None:
 
 def _ready(argv: list[str], work: Path, what: str) -> bool:
     if what == "checkpoint":
+        # a complete checkpoint: killed while its first one is still being written, a job has nothing to
+        # resume from (that case is the resume code's, tested in test_training), and slow machines hit it
         ckpt = work / _arg(argv, "--ckpt")
-        return ckpt.is_dir() and any(p.name.startswith("checkpoint-") for p in ckpt.iterdir())
+        return ckpt.is_dir() and any(p.name.startswith("checkpoint-") and all((p / f).is_file() for f in CHECKPOINT_FILES)
+                                     for p in ckpt.iterdir())
     if what == "cache_tmp":
         out = work / _arg(argv, "--out")
         return any(p.name.startswith(f".{out.name}.") for p in out.parent.iterdir()) if out.parent.is_dir() else False
@@ -129,7 +134,7 @@ def test_disk_full_during_cache_write(reference_run, tmpfs):
     r = ref / "results" / "tiny"
     out = tmpfs / "T2.0"
     proc = subprocess.run(
-        ["kdmem", "cache-logits", "--config", str(ref / "results" / ".kdmem" / "config.json"), "--family", "tiny",
+        [longrun.KDMEM, "cache-logits", "--config", str(ref / "results" / ".kdmem" / "config.json"), "--family", "tiny",
          "--dataset", "wiki", "--teacher", str(r / "wiki" / "models" / "teacher-s0"), "--tokenizer", str(r / "tokenizer"),
          "--train", str(r / "wiki" / "data" / "train.parquet"), "--temperature", "2.0", "--out", str(out),
          "--log", str(ref / "disk-full.log")],
