@@ -63,7 +63,7 @@ CONF
 
 setsid slurmctld -D -c -f "$SLURM_CONF" >"$DIR/log/slurmctld.out" 2>&1 < /dev/null &
 setsid slurmd -D -N localnode -f "$SLURM_CONF" >"$DIR/log/slurmd.out" 2>&1 < /dev/null &
-for _ in $(seq 60); do
+for _ in $(seq 240); do  # up to 2 min: a first start on a loaded machine takes longer than 30 s
   if sinfo -h -o '%T' 2>/dev/null | grep -q idle; then echo "slurm: up ($SLURM_CONF)"; exit 0; fi
   sleep 0.5
 done
