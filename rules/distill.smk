@@ -23,7 +23,7 @@ rule distill_soft:
         f"{R}/logs/{{family}}/{{dataset}}/distill-student-T{{temperature}}-s{{seed}}.log",
     benchmark:
         f"{R}/benchmarks/{{family}}/{{dataset}}/distill-student-T{{temperature}}-s{{seed}}.tsv"
-    threads: 1  # CPU: two 1-thread jobs train ~1.5x the tokens/s of one 2-thread job (measured); GPU profiles raise it
+    threads: 1  # CPU: two 1-thread jobs train ~1.5x the tokens/s of one 2-thread job (measured); a GPU job needs no more
     resources:
         mem_mb=6000,
         runtime=240,
@@ -55,7 +55,7 @@ rule distill_hard:
         f"{R}/logs/{{family}}/{{dataset}}/distill-hard_student-s{{seed}}.log",
     benchmark:
         f"{R}/benchmarks/{{family}}/{{dataset}}/distill-hard_student-s{{seed}}.tsv"
-    threads: 1  # CPU: two 1-thread jobs train ~1.5x the tokens/s of one 2-thread job (measured); GPU profiles raise it
+    threads: 1  # CPU: two 1-thread jobs train ~1.5x the tokens/s of one 2-thread job (measured); a GPU job needs no more
     resources:
         mem_mb=6000,
         runtime=240,

@@ -19,7 +19,7 @@ rule finetune:
         f"{R}/logs/{{family}}/{{dataset}}/finetune-{{role}}-s{{seed}}.log",
     benchmark:
         f"{R}/benchmarks/{{family}}/{{dataset}}/finetune-{{role}}-s{{seed}}.tsv"
-    threads: 1  # CPU: two 1-thread jobs train ~1.5x the tokens/s of one 2-thread job (measured); GPU profiles raise it
+    threads: 1  # CPU: two 1-thread jobs train ~1.5x the tokens/s of one 2-thread job (measured); a GPU job needs no more
     resources:
         mem_mb=6000,
         runtime=240,

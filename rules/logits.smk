@@ -16,7 +16,7 @@ rule cache_logits:
         f"{R}/logs/{{family}}/{{dataset}}/cache-T{{temperature}}.log",
     benchmark:
         f"{R}/benchmarks/{{family}}/{{dataset}}/cache-T{{temperature}}.tsv"
-    threads: 1  # CPU: two 1-thread jobs train ~1.5x the tokens/s of one 2-thread job (measured); GPU profiles raise it
+    threads: 1  # CPU: two 1-thread jobs train ~1.5x the tokens/s of one 2-thread job (measured); a GPU job needs no more
     resources:
         mem_mb=6000,
         runtime=120,
@@ -44,7 +44,7 @@ rule generate_hard:
         f"{R}/logs/{{family}}/{{dataset}}/generate-hard.log",
     benchmark:
         f"{R}/benchmarks/{{family}}/{{dataset}}/generate-hard.tsv"
-    threads: 1  # CPU: two 1-thread jobs train ~1.5x the tokens/s of one 2-thread job (measured); GPU profiles raise it
+    threads: 1  # CPU: two 1-thread jobs train ~1.5x the tokens/s of one 2-thread job (measured); a GPU job needs no more
     resources:
         mem_mb=6000,
         runtime=120,

@@ -19,7 +19,7 @@ rule pretrain:
         f"{R}/logs/{{family}}/pretrain-{{size}}.log",
     benchmark:
         f"{R}/benchmarks/{{family}}/pretrain-{{size}}.tsv"
-    threads: 1  # CPU: two 1-thread jobs train ~1.5x the tokens/s of one 2-thread job (measured); GPU profiles raise it
+    threads: 1  # CPU: two 1-thread jobs train ~1.5x the tokens/s of one 2-thread job (measured); a GPU job needs no more
     resources:
         mem_mb=4000,
         runtime=120,

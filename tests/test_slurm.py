@@ -21,6 +21,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from kdmem.training import CHECKPOINT_FILES
+
 from . import longrun
 from .conftest import ROOT, write_cfg
 
@@ -57,7 +59,9 @@ def _cancel_teacher_once(work: Path, stop: threading.Event, record: dict) -> Non
     """scancel the teacher fine-tune's SLURM job after its first checkpoint appears."""
     ckpt = work / "results" / "tiny" / "wiki" / "checkpoints" / "teacher-s0"
     while not stop.is_set():
-        if ckpt.is_dir() and any(p.name.startswith("checkpoint-") for p in ckpt.iterdir()):
+        # a complete checkpoint (every file written): cancelled during its first save, a job has nothing to resume from
+        if ckpt.is_dir() and any(p.name.startswith("checkpoint-") and all((p / f).is_file() for f in CHECKPOINT_FILES)
+                                 for p in ckpt.iterdir()):
             pids = subprocess.run(["pgrep", "-f", "kdmem finetune.*--role teacher"], capture_output=True, text=True).stdout.split()
             for pid in pids:
                 try:
