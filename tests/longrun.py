@@ -32,6 +32,9 @@ def long_micro() -> dict:
     for optim in (cfg["pretrain"]["optim"], cfg["finetune"]["teacher"], cfg["finetune"]["baseline"],
                   cfg["distill"]["soft"]["optim"], cfg["distill"]["hard"]["optim"]):
         optim["save_steps"] = 4
+    # The teacher's fine-tune is the job the SLURM test cancels mid-training: at 3 epochs it trains for under
+    # a second on one thread, shorter than the watcher's reaction; 12 epochs give it a few seconds.
+    cfg["finetune"]["teacher"]["epochs"] = 12
     return cfg
 
 

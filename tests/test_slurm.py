@@ -70,11 +70,10 @@ def _cancel_teacher_once(work: Path, stop: threading.Event, record: dict) -> Non
                     continue
                 job = next((e.split(b"=", 1)[1].decode() for e in env if e.startswith(b"SLURM_JOB_ID=")), None)
                 if job:
-                    time.sleep(0.5)
                     subprocess.run(["scancel", job], check=False)
                     record["cancelled_job"] = job
                     return
-        time.sleep(0.3)
+        time.sleep(0.05)
 
 
 def test_micro_pipeline_through_slurm_matches_local(slurm, reference_run, tmp_path):
