@@ -1,25 +1,24 @@
-# Stage 7, analysis: the memorization classifier, the removal experiment (re-distill on cleaned D,
+# Stage 7, analysis: the memorization classifier, the removal experiment (re-distill on the cleaned D,
 # re-score), the DuckDB store, the analyses and the report.
 
 
 rule classify:
     input:
-        teacher=f"{R}/{{family}}/{{dataset}}/scores/teacher-s{SEED}/train.parquet",
-        baseline=f"{R}/{{family}}/{{dataset}}/scores/{PRIMARY_BASELINE}/train.parquet",
-        student=f"{R}/{{family}}/{{dataset}}/scores/{PRIMARY_STUDENT}/train.parquet",
+        teacher=L.scores(model=TEACHER, split="train"),
+        baseline=L.scores(model=PRIMARY_BASELINE, split="train"),
+        student=L.scores(model=PRIMARY_STUDENT, split="train"),
     output:
-        summary=f"{R}/{{family}}/{{dataset}}/analysis/classifier.json",
-        trials=f"{R}/{{family}}/{{dataset}}/analysis/classifier_trials.parquet",
-        coefficients=f"{R}/{{family}}/{{dataset}}/analysis/classifier_coefficients.parquet",
-        predictions=f"{R}/{{family}}/{{dataset}}/analysis/predictions.parquet",
-        roc=f"{R}/{{family}}/{{dataset}}/analysis/roc.png",
+        summary=L.classifier(),
+        trials=L.classifier_trials(),
+        coefficients=L.classifier_coefficients(),
+        predictions=L.predictions(),
+        roc=L.roc(),
     params:
-        cfg=CONFIG_JSON,
-        classifier=CFG["classifier"],
+        cfg=sliced("classify"),
     log:
-        f"{R}/logs/{{family}}/{{dataset}}/classify.log",
+        L.log("classify", "{family}", "{dataset}"),
     benchmark:
-        f"{R}/benchmarks/{{family}}/{{dataset}}/classify.tsv"
+        L.benchmark("classify", "{family}", "{dataset}")
     threads: 1
     resources:
         mem_mb=4000,
@@ -28,50 +27,52 @@ rule classify:
     conda:
         "../envs/kdmem.yaml"
     shell:
-        "kdmem classify --config {params.cfg} --family {wildcards.family} --dataset {wildcards.dataset}"
+        "kdmem classify --config-json {params.cfg:q} --family {wildcards.family} --dataset {wildcards.dataset}"
         " --teacher-scores {input.teacher} --baseline-scores {input.baseline} --student-scores {input.student}"
         " --out {output.summary} --out-trials {output.trials} --out-coefficients {output.coefficients}"
         " --out-predictions {output.predictions} --out-roc {output.roc} --log {log}"
 
 
-# The removal experiment's student: distill_soft on D minus the predicted-memorized samples.
+CLEANED_STUDENT = model_name("student", "{seed}", "{temperature}", cleaned=True)
+
+
+# The removal experiment's student: distill_soft on D minus the classifier's predicted samples.
 use rule distill_soft as distill_cleaned with:
     input:
         tokenizer_input,
-        small_base_input,
-        cache=f"{R}/{{family}}/{{dataset}}/cache/T{{temperature}}",
-        teacher=f"{R}/{{family}}/{{dataset}}/models/teacher-s{SEED}",
-        train=f"{R}/{{family}}/{{dataset}}/data/train.parquet",
-        val=f"{R}/{{family}}/{{dataset}}/data/val.parquet",
-        predictions=f"{R}/{{family}}/{{dataset}}/analysis/predictions.parquet",
+        lambda w: base_input(w.family, "small"),
+        cache=L.cache(),
+        teacher=L.model(model=TEACHER),
+        train=L.samples(split="train"),
+        val=L.samples(split="val"),
+        predictions=L.predictions(),
     output:
-        directory(f"{R}/{{family}}/{{dataset}}/models/student-T{{temperature}}-s{{seed}}-cleaned"),
+        directory(L.model(model=CLEANED_STUDENT)),
     params:
-        cfg=CONFIG_JSON,
-        soft=CFG["distill"]["soft"],
-        base=small_base,
+        cfg=sliced("distill", family="family", mode=lambda w: "soft"),
+        base=lambda w: base_of(w.family, "small"),
         tokenizer=tokenizer_of,
-        ckpt=f"{R}/{{family}}/{{dataset}}/checkpoints/student-T{{temperature}}-s{{seed}}-cleaned",
-        removal=removal_arg,
+        ckpt=L.checkpoints(model=CLEANED_STUDENT),
+        removal=lambda w, input: f"--removal {input.predictions}",
     log:
-        f"{R}/logs/{{family}}/{{dataset}}/distill-student-T{{temperature}}-s{{seed}}-cleaned.log",
+        L.log(f"distill-{CLEANED_STUDENT}", "{family}", "{dataset}"),
     benchmark:
-        f"{R}/benchmarks/{{family}}/{{dataset}}/distill-student-T{{temperature}}-s{{seed}}-cleaned.tsv"
+        L.benchmark(f"distill-{CLEANED_STUDENT}", "{family}", "{dataset}")
 
 
 rule build_db:
     input:
         **db_inputs(),
     output:
-        f"{R}/kdmem.duckdb",
+        L.db(),
     params:
-        cfg=CONFIG_JSON,
+        cfg=sliced("build_db"),
         primary=PRIMARY,
-        metrics=metrics_files,
+        metrics=lambda w, input: " ".join(f"{m}/metrics.json" for m in input.models),
     log:
-        f"{R}/logs/build_db.log",
+        L.log("build_db"),
     benchmark:
-        f"{R}/benchmarks/build_db.tsv"
+        L.benchmark("build_db")
     threads: 1
     resources:
         mem_mb=4000,
@@ -80,7 +81,7 @@ rule build_db:
     conda:
         "../envs/kdmem.yaml"
     shell:
-        "kdmem build-db --config {params.cfg} --out {output} --samples {input.samples} --models {params.metrics}"
+        "kdmem build-db --config-json {params.cfg:q} --out {output} --samples {input.samples} --models {params.metrics}"
         " --bases {input.bases}"
         " --scores {input.scores} --trials {input.trials} --coefficients {input.coefficients}"
         " --predictions {input.predictions} --primary {params.primary} --log {log}"
@@ -88,18 +89,17 @@ rule build_db:
 
 rule analyze:
     input:
-        db=f"{R}/kdmem.duckdb",
-        classifier=pair_files("{R}/{f}/{d}/analysis/classifier.json"),
+        db=L.db(),
+        classifier=per_pair(L.classifier),
     output:
-        f"{R}/report/analysis.json",
+        L.analysis(),
     params:
-        cfg=CONFIG_JSON,
-        analysis=CFG["analysis"],
-        out_dir=output_folder,
+        cfg=sliced("analyze"),
+        out_dir=lambda w, output: str(Path(output[0]).parent),
     log:
-        f"{R}/logs/analyze.log",
+        L.log("analyze"),
     benchmark:
-        f"{R}/benchmarks/analyze.tsv"
+        L.benchmark("analyze")
     threads: 1
     resources:
         mem_mb=4000,
@@ -108,20 +108,21 @@ rule analyze:
     conda:
         "../envs/kdmem.yaml"
     shell:
-        "kdmem analyze --config {params.cfg} --db {input.db} --classifier {input.classifier}"
+        "kdmem analyze --config-json {params.cfg:q} --db {input.db} --classifier {input.classifier}"
         " --out-dir {params.out_dir} --log {log}"
 
 
 rule report:
     input:
-        analysis=f"{R}/report/analysis.json",
-        roc=pair_files("{R}/{f}/{d}/analysis/roc.png"),
+        analysis=L.analysis(),
+        classifier=per_pair(L.classifier),
+        roc=per_pair(L.roc),
     output:
-        f"{R}/report/report.html",
+        L.report(),
     log:
-        f"{R}/logs/report.log",
+        L.log("report"),
     benchmark:
-        f"{R}/benchmarks/report.tsv"
+        L.benchmark("report")
     threads: 1
     resources:
         mem_mb=2000,
@@ -130,4 +131,4 @@ rule report:
     conda:
         "../envs/kdmem.yaml"
     shell:
-        "kdmem report --analysis {input.analysis} --roc {input.roc} --out {output} --log {log}"
+        "kdmem report --analysis {input.analysis} --classifier {input.classifier} --roc {input.roc} --out {output} --log {log}"

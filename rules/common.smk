@@ -1,23 +1,21 @@
-# Config -> target paths. No logic beyond naming: everything else lives in src/kdmem.
+# Config -> jobs. Paths come from kdmem.layout, each rule's config slice from kdmem.rulecfg; no logic
+# beyond naming lives here.
 import json
 import os
 import sys
 from pathlib import Path
 
 from kdmem import config as kconfig
+from kdmem import rulecfg
 from kdmem.errors import KdmemError
+from kdmem.layout import SIZE_OF_ROLE, SPLITS, Layout, model_name, size_of_model
 
 try:
     CFG = kconfig.validate(config)
 except KdmemError as _e:
     sys.exit(f"kdmem: {_e}")
 
-R = CFG["results"]
-# The validated config with defaults, for the kdmem commands. It is written in onstart, which
-# Snakemake skips for a dry run, --lint and the jobs it runs on other nodes, so parsing the
-# Snakefile writes nothing; it is rewritten only when it changes, so its mtime never triggers
-# reruns (params carry the config sections each rule depends on).
-CONFIG_JSON = f"{R}/.kdmem/config.json"
+L = Layout(CFG["results"])
 
 # The rules call `kdmem` by name. Put the bin folder of the Python that runs this Snakefile (the
 # project's .venv for `make run` and `.venv/bin/snakemake`) first on PATH, so its kdmem is found
@@ -31,9 +29,22 @@ _user_path = os.environ["PATH"]
 os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), _user_path])
 
 
+def sliced(rule, **context):
+    """The params entry and --config-json of one rule: its config slice (kdmem.rulecfg). `context` maps
+    the slice's arguments to wildcard names, or to a function of the wildcards."""
+
+    def param(wildcards):
+        ctx = {k: (v(wildcards) if callable(v) else wildcards[v]) for k, v in context.items()}
+        return rulecfg.as_arg(CFG, rule, **ctx)
+
+    return param
+
+
 def write_config_json():
+    """The validated config with defaults, as a record of the study (no command reads it: each gets
+    its slice). Written in onstart, which Snakemake skips for a dry run, --lint and remote jobs."""
     text = json.dumps(CFG, indent=1, sort_keys=True)
-    path = Path(CONFIG_JSON)
+    path = Path(L.config_json())
     if path.is_file() and path.read_text() == text:
         return
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -44,8 +55,8 @@ def write_config_json():
 
 FAMILIES = list(CFG["families"])
 DATASETS = list(CFG["datasets"])
-SPLITS = ["train", "val"]
 SEED = CFG["seed"]
+PRETRAIN_DATASET = CFG["pretrain"]["dataset"]
 
 
 wildcard_constraints:
@@ -54,177 +65,89 @@ wildcard_constraints:
     split="train|val",
     size="teacher|small",
     seed=r"\d+",
+    temperature=r"[0-9]+(\.[0-9]+)?",
+    role="teacher|baseline",
+    model=r"(teacher|baseline|student|hard_student)-[A-Za-z0-9.\-]+",
 
 
-PRETRAIN_DATA = CFG["datasets"].get(CFG["pretrain"]["dataset"] or "", {})
-
-
-def dataset_cfg(wildcards):
-    return CFG["datasets"][wildcards.dataset]
-
-
-def tokenizer_cfg(wildcards):
-    return CFG["families"][wildcards.family]["tokenizer"]
-
-
-def is_scratch(family):
-    return CFG["families"][family]["teacher"]["init"] == "scratch"
+def trains_tokenizer(family):
+    return isinstance(CFG["families"][family]["tokenizer"], dict)
 
 
 def tokenizer_of(wildcards):
     """The family's tokenizer: our trained folder, or the hub name / path from the config."""
     tok = CFG["families"][wildcards.family]["tokenizer"]
-    return f"{R}/{wildcards.family}/tokenizer" if isinstance(tok, dict) else tok
+    return L.tokenizer(wildcards.family) if trains_tokenizer(wildcards.family) else tok
 
 
 def tokenizer_input(wildcards):
-    tok = CFG["families"][wildcards.family]["tokenizer"]
-    return [f"{R}/{wildcards.family}/tokenizer"] if isinstance(tok, dict) else []
+    return [L.tokenizer(wildcards.family)] if trains_tokenizer(wildcards.family) else []
 
 
 def data_targets():
     out = []
     for f in FAMILIES:
-        out += expand(f"{R}/{f}/{{dataset}}/data/{{split}}.parquet", dataset=DATASETS, split=SPLITS)
-        if is_scratch(f):
-            out.append(f"{R}/{f}/pretrain/pretrain.parquet")
+        out += [L.samples(f, d, s) for d in DATASETS for s in SPLITS]
+        if CFG["families"][f]["teacher"]["init"] == "scratch":
+            out.append(L.pretrain_samples(f))
     return out
 
 
-
-
 # ---- models --------------------------------------------------------------------------------
-TEMPERATURES = [str(t) for t in CFG["distill"]["soft"]["temperatures"]]
+# str(float(t)): the wildcard and the name the distill command gives its model agree ("2.0", never "2").
+TEMPERATURES = [str(float(t)) for t in CFG["distill"]["soft"]["temperatures"]]
 T0 = TEMPERATURES[0]  # the student the overlap, classifier and removal analyses use
+KL_T = "1.0"  # kl_to_teacher is taken at T = 1, from its own cache
 HARD = CFG["distill"]["hard"]["enabled"]
-
-
-wildcard_constraints:
-    temperature=r"[0-9]+(\.[0-9]+)?",
-    role="teacher|baseline",
+TEACHER = model_name("teacher", SEED)
 
 
 def base_of(family, size):
     """Base model of a family: our pretrained folder (scratch) or the configured checkpoint."""
     m = CFG["families"][family][size]
-    return f"{R}/{family}/base/{size}" if m["init"] == "scratch" else m["checkpoint"]
+    return L.base(family, size) if m["init"] == "scratch" else m["checkpoint"]
 
 
-def base_input(family, size):
-    return [base_of(family, size)] if CFG["families"][family][size]["init"] == "scratch" else []
-
-
-def finetune_base(wildcards):
-    return base_of(wildcards.family, "teacher" if wildcards.role == "teacher" else "small")
-
-
-def finetune_base_input(wildcards):
-    return base_input(wildcards.family, "teacher" if wildcards.role == "teacher" else "small")
-
-
-def both_bases_input(wildcards):
-    return base_input(wildcards.family, "teacher") + base_input(wildcards.family, "small")
-
-
-def teacher_base(wildcards):
-    return base_of(wildcards.family, "teacher")
-
-
-def small_base(wildcards):
-    return base_of(wildcards.family, "small")
-
-
-def small_base_input(wildcards):
-    return base_input(wildcards.family, "small")
-
-
-def finetune_optim(wildcards):
-    return CFG["finetune"][wildcards.role]
-
-
-def pretrain_val(wildcards):
-    return f"{R}/{wildcards.family}/{CFG['pretrain']['dataset']}/data/val.parquet"
-
-
-def pretrain_arch(wildcards):
-    return CFG["families"][wildcards.family][wildcards.size].get("arch")
+def base_input(family, *sizes):
+    return [L.base(family, s) for s in sizes if CFG["families"][family][s]["init"] == "scratch"]
 
 
 def model_names(family):
-    """Every model of a (family, dataset), by its folder name under models/."""
-    names = [f"teacher-s{SEED}"] + [f"baseline-s{s}" for s in CFG["baseline_seeds"]]
-    names += [f"student-T{t}-s{SEED}" for t in TEMPERATURES]
+    """Every model of a (family, dataset)."""
+    names = [TEACHER] + [model_name("baseline", s) for s in CFG["baseline_seeds"]]
+    names += [model_name("student", SEED, t) for t in TEMPERATURES]
     if HARD:
-        names.append(f"hard_student-s{SEED}")
+        names.append(model_name("hard_student", SEED))
     if CFG["removal"]["enabled"]:
-        names.append(f"student-T{T0}-s{SEED}-cleaned")
+        names.append(model_name("student", SEED, T0, cleaned=True))
     return names
 
 
-
-
-# ---- scoring -------------------------------------------------------------------------------
-KL_T = "1.0"  # kl_to_teacher is taken at T = 1, from its own cache
-
-
-wildcard_constraints:
-    model=r"(teacher|baseline|student|hard_student)-[A-Za-z0-9.\-]+",
-
-
-def score_cache_input(wildcards):
-    """The train split gets kl_to_teacher from the T=1 cache; validation samples are not cached."""
-    if wildcards.split != "train":
-        return []
-    return [f"{R}/{wildcards.family}/{wildcards.dataset}/cache/T{KL_T}"]
-
-
-def score_cache_arg(wildcards, input):
-    return f"--cache {input.cache[0]} --teacher {input.teacher}" if input.cache else ""
-
-
-def score_targets():
-    return [
-        f"{R}/{f}/{d}/scores/{m}/{s}.parquet" for f in FAMILIES for d in DATASETS for m in model_names(f) for s in SPLITS
-    ]
-
-
-def all_targets():
-    return data_targets() + [f"{R}/kdmem.duckdb", f"{R}/report/report.html"]
-
-
 # ---- analysis ------------------------------------------------------------------------------
-PRIMARY_BASELINE = f"baseline-s{CFG['baseline_seeds'][0]}"
-PRIMARY_STUDENT = f"student-T{T0}-s{SEED}"
-CLEANED = f"student-T{T0}-s{SEED}-cleaned"
-PRIMARY = [f"teacher-s{SEED}", PRIMARY_BASELINE, PRIMARY_STUDENT, f"hard_student-s{SEED}", CLEANED]
+PRIMARY_BASELINE = model_name("baseline", CFG["baseline_seeds"][0])
+PRIMARY_STUDENT = model_name("student", SEED, T0)
+PRIMARY = [TEACHER, PRIMARY_BASELINE, PRIMARY_STUDENT, model_name("hard_student", SEED), model_name("student", SEED, T0, cleaned=True)]
 
 
-def pair_files(pattern):
-    return [pattern.format(R=R, f=f, d=d) for f in FAMILIES for d in DATASETS]
+def per_pair(path_of):
+    return [path_of(f, d) for f in FAMILIES for d in DATASETS]
 
 
 def db_inputs():
+    every = [(f, d, m) for f in FAMILIES for d in DATASETS for m in model_names(f)]
     return {
-        "samples": [f"{R}/{f}/{d}/data/{s}.parquet" for f in FAMILIES for d in DATASETS for s in SPLITS],
-        "models": [f"{R}/{f}/{d}/models/{m}" for f in FAMILIES for d in DATASETS for m in model_names(f)],
-        "bases": pair_files("{R}/{f}/{d}/bases.json"),
-        "scores": score_targets(),
-        "trials": pair_files("{R}/{f}/{d}/analysis/classifier_trials.parquet"),
-        "coefficients": pair_files("{R}/{f}/{d}/analysis/classifier_coefficients.parquet"),
-        "predictions": pair_files("{R}/{f}/{d}/analysis/predictions.parquet"),
+        "samples": [L.samples(f, d, s) for f in FAMILIES for d in DATASETS for s in SPLITS],
+        "models": [L.model(f, d, m) for f, d, m in every],
+        "bases": per_pair(L.bases_json),
+        "scores": [L.scores(f, d, m, s) for f, d, m in every for s in SPLITS],
+        "trials": per_pair(L.classifier_trials),
+        "coefficients": per_pair(L.classifier_coefficients),
+        "predictions": per_pair(L.predictions),
     }
 
 
-def removal_arg(wildcards, input):
-    return f"--drop {input.predictions}"
-
-
-def metrics_files(wildcards, input):
-    return " ".join(f"{m}/metrics.json" for m in input.models)
-
-
-def output_folder(wildcards, output):
-    return str(Path(output[0]).parent)
+def all_targets():
+    return data_targets() + [L.db(), L.report()]
 
 
 def check_gpus():

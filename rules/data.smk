@@ -3,16 +3,13 @@
 
 rule tokenizer:
     output:
-        directory(f"{R}/{{family}}/tokenizer"),
+        directory(L.tokenizer()),
     params:
-        cfg=CONFIG_JSON,
-        data=PRETRAIN_DATA,
-        tokenizer=tokenizer_cfg,
-        seed=SEED,  # the document split the tokenizer trains on is seeded
+        cfg=sliced("tokenizer", family="family"),
     log:
-        f"{R}/logs/{{family}}/tokenizer.log",
+        L.log("tokenizer", "{family}"),
     benchmark:
-        f"{R}/benchmarks/{{family}}/tokenizer.tsv"
+        L.benchmark("tokenizer", "{family}")
     threads: 1
     resources:
         mem_mb=2000,
@@ -21,25 +18,23 @@ rule tokenizer:
     conda:
         "../envs/kdmem.yaml"
     shell:
-        "kdmem tokenizer --config {params.cfg} --family {wildcards.family} --out {output} --log {log}"
+        "kdmem tokenizer --config-json {params.cfg:q} --family {wildcards.family} --out {output} --log {log}"
 
 
 rule prepare:
     input:
         tokenizer_input,
     output:
-        train=f"{R}/{{family}}/{{dataset}}/data/train.parquet",
-        val=f"{R}/{{family}}/{{dataset}}/data/val.parquet",
-        stats=f"{R}/{{family}}/{{dataset}}/data/data_stats.json",
+        train=L.samples(split="train"),
+        val=L.samples(split="val"),
+        stats=L.data_stats(),
     params:
-        cfg=CONFIG_JSON,
-        data=dataset_cfg,
+        cfg=sliced("prepare", dataset="dataset"),
         tokenizer=tokenizer_of,
-        seed=SEED,
     log:
-        f"{R}/logs/{{family}}/{{dataset}}/prepare.log",
+        L.log("prepare", "{family}", "{dataset}"),
     benchmark:
-        f"{R}/benchmarks/{{family}}/{{dataset}}/prepare.tsv"
+        L.benchmark("prepare", "{family}", "{dataset}")
     threads: 1
     resources:
         mem_mb=4000,
@@ -48,7 +43,7 @@ rule prepare:
     conda:
         "../envs/kdmem.yaml"
     shell:
-        "kdmem prepare --config {params.cfg} --family {wildcards.family} --dataset {wildcards.dataset}"
+        "kdmem prepare --config-json {params.cfg:q} --family {wildcards.family} --dataset {wildcards.dataset}"
         " --tokenizer {params.tokenizer} --out-train {output.train} --out-val {output.val}"
         " --out-stats {output.stats} --log {log}"
 
@@ -57,19 +52,16 @@ rule prepare_pretrain:
     input:
         tokenizer_input,
     output:
-        pretrain=f"{R}/{{family}}/pretrain/pretrain.parquet",
-        stats=f"{R}/{{family}}/pretrain/data_stats.json",
+        pretrain=L.pretrain_samples(),
+        stats=L.pretrain_stats(),
     params:
-        cfg=CONFIG_JSON,
-        dataset=CFG["pretrain"]["dataset"],
-        data=PRETRAIN_DATA,
-        max_tokens=CFG["pretrain"]["max_tokens"],
+        cfg=sliced("prepare_pretrain"),
+        dataset=PRETRAIN_DATASET,
         tokenizer=tokenizer_of,
-        seed=SEED,
     log:
-        f"{R}/logs/{{family}}/prepare_pretrain.log",
+        L.log("prepare_pretrain", "{family}"),
     benchmark:
-        f"{R}/benchmarks/{{family}}/prepare_pretrain.tsv"
+        L.benchmark("prepare_pretrain", "{family}")
     threads: 1
     resources:
         mem_mb=4000,
@@ -78,5 +70,5 @@ rule prepare_pretrain:
     conda:
         "../envs/kdmem.yaml"
     shell:
-        "kdmem prepare --config {params.cfg} --family {wildcards.family} --dataset {params.dataset}"
+        "kdmem prepare --config-json {params.cfg:q} --family {wildcards.family} --dataset {params.dataset}"
         " --tokenizer {params.tokenizer} --out-pretrain {output.pretrain} --out-stats {output.stats} --log {log}"

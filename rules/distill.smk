@@ -1,28 +1,28 @@
 # Stage 5, distillation: the soft student (forward KL at T from the cache, x T^2) and the hard
 # student (CE on teacher-generated text), both from the small base.
+STUDENT = model_name("student", "{seed}", "{temperature}")
 
 
 rule distill_soft:
     input:
         tokenizer_input,
-        small_base_input,
-        cache=f"{R}/{{family}}/{{dataset}}/cache/T{{temperature}}",
-        teacher=f"{R}/{{family}}/{{dataset}}/models/teacher-s{SEED}",
-        train=f"{R}/{{family}}/{{dataset}}/data/train.parquet",
-        val=f"{R}/{{family}}/{{dataset}}/data/val.parquet",
+        lambda w: base_input(w.family, "small"),
+        cache=L.cache(),
+        teacher=L.model(model=TEACHER),
+        train=L.samples(split="train"),
+        val=L.samples(split="val"),
     output:
-        directory(f"{R}/{{family}}/{{dataset}}/models/student-T{{temperature}}-s{{seed}}"),
+        directory(L.model(model=STUDENT)),
     params:
-        cfg=CONFIG_JSON,
-        soft=CFG["distill"]["soft"],
-        base=small_base,
+        cfg=sliced("distill", family="family", mode=lambda w: "soft"),
+        base=lambda w: base_of(w.family, "small"),
         tokenizer=tokenizer_of,
-        ckpt=f"{R}/{{family}}/{{dataset}}/checkpoints/student-T{{temperature}}-s{{seed}}",
-        removal="",  # distill_cleaned: --drop <the classifier's predictions>
+        ckpt=L.checkpoints(model=STUDENT),
+        removal="",  # distill_cleaned: --removal <the classifier's predictions>
     log:
-        f"{R}/logs/{{family}}/{{dataset}}/distill-student-T{{temperature}}-s{{seed}}.log",
+        L.log(f"distill-{STUDENT}", "{family}", "{dataset}"),
     benchmark:
-        f"{R}/benchmarks/{{family}}/{{dataset}}/distill-student-T{{temperature}}-s{{seed}}.tsv"
+        L.benchmark(f"distill-{STUDENT}", "{family}", "{dataset}")
     threads: 1  # CPU: two 1-thread jobs train ~1.5x the tokens/s of one 2-thread job (measured); a GPU job needs no more
     resources:
         mem_mb=6000,
@@ -31,30 +31,32 @@ rule distill_soft:
     conda:
         "../envs/kdmem.yaml"
     shell:
-        "kdmem distill --mode soft --config {params.cfg} --family {wildcards.family} --dataset {wildcards.dataset}"
+        "kdmem distill --mode soft --config-json {params.cfg:q} --family {wildcards.family} --dataset {wildcards.dataset}"
         " --seed {wildcards.seed} --temperature {wildcards.temperature} --base {params.base}"
         " --tokenizer {params.tokenizer} --cache {input.cache} --teacher {input.teacher} {params.removal}"
         " --train {input.train} --val {input.val} --out {output} --ckpt {params.ckpt} --nproc {resources.gpu} --log {log}"
 
 
+HARD_STUDENT = model_name("hard_student", "{seed}")
+
+
 rule distill_hard:
     input:
         tokenizer_input,
-        small_base_input,
-        train=f"{R}/{{family}}/{{dataset}}/data/hard.parquet",
-        val=f"{R}/{{family}}/{{dataset}}/data/val.parquet",
+        lambda w: base_input(w.family, "small"),
+        train=L.hard_samples(),
+        val=L.samples(split="val"),
     output:
-        directory(f"{R}/{{family}}/{{dataset}}/models/hard_student-s{{seed}}"),
+        directory(L.model(model=HARD_STUDENT)),
     params:
-        cfg=CONFIG_JSON,
-        hard=CFG["distill"]["hard"],
-        base=small_base,
+        cfg=sliced("distill", family="family", mode=lambda w: "hard"),
+        base=lambda w: base_of(w.family, "small"),
         tokenizer=tokenizer_of,
-        ckpt=f"{R}/{{family}}/{{dataset}}/checkpoints/hard_student-s{{seed}}",
+        ckpt=L.checkpoints(model=HARD_STUDENT),
     log:
-        f"{R}/logs/{{family}}/{{dataset}}/distill-hard_student-s{{seed}}.log",
+        L.log(f"distill-{HARD_STUDENT}", "{family}", "{dataset}"),
     benchmark:
-        f"{R}/benchmarks/{{family}}/{{dataset}}/distill-hard_student-s{{seed}}.tsv"
+        L.benchmark(f"distill-{HARD_STUDENT}", "{family}", "{dataset}")
     threads: 1  # CPU: two 1-thread jobs train ~1.5x the tokens/s of one 2-thread job (measured); a GPU job needs no more
     resources:
         mem_mb=6000,
@@ -63,6 +65,6 @@ rule distill_hard:
     conda:
         "../envs/kdmem.yaml"
     shell:
-        "kdmem distill --mode hard --config {params.cfg} --family {wildcards.family} --dataset {wildcards.dataset}"
+        "kdmem distill --mode hard --config-json {params.cfg:q} --family {wildcards.family} --dataset {wildcards.dataset}"
         " --seed {wildcards.seed} --base {params.base} --tokenizer {params.tokenizer}"
         " --train {input.train} --val {input.val} --out {output} --ckpt {params.ckpt} --nproc {resources.gpu} --log {log}"

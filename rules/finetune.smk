@@ -4,21 +4,20 @@
 rule finetune:
     input:
         tokenizer_input,
-        finetune_base_input,
-        train=f"{R}/{{family}}/{{dataset}}/data/train.parquet",
-        val=f"{R}/{{family}}/{{dataset}}/data/val.parquet",
+        lambda w: base_input(w.family, SIZE_OF_ROLE[w.role]),
+        train=L.samples(split="train"),
+        val=L.samples(split="val"),
     output:
-        directory(f"{R}/{{family}}/{{dataset}}/models/{{role}}-s{{seed}}"),
+        directory(L.model(model=model_name("{role}", "{seed}"))),
     params:
-        cfg=CONFIG_JSON,
-        optim=finetune_optim,
-        base=finetune_base,
+        cfg=sliced("finetune", family="family", role="role"),
+        base=lambda w: base_of(w.family, SIZE_OF_ROLE[w.role]),
         tokenizer=tokenizer_of,
-        ckpt=f"{R}/{{family}}/{{dataset}}/checkpoints/{{role}}-s{{seed}}",
+        ckpt=L.checkpoints(model=model_name("{role}", "{seed}")),
     log:
-        f"{R}/logs/{{family}}/{{dataset}}/finetune-{{role}}-s{{seed}}.log",
+        L.log("finetune-{role}-s{seed}", "{family}", "{dataset}"),
     benchmark:
-        f"{R}/benchmarks/{{family}}/{{dataset}}/finetune-{{role}}-s{{seed}}.tsv"
+        L.benchmark("finetune-{role}-s{seed}", "{family}", "{dataset}")
     threads: 1  # CPU: two 1-thread jobs train ~1.5x the tokens/s of one 2-thread job (measured); a GPU job needs no more
     resources:
         mem_mb=6000,
@@ -27,7 +26,7 @@ rule finetune:
     conda:
         "../envs/kdmem.yaml"
     shell:
-        "kdmem finetune --config {params.cfg} --family {wildcards.family} --dataset {wildcards.dataset}"
+        "kdmem finetune --config-json {params.cfg:q} --family {wildcards.family} --dataset {wildcards.dataset}"
         " --role {wildcards.role} --seed {wildcards.seed} --base {params.base} --tokenizer {params.tokenizer}"
         " --train {input.train} --val {input.val} --out {output} --ckpt {params.ckpt} --nproc {resources.gpu} --log {log}"
 
@@ -35,20 +34,20 @@ rule finetune:
 rule evaluate_bases:
     input:
         tokenizer_input,
-        both_bases_input,
-        val=f"{R}/{{family}}/{{dataset}}/data/val.parquet",
-        stats=f"{R}/{{family}}/{{dataset}}/data/data_stats.json",
+        lambda w: base_input(w.family, "teacher", "small"),
+        val=L.samples(split="val"),
+        stats=L.data_stats(),
     output:
-        f"{R}/{{family}}/{{dataset}}/bases.json",
+        L.bases_json(),
     params:
-        cfg=CONFIG_JSON,
-        teacher_base=teacher_base,
-        small_base=small_base,
+        cfg=sliced("evaluate_bases", family="family"),
+        teacher_base=lambda w: base_of(w.family, "teacher"),
+        small_base=lambda w: base_of(w.family, "small"),
         tokenizer=tokenizer_of,
     log:
-        f"{R}/logs/{{family}}/{{dataset}}/evaluate-bases.log",
+        L.log("evaluate-bases", "{family}", "{dataset}"),
     benchmark:
-        f"{R}/benchmarks/{{family}}/{{dataset}}/evaluate-bases.tsv"
+        L.benchmark("evaluate-bases", "{family}", "{dataset}")
     threads: 1
     resources:
         mem_mb=4000,
@@ -57,6 +56,6 @@ rule evaluate_bases:
     conda:
         "../envs/kdmem.yaml"
     shell:
-        "kdmem evaluate-bases --config {params.cfg} --family {wildcards.family} --dataset {wildcards.dataset}"
+        "kdmem evaluate-bases --config-json {params.cfg:q} --family {wildcards.family} --dataset {wildcards.dataset}"
         " --tokenizer {params.tokenizer} --teacher-base {params.teacher_base} --small-base {params.small_base}"
         " --val {input.val} --stats {input.stats} --out {output} --log {log}"

@@ -1,21 +1,21 @@
-# Stage 4, teacher logit cache: one pass of the fine-tuned teacher over D, top-k + tail at each T.
+# Stage 4, the teacher's outputs: the logit cache (one pass over D, top-k + tail at each T) and the
+# greedy continuations the hard student trains on.
 
 
 rule cache_logits:
     input:
         tokenizer_input,
-        teacher=f"{R}/{{family}}/{{dataset}}/models/teacher-s{SEED}",
-        train=f"{R}/{{family}}/{{dataset}}/data/train.parquet",
+        teacher=L.model(model=TEACHER),
+        train=L.samples(split="train"),
     output:
-        directory(f"{R}/{{family}}/{{dataset}}/cache/T{{temperature}}"),
+        directory(L.cache()),
     params:
-        cfg=CONFIG_JSON,
-        top_k=CFG["distill"]["soft"]["top_k"],
+        cfg=sliced("cache_logits", family="family"),
         tokenizer=tokenizer_of,
     log:
-        f"{R}/logs/{{family}}/{{dataset}}/cache-T{{temperature}}.log",
+        L.log("cache-T{temperature}", "{family}", "{dataset}"),
     benchmark:
-        f"{R}/benchmarks/{{family}}/{{dataset}}/cache-T{{temperature}}.tsv"
+        L.benchmark("cache-T{temperature}", "{family}", "{dataset}")
     threads: 1  # CPU: two 1-thread jobs train ~1.5x the tokens/s of one 2-thread job (measured); a GPU job needs no more
     resources:
         mem_mb=6000,
@@ -24,7 +24,7 @@ rule cache_logits:
     conda:
         "../envs/kdmem.yaml"
     shell:
-        "kdmem cache-logits --config {params.cfg} --family {wildcards.family} --dataset {wildcards.dataset}"
+        "kdmem cache-logits --config-json {params.cfg:q} --family {wildcards.family} --dataset {wildcards.dataset}"
         " --teacher {input.teacher} --tokenizer {params.tokenizer} --train {input.train}"
         " --temperature {wildcards.temperature} --out {output} --log {log}"
 
@@ -32,18 +32,17 @@ rule cache_logits:
 rule generate_hard:
     input:
         tokenizer_input,
-        teacher=f"{R}/{{family}}/{{dataset}}/models/teacher-s{SEED}",
-        train=f"{R}/{{family}}/{{dataset}}/data/train.parquet",
+        teacher=L.model(model=TEACHER),
+        train=L.samples(split="train"),
     output:
-        f"{R}/{{family}}/{{dataset}}/data/hard.parquet",
+        L.hard_samples(),
     params:
-        cfg=CONFIG_JSON,
-        hard_prefix_len=CFG["distill"]["hard"]["prefix_len"],
+        cfg=sliced("generate_hard", family="family"),
         tokenizer=tokenizer_of,
     log:
-        f"{R}/logs/{{family}}/{{dataset}}/generate-hard.log",
+        L.log("generate-hard", "{family}", "{dataset}"),
     benchmark:
-        f"{R}/benchmarks/{{family}}/{{dataset}}/generate-hard.tsv"
+        L.benchmark("generate-hard", "{family}", "{dataset}")
     threads: 1  # CPU: two 1-thread jobs train ~1.5x the tokens/s of one 2-thread job (measured); a GPU job needs no more
     resources:
         mem_mb=6000,
@@ -52,5 +51,5 @@ rule generate_hard:
     conda:
         "../envs/kdmem.yaml"
     shell:
-        "kdmem generate-hard --config {params.cfg} --family {wildcards.family} --dataset {wildcards.dataset}"
+        "kdmem generate-hard --config-json {params.cfg:q} --family {wildcards.family} --dataset {wildcards.dataset}"
         " --teacher {input.teacher} --tokenizer {params.tokenizer} --train {input.train} --out {output} --log {log}"

@@ -1,26 +1,29 @@
 # Stage 6, memorization scoring: every model on every training sample (and validation, as the
 # non-member control): exact, frac, tf_acc, suffix log-prob, ppl, entropy, zlib, kl_to_teacher.
+# One job per model scores both splits: one process start and one model load instead of two
+# (the job's fixed cost was most of its time on the embedded default; reports/benchmarks.md).
 
 
 rule score:
     input:
         tokenizer_input,
-        model=f"{R}/{{family}}/{{dataset}}/models/{{model}}",
-        samples=f"{R}/{{family}}/{{dataset}}/data/{{split}}.parquet",
-        teacher=f"{R}/{{family}}/{{dataset}}/models/teacher-s{SEED}",
-        cache=score_cache_input,
+        model=L.model(),
+        train=L.samples(split="train"),
+        val=L.samples(split="val"),
+        teacher=L.model(model=TEACHER),
+        cache=L.cache(temperature=KL_T),  # kl_to_teacher of the train split; validation is not cached
     output:
-        scores=f"{R}/{{family}}/{{dataset}}/scores/{{model}}/{{split}}.parquet",
-        summary=f"{R}/{{family}}/{{dataset}}/scores/{{model}}/{{split}}.json",
+        train=L.scores(split="train"),
+        val=L.scores(split="val"),
+        train_summary=L.score_summary(split="train"),
+        val_summary=L.score_summary(split="val"),
     params:
-        cfg=CONFIG_JSON,
-        memorization=CFG["memorization"],
+        cfg=sliced("score", family="family", size=lambda w: size_of_model(w.model)),
         tokenizer=tokenizer_of,
-        cache=score_cache_arg,
     log:
-        f"{R}/logs/{{family}}/{{dataset}}/score-{{model}}-{{split}}.log",
+        L.log("score-{model}", "{family}", "{dataset}"),
     benchmark:
-        f"{R}/benchmarks/{{family}}/{{dataset}}/score-{{model}}-{{split}}.tsv"
+        L.benchmark("score-{model}", "{family}", "{dataset}")
     threads: 1
     resources:
         mem_mb=4000,
@@ -29,6 +32,7 @@ rule score:
     conda:
         "../envs/kdmem.yaml"
     shell:
-        "kdmem score --config {params.cfg} --family {wildcards.family} --dataset {wildcards.dataset}"
-        " --model {input.model} --tokenizer {params.tokenizer} --samples {input.samples} --split {wildcards.split}"
-        " {params.cache} --out {output.scores} --summary {output.summary} --log {log}"
+        "kdmem score --config-json {params.cfg:q} --family {wildcards.family} --dataset {wildcards.dataset}"
+        " --model {input.model} --tokenizer {params.tokenizer} --split train val --samples {input.train} {input.val}"
+        " --cache {input.cache} --teacher {input.teacher} --out {output.train} {output.val}"
+        " --summary {output.train_summary} {output.val_summary} --log {log}"

@@ -62,3 +62,15 @@ def reference_run(tmp_path_factory):
     proc, seconds = longrun.local_run(work, longrun.long_micro())
     assert proc.returncode == 0, proc.stderr[-4000:]
     return work, longrun.fingerprint(work), seconds
+
+
+@pytest.fixture(scope="session")
+def micro_run(tmp_path_factory):
+    """The whole Snakefile on the micro config, once per session: the end-to-end and rerun tests read it."""
+    from . import longrun
+
+    work = tmp_path_factory.mktemp("e2e")
+    cfg = write_cfg(MICRO, work / "micro.yaml")
+    proc = longrun.snakemake(work, "--configfile", str(cfg), "--cores", "2", "--profile", str(ROOT / "profiles" / "default"), timeout=600)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return work, proc

@@ -26,13 +26,13 @@ def test_audit_scores_new_data_and_is_injection_safe(tmp_path, micro_tokenizer, 
     dbp = tmp_path / "audit.duckdb"
     rc = main(["audit", "--config", str(write_cfg(MICRO, tmp_path / "c.yaml")), "--data", str(data), "--teacher", str(teacher),
                "--baseline", str(baseline), "--classifier", str(tmp_path / "clf.json"), "--tokenizer", str(micro_tokenizer),
-               "--seq-len", "32", "--out", str(tmp_path / "risk.parquet"), "--drop-list", str(tmp_path / "drop.txt"), "--db", str(dbp)])
+               "--seq-len", "32", "--out", str(tmp_path / "risk.parquet"), "--removal-list", str(tmp_path / "removal.txt"), "--db", str(dbp)])
     assert rc == 0, capsys.readouterr().err
     risk = pl.read_parquet(tmp_path / "risk.parquet")
-    assert {"sample_id", "teacher_ppl", "baseline_ppl", "kl_teacher_baseline", "zlib", "risk", "drop"} <= set(risk.columns)
+    assert {"sample_id", "teacher_ppl", "baseline_ppl", "kl_teacher_baseline", "zlib", "risk", "predicted"} <= set(risk.columns)
     assert risk["risk"].is_between(0, 1).all()
-    drops = (tmp_path / "drop.txt").read_text().split()
-    assert sorted(drops) == sorted(risk.filter("drop")["sample_id"].to_list())
+    listed = (tmp_path / "removal.txt").read_text().split()
+    assert sorted(listed) == sorted(risk.filter("predicted")["sample_id"].to_list())
     con = duckdb.connect(str(dbp), read_only=True)
     assert con.execute("SELECT count(*) FROM audit").fetchone()[0] == risk.height
     assert con.execute("SELECT count(*) FROM audit WHERE text LIKE ?", ["%DROP TABLE audit%"]).fetchone()[0] >= 1

@@ -91,6 +91,10 @@ CONFIG_CASES = [
     ("bad doc_start regex", _set(("datasets", "wiki", "doc_start"), "^ = (unclosed"), "datasets.wiki.doc_start is not a valid regex"),
     ("float YAML reads as text", _set(("finetune", "teacher", "lr"), "5e-5"), "(YAML 1.1 reads 5e-5 as text"),
     ("negative fsdp threshold", lambda c: c.update(parallel={"fsdp_min_params": -1}), "parallel.fsdp_min_params must be >= 0"),
+    ("exposure shares not summing to 1", _set(("datasets", "wiki", "exposures"), [{"count": 2, "share": 0.3}]), "shares sum to 0.3"),
+    ("scratch model without arch", lambda c: c["families"]["tiny"]["teacher"].pop("arch"), "families.tiny.teacher.arch is required"),
+    ("results outside the working directory", _set(("results",), "../../elsewhere"), "must be a relative path inside the working directory"),
+    ("absolute results", _set(("results",), "/tmp/out"), "must be a relative path inside the working directory"),
 ]
 
 
@@ -136,6 +140,12 @@ def test_data_cases(kit, tmp_path, capsys, name, fname, data, needle):
 def test_n_train_larger_than_the_corpus(kit, tmp_path, capsys):
     argv, out = _prepare(kit, tmp_path, _cfg(kit, tmp_path, _set(("datasets", "wiki", "n_train"), 100000)))
     _expect(capsys, argv, "datasets.wiki.n_train = 100000 but the corpus gives only", out)
+
+
+def test_missing_tokenizer_path(kit, tmp_path, capsys):
+    argv, out = _prepare(kit, tmp_path, _cfg(kit, tmp_path))
+    argv[argv.index("--tokenizer") + 1] = str(tmp_path / "no_such_tokenizer")
+    _expect(capsys, argv, f"tokenizer path {tmp_path / 'no_such_tokenizer'} does not exist", out)
 
 
 def test_parquet_without_text_column(kit, tmp_path, capsys):

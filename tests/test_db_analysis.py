@@ -33,21 +33,24 @@ ROLE = {"teacher-s0": ("teacher", 0, None, "full"), "baseline-s0": ("baseline", 
 
 
 def make_world(root: Path) -> dict:
-    base = root / "results" / "fam" / "ds"
-    (base / "data").mkdir(parents=True)
-    samples = pl.DataFrame({"sample_id": IDS, "doc_id": [f"d{i % 5}" for i in range(N)], "offset": list(range(N)),
-                            "input_ids": [[1, 2, 3]] * N, "text": [f"text {i}" for i in range(N)],
+    """Every file under flat, meaningless names: the database must learn family, dataset, split and model
+    from the files' own columns and metrics.json, never from where they lie."""
+    base = root / "results" / "anywhere"
+    base.mkdir(parents=True)
+    samples = pl.DataFrame({"family": "fam", "dataset": "ds", "split": "train", "sample_id": IDS, "doc_id": [f"d{i % 5}" for i in range(N)],
+                            "offset": list(range(N)), "input_ids": [[1, 2, 3]] * N, "text": [f"text {i}" for i in range(N)],
                             "n_exposures": [1 if i % 2 else 8 for i in range(N)]},
                            schema_overrides={"offset": pl.Int32, "n_exposures": pl.Int32})
-    samples.write_parquet(base / "data" / "train.parquet")
-    samples.head(5).with_columns(pl.col("sample_id") + "v").write_parquet(base / "data" / "val.parquet")
-    files = {"samples": [str(base / "data" / "train.parquet"), str(base / "data" / "val.parquet")], "models": [], "scores": []}
-    for name, mem in SETS.items():
+    samples.write_parquet(base / "a.parquet")
+    samples.head(5).with_columns(pl.col("sample_id") + "v", split=pl.lit("val")).write_parquet(base / "b.parquet")
+    files = {"samples": [str(base / "a.parquet"), str(base / "b.parquet")], "models": [], "scores": []}
+    for k, (name, mem) in enumerate(SETS.items()):
         role, seed, temp, variant = ROLE[name]
-        mdir = base / "models" / name
+        mdir = base / f"m{k}"
         mdir.mkdir(parents=True)
-        (mdir / "metrics.json").write_text(json.dumps({"family": "fam", "dataset": "ds", "role": role, "seed": seed, "temperature": temp,
-                                                       "data_variant": variant, "val_loss": 3.0, "val_ppl": 20.0, "n_params": 10}))
+        (mdir / "metrics.json").write_text(json.dumps({"model": name, "family": "fam", "dataset": "ds", "role": role, "seed": seed,
+                                                       "temperature": temp, "data_variant": variant, "val_loss": 3.0, "val_ppl": 20.0,
+                                                       "n_params": 10}))
         files["models"].append(str(mdir / "metrics.json"))
         for split, ids in (("train", IDS), ("val", [i + "v" for i in IDS[:5]])):
             sc = pl.DataFrame({"model": name, "family": "fam", "dataset": "ds", "role": role, "seed": seed, "temperature": temp,
@@ -57,8 +60,7 @@ def make_world(root: Path) -> dict:
                                "ppl": [np.exp(2.0 + (0.1 if role == "baseline" else 0.0))] * len(ids), "zlib": [30 + i for i in range(len(ids))],
                                "kl_to_teacher": [0.1] * len(ids), "n_exposures": [1] * len(ids)},
                               schema_overrides={"temperature": pl.Float64, "seed": pl.Int64})
-            f = base / "scores" / name / f"{split}.parquet"
-            f.parent.mkdir(parents=True, exist_ok=True)
+            f = base / f"m{k}-{split}-scores.parquet"
             sc.write_parquet(f)
             files["scores"].append(str(f))
     return files
@@ -118,7 +120,7 @@ def test_corrupt_parquet_is_one_line_and_old_db_survives(built):
     out, files = built
     before = out.read_bytes()
     Path(files["scores"][0]).write_bytes(b"PAR1 this is not a parquet file")
-    with pytest.raises(KdmemError, match="corrupt parquet .*train.parquet"):
+    with pytest.raises(KdmemError, match="corrupt parquet .*m0-train-scores.parquet"):
         db.build(out, **files)
     assert out.read_bytes() == before
 
@@ -147,9 +149,9 @@ def test_findings_on_known_sets(built):
 
 def test_missing_role_is_reported_not_crashed(tmp_path):
     files = make_world(tmp_path)
-    keep = [i for i, f in enumerate(files["models"]) if "hard_student" not in f]
-    files["models"] = [files["models"][i] for i in keep]
-    files["scores"] = [f for f in files["scores"] if "hard_student" not in f]
+    k = list(SETS).index("hard_student-s0")  # its files are m{k}/metrics.json and m{k}-{split}-scores.parquet
+    files["models"] = [f for f in files["models"] if Path(f).parent.name != f"m{k}"]
+    files["scores"] = [f for f in files["scores"] if not Path(f).name.startswith(f"m{k}-")]
     out = tmp_path / "x.duckdb"
     db.build(out, **files, primary={"models": ["teacher-s0", "baseline-s0", "student-T2.0-s0"]})
     con = duckdb.connect(str(out), read_only=True)

@@ -19,17 +19,6 @@ def _snakemake(workdir: Path, *args: str, timeout: int = 600) -> subprocess.Comp
     return longrun.snakemake(workdir, *args, timeout=timeout)
 
 
-@pytest.fixture(scope="module")
-def micro_run(tmp_path_factory):
-    from .conftest import MICRO
-
-    work = tmp_path_factory.mktemp("e2e")
-    cfg = write_cfg(MICRO, work / "micro.yaml")
-    proc = _snakemake(work, "--configfile", str(cfg), "--cores", "2", "--profile", str(ROOT / "profiles" / "default"))
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    return work, proc
-
-
 @pytest.mark.slow
 def test_data_stage_outputs(micro_run):
     work, _ = micro_run

@@ -76,5 +76,5 @@ def features(teacher, baseline, dev, samples: pl.DataFrame, vocab: int, window: 
 def audit(feats: pl.DataFrame, model: dict | None) -> pl.DataFrame:
     if model is None:
         raise KdmemError("the classifier has no fitted model (too few positives in its run); it cannot score a new dataset")
-    pred = predict(model, feats).rename({"prob": "risk", "predicted": "drop"})
+    pred = predict(model, feats).rename({"prob": "risk"})
     return feats.drop("input_ids").join(pred, on="sample_id").sort("risk", descending=True)

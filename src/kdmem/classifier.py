@@ -94,3 +94,13 @@ def predict(model: dict | None, df: pl.DataFrame) -> pl.DataFrame:
     z = (X - np.asarray(model["mean"])) / np.asarray(model["scale"])
     prob = 1 / (1 + np.exp(-(z @ np.asarray(model["coef"]) + model["intercept"])))
     return df.select("sample_id").with_columns(prob=pl.Series(prob), predicted=pl.Series(prob >= model["threshold"]))
+
+
+def result_tables(res: dict, df: pl.DataFrame, family: str, dataset: str) -> dict[str, pl.DataFrame]:
+    """The per-trial, per-feature and per-sample (over df, the feature table) tables of one run, each carrying its family and dataset."""
+    trials = pl.DataFrame(res["trials"], schema={"trial": pl.Int64, "auc": pl.Float64, "precision": pl.Float64,
+                                                "recall": pl.Float64, "n_test": pl.Int64})
+    coefs = pl.DataFrame(res["coefficients"], schema={"feature": pl.String, "coefficient": pl.Float64})
+    preds = predict(res["model"], df).join(df.select("sample_id", "label"), on="sample_id")
+    ident = [pl.lit(family).alias("family"), pl.lit(dataset).alias("dataset")]
+    return {"trials": trials.with_columns(ident), "coefficients": coefs.with_columns(ident), "predictions": preds.with_columns(ident)}

@@ -120,15 +120,11 @@ def build(
         con = _connect(tmp)
         _read_parquets(con, "samples_raw", samples, "sample_id")
         _read_parquets(con, "scores", scores, "model, split, sample_id")
-        # samples: the train/val files carry family, dataset and split in their path
+        # Each samples file carries its own family, dataset and split columns (kdmem prepare writes them).
         con.execute(
             """CREATE TABLE samples AS
-               SELECT regexp_extract(filename, '([^/]+)/([^/]+)/data/([a-z]+)\\.parquet$', 1) AS family,
-                      regexp_extract(filename, '([^/]+)/([^/]+)/data/([a-z]+)\\.parquet$', 2) AS dataset,
-                      regexp_extract(filename, '([^/]+)/([^/]+)/data/([a-z]+)\\.parquet$', 3) AS split,
-                      sample_id, doc_id, "offset", n_exposures, text, input_ids
-               FROM read_parquet(?, filename = true) ORDER BY family, dataset, split, sample_id""",
-            [list(samples)],
+               SELECT family, dataset, split, sample_id, doc_id, "offset", n_exposures, text, input_ids
+               FROM samples_raw ORDER BY family, dataset, split, sample_id"""
         )
         con.execute("DROP TABLE samples_raw")
         con.execute(
@@ -140,7 +136,7 @@ def build(
         rows = []
         for f in models:
             m = json.loads(Path(f).read_text())
-            name = Path(f).parent.name
+            name = m["model"]  # written by the training command, never read off the folder
             rows.append((name, m.get("family"), m.get("dataset"), m.get("role"), m.get("seed"), m.get("temperature"),
                          m.get("data_variant", "full"), m.get("n_params"), m.get("val_loss"), m.get("val_ppl"),
                          m.get("tokens_per_s"), m.get("train_seconds"), m.get("steps"), m.get("fingerprint"),
@@ -190,3 +186,14 @@ def build(
         Path(str(tmp) + ".wal").unlink(missing_ok=True)
         raise
     log.info("built %s in %.1fs", out, time.time() - t0)
+
+
+def write_audit(path: str | Path, risk) -> None:
+    """Put an audit's per-sample risks into table `audit` of a DuckDB file (replacing an earlier audit)."""
+    con = _connect(Path(path))
+    try:
+        con.register("risk_df", risk)
+        # the table name is fixed; the data arrive as a registered frame, never as SQL text
+        con.execute("CREATE OR REPLACE TABLE audit AS SELECT * FROM risk_df")
+    finally:
+        con.close()

@@ -143,3 +143,11 @@ class CacheReader:
             "t_logp": torch.from_numpy(np.stack(out["topk_logp"]).astype(np.float32)),
             "t_tail": torch.from_numpy(np.stack(out["tail"]).astype(np.float32)),
         }
+
+
+def teacher_identity(teacher_dir: str | Path, tok) -> dict:
+    """What a cache records of its teacher, and what a reader expects: the weights' and vocabulary's fingerprints."""
+    from kdmem.models import fingerprint
+    from kdmem.tokenizer import vocab_fingerprint
+
+    return {"teacher_fingerprint": fingerprint(teacher_dir), "tokenizer_fingerprint": vocab_fingerprint(tok)}

@@ -120,13 +120,19 @@ def score_samples(
     )
 
 
-def model_identity(model_dir: str | Path, name: str) -> dict:
-    """family, dataset, role, seed, temperature, data_variant, fingerprint: from the model's metrics.json."""
+def model_identity(model_dir: str | Path) -> dict:
+    """model, family, dataset, role, seed, temperature, data_variant, fingerprint: from the model's metrics.json,
+    which the training command wrote; nothing is read off the folder's name."""
     import json
 
-    meta = json.loads((Path(model_dir) / "metrics.json").read_text())
+    path = Path(model_dir) / "metrics.json"
+    if not path.is_file():
+        raise KdmemError(f"model folder {model_dir} has no metrics.json; it must come from a kdmem training step")
+    meta = json.loads(path.read_text())
+    if "model" not in meta:
+        raise KdmemError(f"{path} names no model; it was written by an older kdmem: rerun its training step")
     return {
-        "model": name,
+        "model": meta["model"],
         "family": meta.get("family"),
         "dataset": meta.get("dataset"),
         "role": meta.get("role"),
@@ -135,6 +141,18 @@ def model_identity(model_dir: str | Path, name: str) -> dict:
         "data_variant": meta.get("data_variant", "full"),
         "fingerprint": meta.get("fingerprint"),
     }
+
+
+def read_scores(path: str | Path) -> pl.DataFrame:
+    """A scores parquet written by `kdmem score`, checked for the columns the classifier reads."""
+    try:
+        df = pl.read_parquet(path)
+    except Exception as e:  # noqa: BLE001 - polars raises several types for a corrupt file
+        raise KdmemError(f"cannot read scores parquet {path}: {str(e).splitlines()[0]}; rerun its score step") from None
+    need = {"sample_id", "exact", "ppl", "zlib", "kl_to_teacher", "n_exposures"}
+    if missing := sorted(need - set(df.columns)):
+        raise KdmemError(f"scores file {path} lacks columns {missing}; it must come from 'kdmem score'")
+    return df
 
 
 def with_identity(scores: pl.DataFrame, ident: dict, split: str) -> pl.DataFrame:

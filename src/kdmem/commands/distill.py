@@ -1,0 +1,79 @@
+"""Stage 5, distillation: the soft student (KL to the teacher at T, from the cache or online), the hard
+student (CE on the teacher's text), and the removal experiment's cleaned student (soft, on D minus
+the classifier's predicted samples)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from kdmem.commands import common as c
+
+log = logging.getLogger("kdmem")
+
+
+def distill_args(p: argparse.ArgumentParser) -> None:
+    c.pair_options(p)
+    p.add_argument("--mode", required=True, choices=["soft", "hard"], help="soft: KL at T; hard: CE on generated text")
+    c.training_options(p, "training samples: train.parquet (soft) or hard.parquet (hard)",
+                       {"--seed": "seed: data order", "--base": "small base model folder or hub checkpoint"})
+    c.option(p, "--temperature", required=False, help="soft: T")
+    c.option(p, "--cache", required=False, help="soft: teacher logit cache folder")
+    c.option(p, "--teacher", required=False, help="soft: teacher folder (checks the cache's fingerprint; without --cache, online KD)")
+    p.add_argument("--removal", help="soft: the classifier's predictions.parquet; train on D minus its predicted samples "
+                   "(the removal experiment's cleaned student)")
+
+
+def distill(args: argparse.Namespace) -> None:
+    import polars as pl
+
+    from kdmem.data import read_samples
+    from kdmem.errors import KdmemError
+    from kdmem.layout import CLEANED, model_name
+    from kdmem.logit_cache import CacheReader, teacher_identity
+    from kdmem.tokenizer import load_tokenizer
+    from kdmem.training import train_model
+
+    cfg = c.load_config(args, "distill", family=args.family, mode=args.mode)
+    tok = load_tokenizer(args.tokenizer)
+    model, vocab = c.load_family_model(cfg, args.family, "small", args.base, tok, f"{args.family}/student")
+    train = read_samples(args.train)
+    if args.removal:
+        if args.mode != "soft":
+            raise KdmemError("--removal is the removal experiment's soft student; it does not apply to --mode hard")
+        predicted = pl.read_parquet(args.removal).filter(pl.col("predicted"))["sample_id"]
+        train = train.filter(~pl.col("sample_id").is_in(predicted.to_list()))
+        log.info("removal: left out %d predicted samples, %d remain", predicted.len(), train.height)
+    role = "student" if args.mode == "soft" else "hard_student"
+    temperature = args.temperature if args.mode == "soft" else None
+    meta = {"model": model_name(role, args.seed, temperature, cleaned=bool(args.removal)), "family": args.family,
+            "dataset": args.dataset, "role": role, "seed": args.seed, "base": args.base, "temperature": temperature,
+            "data_variant": CLEANED if args.removal else "full"}
+    dev = c.device(cfg)
+    teacher = cache = kd = None
+    if args.mode == "hard":
+        optim, mode = cfg["distill"]["hard"]["optim"], "ce"
+    else:
+        soft = cfg["distill"]["soft"]
+        if args.temperature is None or args.temperature <= 0:
+            raise KdmemError(f"distill --mode soft needs a temperature > 0, got {args.temperature}")
+        if not args.cache and not args.teacher:
+            raise KdmemError("distill --mode soft needs --cache (top-k logits) or --teacher (online KD)")
+        kd, optim = {**soft, "temperature": args.temperature}, soft["optim"]
+        if args.cache:
+            expect = {"temperature": args.temperature, "k": soft["top_k"], "seq_len": len(train["input_ids"][0])}
+            if args.teacher:  # with a cache, --teacher only proves the cache came from this teacher
+                expect.update(teacher_identity(args.teacher, tok))
+            cache, mode = CacheReader(args.cache, expect), "cache"
+            meta["cache_top_k"], meta["cache_mean_tail_mass"] = soft["top_k"], cache.meta.get("mean_tail_mass")
+        else:
+            teacher, _ = c.load_family_model(cfg, args.family, "teacher", args.teacher, tok, f"{args.family}/teacher")
+            mode = "online"
+    train_model(
+        model=model, tok=tok, vocab=vocab, train_df=train, val_df=read_samples(args.val), optim=optim, seed=args.seed,
+        out_dir=args.out, ckpt_dir=args.ckpt, dev=dev, mode=mode, cache=cache, kd=kd, meta=c.provenance(cfg, meta),
+        teacher=teacher, parallel=cfg["parallel"],
+    )
+
+
+COMMANDS = [c.Command("distill", "train the student: soft (KD from the teacher) or hard (CE on teacher text)", distill_args, distill)]

@@ -1,0 +1,95 @@
+"""One config channel per rule: change a key a command reads, and exactly that rule's jobs and their
+downstream rerun, on `snakemake -n` after a complete micro run.
+
+The expected jobs are written by hand per key, as the jobs that read it ("forcerun" targets: a rule
+name, or one job's output); Snakemake's own `--forcerun` adds their downstream. A slice that left
+a key out would rerun too few jobs (the seed -> tokenizer bug this guards), one that took too much
+would rerun too many.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from pathlib import Path
+
+import pytest
+
+from . import longrun
+from .conftest import MICRO, write_cfg
+
+MODELS = ["pretrain", "finetune", "evaluate_bases", "cache_logits", "generate_hard", "distill_soft", "distill_hard", "distill_cleaned", "score"]
+TRAINING = ["pretrain", "finetune", "distill_soft", "distill_hard", "distill_cleaned"]
+R = "results/tiny"
+CASES = {
+    # key path: (new value, the jobs that read it)
+    "seed": (1, ["tokenizer", "prepare", "prepare_pretrain", "pretrain", "classify", "analyze"]),
+    "device": ("cpu", MODELS),
+    "parallel.fsdp_min_params": (1e9, TRAINING),
+    "datasets.wiki.min_chars": (201, ["tokenizer", "prepare", "prepare_pretrain"]),
+    "datasets.wiki.n_val": (17, ["prepare", "prepare_pretrain"]),
+    "families.tiny.tokenizer.train.vocab_size": (520, ["tokenizer"]),
+    "families.tiny.teacher.arch.num_layers": (3, [f"{R}/base/teacher"]),
+    "families.tiny.small.arch.num_layers": (2, [f"{R}/base/small"]),
+    "pretrain.max_tokens": (8100, ["prepare_pretrain"]),
+    "pretrain.optim.lr": (2.0e-3, ["pretrain"]),
+    "pretrain.by_size.small": ({"epochs": 2}, [f"{R}/base/small"]),
+    "finetune.teacher.lr": (2.0e-3, [f"{R}/wiki/models/teacher-s0"]),
+    "finetune.baseline.epochs": (2, [f"{R}/wiki/models/baseline-s0", f"{R}/wiki/models/baseline-s1"]),
+    "distill.soft.top_k": (9, ["cache_logits", "distill_soft", "distill_cleaned"]),
+    "distill.soft.optim.lr": (2.0e-3, ["distill_soft", "distill_cleaned"]),
+    "distill.hard.prefix_len": (15, ["generate_hard"]),
+    "distill.hard.batch_size": (8, ["generate_hard"]),
+    "distill.hard.optim.lr": (2.0e-3, ["distill_hard"]),
+    "memorization.batch_size": (16, ["cache_logits", "score"]),
+    "memorization.frac": (False, ["score"]),
+    "classifier.trials": (6, ["classify"]),
+    "analysis.bootstrap": (60, ["analyze"]),
+}
+
+
+def _jobs(out: str) -> list[str]:
+    """(rule, wildcards) of every job a dry run lists, sorted."""
+    jobs = []
+    for rule, body in re.findall(r"^(?:local)?rule (\w+):\n((?:    .*\n)*)", out, flags=re.M):
+        wc = re.search(r"^    wildcards: (.*)$", body, flags=re.M)
+        jobs.append(f"{rule} {wc[1] if wc else ''}".strip())
+    return sorted(jobs)
+
+
+def _dry(work: Path, cfg: dict, name: str, *args: str) -> list[str]:
+    proc = longrun.snakemake(work, "--configfile", str(write_cfg(cfg, work / f"{name}.yaml")), "-n", "--cores", "1", *args, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return _jobs(proc.stdout)
+
+
+def _set(cfg: dict, key: str, value) -> dict:
+    cfg = copy.deepcopy(cfg)
+    *parents, last = key.split(".")
+    node = cfg
+    for p in parents:
+        node = node.setdefault(p, {})
+    node[last] = value
+    return cfg
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("key", list(CASES))
+def test_changing_a_key_reruns_exactly_its_readers_and_their_downstream(micro_run, key):
+    work, _ = micro_run
+    value, readers = CASES[key]
+    expected = _dry(work, MICRO, "forced", "--forcerun", *readers)
+    assert expected, "the forcerun found no job"
+    changed = _dry(work, _set(MICRO, key, value), "changed")
+    if key == "seed":  # the seed is also in the teacher's and students' names: compare the rules run
+        changed, expected = ([j.split()[0] for j in jobs] for jobs in (changed, expected))
+    assert changed == expected
+
+
+@pytest.mark.slow
+def test_a_dag_shape_key_adds_jobs_and_reruns_no_other(micro_run):
+    """baseline_seeds is in no slice: a third seed adds its own jobs, and no trained model reruns."""
+    work, _ = micro_run
+    jobs = _dry(work, {**MICRO, "baseline_seeds": [0, 1, 2]}, "seeds")
+    trained = [j for j in jobs if j.startswith(("tokenizer", "prepare", "pretrain", "finetune", "distill", "cache", "generate"))]
+    assert len(trained) == 1 and trained[0].startswith("finetune") and "seed=2" in trained[0], trained
