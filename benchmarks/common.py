@@ -20,9 +20,10 @@ def need(path: Path) -> Path:
     return path
 
 
-def timed(fn, repeat: int = 3) -> float:
-    """Best-of-`repeat` wall time of fn() (the first call also warms up)."""
-    fn()
+def timed(fn, repeat: int = 3, warm: bool = True) -> float:
+    """Best-of-`repeat` wall time of fn(), after one warm-up call (unless the caller made it)."""
+    if warm:
+        fn()
     best = float("inf")
     for _ in range(repeat):
         t = time.perf_counter()

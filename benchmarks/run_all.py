@@ -1,48 +1,103 @@
 """Run every benchmark in one process and record the measured ratios in reports/benchmarks.md.
-Needs the outputs of `make run` (the embedded default)."""
+
+Two shapes side by side (bench_shapes: the embedded miniature and Pythia-160M's shape, random weights),
+the cache's quality on the trained miniature (bench_cache, needs the outputs of `make run`), the
+DuckDB store at 1 M samples (bench_duckdb) and every job's fixed cost (bench_jobs)."""
 
 from __future__ import annotations
 
 import json
+import os
 import platform
 import time
 
 import bench_cache
 import bench_duckdb
-import bench_scoring
+import bench_jobs
+import bench_shapes
 from common import ROOT
+
+TARGETS = {"miniature": {}, "pythia-160m": {"scorer_vs_generate": 4.0, "scorer_vs_forward": 1.3, "cached_vs_online": 2.0}}
+
+
+def _met(ok: bool) -> str:
+    return "yes" if ok else "**no**"
+
+
+def shape_rows(shapes: dict) -> list[str]:
+    names = list(shapes)
+    rows = ["| measure | " + " | ".join(names) + " | target (Pythia shape) |", "|---|" + "---|" * len(names) + "---|"]
+    t = TARGETS["pythia-160m"]
+
+    def row(label: str, fn, target: str = "") -> None:
+        rows.append(f"| {label} | " + " | ".join(fn(shapes[n]) for n in names) + f" | {target} |")
+
+    p = shapes.get("pythia-160m")
+    row("teacher params / vocab / tokens per sample (window)", lambda s: f"{s['teacher_params'] / 1e6:.1f} M / {s['vocab']:,} / {s['tokens']} ({s['window']})")
+    row("forward FLOPs per token (torch's count) / 2·N", lambda s: f"{s['forward_flops_per_token'] / 1e6:.0f} M / {s['over_2N']:.2f}")
+    row("scorer (all signals), samples/s", lambda s: f"{s['scoring']['samples_per_s']['scorer']:.2f}")
+    row("exact-verdict path, samples/s", lambda s: f"{s['scoring']['samples_per_s']['exact_path']:.2f}")
+    row("HF `generate`, samples/s", lambda s: f"{s['scoring']['samples_per_s']['generate']:.2f}")
+    row("bare forward, samples/s", lambda s: f"{s['scoring']['samples_per_s']['forward']:.2f}")
+    row("scorer vs generate", lambda s: f"{s['scoring']['scorer_vs_generate']:.2f}×",
+        f"≥ {t['scorer_vs_generate']}× ({_met(p is not None and p['scoring']['scorer_vs_generate'] >= t['scorer_vs_generate'])})")
+    row("exact-verdict path vs generate", lambda s: f"{s['scoring']['exact_path_vs_generate']:.2f}×")
+    row("scorer time / bare forward", lambda s: f"{s['scoring']['scorer_vs_forward']:.2f}×",
+        f"≤ {t['scorer_vs_forward']}× ({_met(p is not None and p['scoring']['scorer_vs_forward'] <= t['scorer_vs_forward'])})")
+    row("verdicts identical (scorer, exact path, generate)", lambda s: f"{s['scoring']['verdicts_identical']} "
+        f"({s['scoring']['memorized_found']}/{s['scoring']['memorized_by_construction']} memorized by construction found)")
+    row("profile, s: scorer / window forward / full forward", lambda s: "{scorer:.2f} / {exact_path:.2f} / {forward:.2f}".format(**s["scoring"]["profile_s"]))
+    row("profile, s: generate = prefill + decode steps × per step", lambda s: "{generate:.2f} = {generate_prefill:.2f} + {n} × {generate_per_decode_step:.4f}".format(
+        n=int(s["window"].split("+")[1]) - 1, **s["scoring"]["profile_s"]))
+    row("student params", lambda s: f"{s['kd']['student_params'] / 1e6:.1f} M")
+    row("KD step from the cache / online, s", lambda s: f"{s['kd']['cached_step_s']:.3f} / {s['kd']['online_step_s']:.3f}")
+    row("cached KD step vs online", lambda s: f"{s['kd']['cached_vs_online']:.2f}×",
+        f"≥ {t['cached_vs_online']}× ({_met(p is not None and p['kd']['cached_vs_online'] >= t['cached_vs_online'])})")
+    row("cache write, tokens/s (k = 30)", lambda s: f"{s['kd']['cache_write_tokens_per_s']:,.0f}")
+    row("cache bytes/token (k = 30)", lambda s: f"{s['kd']['cache_bytes_per_token']:.1f}")
+    return rows
 
 
 def main() -> None:
     t0 = time.time()
-    score = bench_scoring.main()
+    shapes = bench_shapes.main()
     cache = bench_cache.main()
     duck = bench_duckdb.main()
+    jobs = bench_jobs.main(ROOT / "results")
     lines = [
         "# Benchmarks", "",
         f"Measured by `make bench` (`benchmarks/run_all.py`) on {time.strftime('%Y-%m-%d')}, {platform.processor() or platform.machine()}, "
-        "2 CPU cores, fp32, on the outputs of `make run` (embedded default). Each ratio is measured side by side in one run.", "",
+        f"{os.cpu_count()} CPU cores, fp32, no GPU. Each ratio is measured side by side in one run.", "",
+        "## Two shapes, side by side (random weights; `benchmarks/bench_shapes.py`)", "",
+        *shape_rows(shapes), "",
+        "## The cache's quality on the trained miniature (`bench_cache.py`, outputs of `make run`)", "",
         "| target | measured | met |", "|---|---|---|",
-        f"| cache bytes per token at k = {cache['top_k']} ≤ 130 | {cache['bytes_per_token']:.1f} | {'yes' if cache['bytes_per_token'] <= 130 else 'no'} |",
-        f"| cached-KD student val loss within 1 % of dense-logit KD | {cache['val_loss_cached']:.4f} vs {cache['val_loss_dense']:.4f} (ratio {cache['val_loss_ratio_cached_over_dense']:.4f}) | "
-        f"{'yes' if abs(cache['val_loss_ratio_cached_over_dense'] - 1) <= 0.01 else 'no'} |",
-        f"| cached-KD step ≥ 1.8× online KD (teacher forward in the step) | {cache['speedup_cached_vs_online']:.2f}× ({cache['step_s_cached'] * 1000:.0f} ms vs {cache['step_s_online'] * 1000:.0f} ms) | "
-        f"{'yes' if cache['speedup_cached_vs_online'] >= 1.8 else 'no'} |",
-        f"| scorer ≥ 3× a `generate`-based scorer, identical verdicts | {score['speedup_vs_generate']:.2f}×, identical: {score['identical_exact_verdicts']} | "
-        f"{'yes' if score['speedup_vs_generate'] >= 3 and score['identical_exact_verdicts'] else 'no'} |",
-        f"| scorer within 1.5× of a bare forward pass | {score['slowdown_vs_forward']:.2f}× | {'yes' if score['slowdown_vs_forward'] <= 1.5 else 'no'} |",
-        f"| DuckDB build, {duck['samples']:,} samples × {duck['models']} models, ≤ 60 s | {duck['build_s']:.1f} s | {'yes' if duck['build_s'] <= 60 else 'no'} |",
-        f"| each view / README query ≤ 1 s | max {duck['max_query_s']:.3f} s | {'yes' if duck['max_query_s'] <= 1 else 'no'} |",
-        "", "Scoring throughput (samples/s, batch "
-        f"{score['batch_size']}, {score['prefix_len']}+{score['suffix_len']} tokens): kdmem {score['ours_samples_per_s']:.0f}, "
-        f"generate reference {score['generate_samples_per_s']:.0f}, bare forward {score['forward_samples_per_s']:.0f}.", "",
-        "DuckDB query times (s):", "", "| query | s |", "|---|---|",
-        *[f"| {k} | {v:.3f} |" for k, v in duck["query_s"].items()],
-        "", f"DuckDB file: {duck['db_bytes'] / 1e6:.0f} MB for {duck['score_rows']:,} score rows. Total benchmark time {time.time() - t0:.0f} s.",
-        "", "Raw results:", "", "```json", json.dumps({"scoring": score, "cache": cache, "duckdb": duck}, indent=2), "```", "",
+        f"| cache bytes per token at k = {cache['top_k']} ≤ 130 | {cache['bytes_per_token']:.1f} | {_met(cache['bytes_per_token'] <= 130)} |",
+        f"| cached-KD student val loss within 1 % of dense-logit KD | {cache['val_loss_cached']:.4f} vs {cache['val_loss_dense']:.4f} "
+        f"(ratio {cache['val_loss_ratio_cached_over_dense']:.4f}) | {_met(abs(cache['val_loss_ratio_cached_over_dense'] - 1) <= 0.01)} |",
+        "", "## DuckDB (`bench_duckdb.py`)", "",
+        "| target | measured | met |", "|---|---|---|",
+        f"| build, {duck['samples']:,} samples × {duck['models']} models, ≤ 60 s | {duck['build_s']:.1f} s | {_met(duck['build_s'] <= 60)} |",
+        f"| each view / README query ≤ 1 s | max {duck['max_query_s']:.3f} s | {_met(duck['max_query_s'] <= 1)} |",
+        "", "## Each job's fixed cost (`bench_jobs.py`; fresh process, best of 3)", "",
+        "| command | `kdmem <cmd> --help`, s | its body's imports, s | imports the HF Trainer |", "|---|---|---|---|",
+        *[f"| `{k}` | {v['help_s']:.2f} | {v['body_import_s']:.2f} | {'yes' if v['imports_trainer'] else 'no'} |" for k, v in jobs["commands"].items()],
+        "", f"Total benchmark time {time.time() - t0:.0f} s.", "",
+        "Raw results:", "", "```json", json.dumps({"shapes": shapes, "cache": cache, "duckdb": duck, "jobs": jobs}, indent=2), "```", "",
     ]
-    (ROOT / "reports" / "benchmarks.md").write_text("\n".join(lines))
-    print("\n".join(lines[:14]))
+    write_measured(ROOT / "reports" / "benchmarks.md", "\n".join(lines[2:]))
+    print("\n".join(lines[:40]))
+
+
+BEGIN, END = "<!-- begin make bench: written by benchmarks/run_all.py -->", "<!-- end make bench -->"
+
+
+def write_measured(path, text: str) -> None:
+    """Replace the measured part of the report, keeping the written analysis around it."""
+    old = path.read_text() if path.is_file() else "# Benchmarks\n\n"
+    head, _, rest = old.partition(BEGIN)
+    tail = rest.partition(END)[2] if rest else ""
+    path.write_text(f"{head.rstrip()}\n\n{BEGIN}\n{text}\n{END}\n{tail.lstrip()}")
 
 
 if __name__ == "__main__":

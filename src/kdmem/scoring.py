@@ -33,12 +33,8 @@ import zlib
 from pathlib import Path
 
 import polars as pl
-import torch
-from tqdm import tqdm
 
 from kdmem.errors import KdmemError
-from kdmem.generate import greedy_continue
-from kdmem.kd import bucket_kl
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +48,13 @@ def score_samples(
     batch_size: int = 64, frac: bool = True, cache=None,
 ) -> pl.DataFrame:
     """Score every sample; stream in batches, never holding more than one batch of logits."""
+    # torch here, not at the top: the classifier reads scores through this module without a model.
+    import torch
+    from tqdm import tqdm
+
+    from kdmem.generate import greedy_continue
+    from kdmem.kd import bucket_kl
+
     seq_len = len(samples["input_ids"][0])
     if prefix_len + suffix_len > seq_len:
         raise KdmemError(f"prefix_len + suffix_len = {prefix_len + suffix_len} exceeds the samples' seq_len = {seq_len}")

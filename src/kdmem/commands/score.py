@@ -33,12 +33,16 @@ def score(args: argparse.Namespace) -> None:
 
     if not len(args.split) == len(args.samples) == len(args.out) == len(args.summary):
         raise KdmemError("score: give one --samples, --out and --summary per --split, in the same order")
+    import time
+
+    t0 = time.perf_counter()
     ident = model_identity(args.model)
     cfg = c.load_config(args, "score", family=args.family, size=SIZE_OF_ROLE[ident["role"]])
     mem = cfg["memorization"]
     tok = load_tokenizer(args.tokenizer)
     model, vocab = c.load_family_model(cfg, args.family, SIZE_OF_ROLE[ident["role"]], args.model, tok, f"{args.family}/{ident['model']}")
     dev = c.device(cfg)
+    log.info("loaded %s in %.1f s since the command started", ident["model"], time.perf_counter() - t0)
     done = []
     for split, path in zip(args.split, args.samples, strict=True):
         samples = read_samples(path)
@@ -49,9 +53,11 @@ def score(args: argparse.Namespace) -> None:
                 expect.update(teacher_identity(args.teacher, tok))
             cache = CacheReader(args.cache, expect)
         log.info("scoring %s on %s: %d samples", ident["model"], split, samples.height)
+        t_split = time.perf_counter()
         scores = score_samples(model, tok, dev, samples, vocab, mem["prefix_len"], mem["suffix_len"],
                                batch_size=mem["batch_size"], frac=mem["frac"], cache=cache)
         out = with_identity(scores, ident, split)
+        log.info("scored %s on %s in %.1f s", ident["model"], split, time.perf_counter() - t_split)
         done.append((out, {**ident, "split": split, **summary(out)}))
     # Every split is scored before any file is written: a failure leaves none of them.
     for (out, summ), out_path, summ_path in zip(done, args.out, args.summary, strict=True):
