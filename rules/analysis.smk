@@ -1,5 +1,5 @@
 # Stage 7, analysis: the memorization classifier, the removal experiment (re-distill on the cleaned D,
-# re-score), the DuckDB store, the analyses and the report.
+# re-score), membership inference per model (beyond the paper), the DuckDB store, the analyses and the report.
 
 
 rule classify:
@@ -60,6 +60,37 @@ use rule distill_soft as distill_cleaned with:
         L.benchmark(f"distill-{CLEANED_STUDENT}", "{family}", "{dataset}")
 
 
+rule mia:
+    input:
+        tokenizer_input,
+        lambda w: base_input(w.family, "small"),
+        models=lambda w: [L.model(w.family, w.dataset, m) for m in model_names(w.family)],
+        train=L.samples(split="train"),
+        val=L.samples(split="val"),
+    output:
+        mia=L.mia(),
+        scores=L.mia_scores(),
+    params:
+        cfg=sliced("mia", family="family"),
+        reference=lambda w: base_of(w.family, "small"),
+        tokenizer=tokenizer_of,
+    log:
+        L.log("mia", "{family}", "{dataset}"),
+    benchmark:
+        L.benchmark("mia", "{family}", "{dataset}")
+    threads: 1
+    resources:
+        mem_mb=6000,
+        runtime=240,
+        gpu=0,
+    conda:
+        "../envs/kdmem.yaml"
+    shell:
+        "kdmem mia --config-json {params.cfg:q} --family {wildcards.family} --dataset {wildcards.dataset}"
+        " --tokenizer {params.tokenizer} --models {input.models} --reference {params.reference}"
+        " --train {input.train} --val {input.val} --out {output.mia} --out-scores {output.scores} --log {log}"
+
+
 rule build_db:
     input:
         **db_inputs(),
@@ -84,7 +115,7 @@ rule build_db:
         "kdmem build-db --config-json {params.cfg:q} --out {output} --samples {input.samples} --models {params.metrics}"
         " --bases {input.bases}"
         " --scores {input.scores} --trials {input.trials} --coefficients {input.coefficients}"
-        " --predictions {input.predictions} --primary {params.primary} --log {log}"
+        " --predictions {input.predictions} --mia {input.mia} --mia-scores {input.mia_scores} --primary {params.primary} --log {log}"
 
 
 rule analyze:

@@ -143,6 +143,8 @@ def db_inputs():
         "trials": per_pair(L.classifier_trials),
         "coefficients": per_pair(L.classifier_coefficients),
         "predictions": per_pair(L.predictions),
+        "mia": per_pair(L.mia) if CFG["mia"]["enabled"] else [],
+        "mia_scores": per_pair(L.mia_scores) if CFG["mia"]["enabled"] else [],
     }
 
 

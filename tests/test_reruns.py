@@ -18,12 +18,13 @@ import pytest
 from . import longrun
 from .conftest import MICRO, write_cfg
 
-MODELS = ["pretrain", "finetune", "evaluate_bases", "cache_logits", "generate_hard", "distill_soft", "distill_hard", "distill_cleaned", "score"]
+MODELS = ["pretrain", "finetune", "evaluate_bases", "cache_logits", "generate_hard", "distill_soft", "distill_hard", "distill_cleaned", "score",
+          "mia"]
 TRAINING = ["pretrain", "finetune", "distill_soft", "distill_hard", "distill_cleaned"]
 R = "results/tiny"
 CASES = {
     # key path: (new value, the jobs that read it)
-    "seed": (1, ["tokenizer", "prepare", "prepare_pretrain", "pretrain", "classify", "analyze"]),
+    "seed": (1, ["tokenizer", "prepare", "prepare_pretrain", "pretrain", "classify", "mia", "analyze"]),
     "device": ("cpu", MODELS),
     "parallel.fsdp_min_params": (1e9, TRAINING),
     "datasets.wiki.min_chars": (201, ["tokenizer", "prepare", "prepare_pretrain"]),
@@ -41,10 +42,12 @@ CASES = {
     "distill.hard.prefix_len": (15, ["generate_hard"]),
     "distill.hard.batch_size": (8, ["generate_hard"]),
     "distill.hard.optim.lr": (2.0e-3, ["distill_hard"]),
-    "memorization.batch_size": (16, ["cache_logits", "score"]),
+    "memorization.batch_size": (16, ["cache_logits", "score", "mia"]),
     "memorization.frac": (False, ["score"]),
     "classifier.trials": (6, ["classify"]),
     "analysis.bootstrap": (60, ["analyze"]),
+    "mia.k": (0.3, ["mia"]),
+    "mia.bootstrap": (20, ["mia"]),
 }
 
 

@@ -54,7 +54,8 @@ def test_duckdb_and_readme_queries(micro_run):
     expected_columns = {"rate per role": ["role", "rate"], "memorized by the baseline in every seed and by the student in none":
                         ["sample_id", "n_exposures"], "top-10 lowest-zlib memorized samples": ["sample_id", "zlib", "text"],
                         "memorization against exposures, per model": ["model", "n_exposures", "rate", "n"],
-                        "teacher-only samples the student inherited": ["sample_id", "text"]}
+                        "teacher-only samples the student inherited": ["sample_id", "text"],
+                        "membership-inference AUC per role and signal": ["role", "data_variant", "signal", "auc"]}
     for name, sql in readme_queries().items():
         cur = con.execute(sql)
         assert [d[0] for d in cur.description] == expected_columns[name], name
@@ -82,6 +83,21 @@ def test_report_has_every_table_and_embedded_figures(micro_run):
     assert "<script" not in html and "http://" not in html.replace("http://www.w3.org", "")
     for fid in ("F1", "F2", "F3", "F4", "F5", "F6", "F7", "F8"):
         assert f"<td>{fid}</td>" in html
+
+
+@pytest.mark.slow
+def test_membership_inference_for_every_model(micro_run):
+    work, _ = micro_run
+    con = duckdb.connect(str(work / "results" / "kdmem.duckdb"), read_only=True)
+    rows = con.execute("SELECT role, model, signal, auc, auc_lo, auc_hi, tpr_at_1pct_fpr, n_members, n_nonmembers FROM mia_summary").fetchall()
+    models = {r[0] for r in con.execute("SELECT model FROM models").fetchall()}
+    assert {r[1] for r in rows} == models and {r[2] for r in rows} == {"loss", "zlib", "min_k", "min_k_pp", "reference"}
+    assert len(rows) == 5 * len(models)
+    assert all(0 <= lo <= auc <= hi <= 1 and 0 <= tpr <= 1 and (m, n) == (48, 16) for _, _, _, auc, lo, hi, tpr, m, n in rows)
+    per_sample = con.execute("SELECT count(*), count(DISTINCT model), sum(member::INT) FROM mia_scores").fetchone()
+    assert per_sample == (len(models) * 64, len(models), len(models) * 48)
+    html = (work / "results" / "report" / "report.html").read_text()
+    assert "<h3>Membership inference (beyond the paper)</h3>" in html and "data-title='mia'" in html
 
 
 @pytest.mark.slow

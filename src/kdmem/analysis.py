@@ -310,3 +310,10 @@ def rate_rows(con, family: str, dataset: str, n_boot: int, seed: int) -> list[di
 
 def connect_ro(path) -> duckdb.DuckDBPyConnection:
     return duckdb.connect(str(path), read_only=True)
+
+
+def mia_rows(con, family: str, dataset: str) -> list[dict]:
+    """The mia_summary view's rows of one (family, dataset); none when membership inference was off."""
+    if not _one(con, "SELECT count(*) AS n FROM information_schema.tables WHERE table_name = 'mia_summary'", [])["n"]:
+        return []
+    return _rows(con, "SELECT * FROM mia_summary WHERE family = ? AND dataset = ?", [family, dataset])

@@ -5,8 +5,10 @@ renames it over the target, so a reader never sees a half-built database and a r
 old file keeps a consistent snapshot. Rebuilding from the same inputs gives the same table content.
 All values reach SQL as parameters or as file lists handed to read_parquet; nothing is pasted.
 
-Tables: samples, models, bases, scores, classifier_trials, classifier_coefficients, predictions, runs.
-Views: memorization_rates, overlaps, inheritance, removal, utility.
+Tables: samples, models, bases, scores, classifier_trials, classifier_coefficients, predictions, runs,
+and with membership inference on, mia and mia_scores.
+Views: memorization_rates, overlaps, inheritance, removal, utility, and mia_summary (one row per model
+and signal, with the model's role).
 """
 
 from __future__ import annotations
@@ -85,6 +87,13 @@ VIEWS = {
 }
 
 
+MIA_SUMMARY = """
+    SELECT x.family, x.dataset, x.model, m.role, m.seed, m.temperature, m.data_variant, x.signal, x.auc, x.auc_lo, x.auc_hi,
+           x.tpr_at_1pct_fpr, x.tpr_lo, x.tpr_hi, x.n_members, x.n_nonmembers
+    FROM mia x JOIN models m USING (family, dataset, model)
+    ORDER BY x.family, x.dataset, m.role, m.seed, m.temperature, m.data_variant, x.signal"""
+
+
 def _connect(path: Path) -> duckdb.DuckDBPyConnection:
     try:
         return duckdb.connect(str(path))
@@ -106,6 +115,7 @@ def _read_parquets(con, table: str, files: list[str], order: str) -> None:
 def build(
     out: str | Path, *, samples: list[str], models: list[str], scores: list[str], trials: list[str] = (),
     coefficients: list[str] = (), predictions: list[str] = (), bases: list[str] = (), primary: dict | None = None,
+    mia: list[str] = (), mia_scores: list[str] = (),
     run: dict | None = None,
 ) -> None:
     """Build the database at `out` atomically from the pipeline's outputs (lists of files)."""
@@ -154,7 +164,9 @@ def build(
             con.executemany("INSERT INTO models VALUES (" + ",".join(["?"] * 21) + ")", sorted(rows, key=lambda r: (r[1], r[2], r[0])))
         for table, files, order in (("classifier_trials", trials, "family, dataset, trial"),
                                     ("classifier_coefficients", coefficients, "family, dataset, feature"),
-                                    ("predictions", predictions, "family, dataset, sample_id")):
+                                    ("predictions", predictions, "family, dataset, sample_id"),
+                                    ("mia", mia, "family, dataset, model, signal"),
+                                    ("mia_scores", mia_scores, "family, dataset, model, split, sample_id")):
             if files:
                 _read_parquets(con, table, list(files), order)
         # The starting checkpoints and the unigram reference, on the same validation samples as every model.
@@ -179,6 +191,8 @@ def build(
                          time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(t0)), time.strftime("%Y-%m-%dT%H:%M:%S")])
         for name, sql in VIEWS.items():
             con.execute(f"CREATE VIEW \"{name}\" AS {sql}")  # quoted: OVERLAPS is a DuckDB keyword
+        if mia:
+            con.execute(f"CREATE VIEW mia_summary AS {MIA_SUMMARY}")
         con.close()
         os.replace(tmp, out)
     except BaseException:

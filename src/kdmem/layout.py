@@ -67,6 +67,8 @@ TEMPLATES = {
     "classifier_coefficients": "{family}/{dataset}/analysis/classifier_coefficients.parquet",
     "predictions": "{family}/{dataset}/analysis/predictions.parquet",
     "roc": "{family}/{dataset}/analysis/roc.png",
+    "mia": "{family}/{dataset}/analysis/mia.parquet",
+    "mia_scores": "{family}/{dataset}/analysis/mia_scores.parquet",
     # the study
     "db": "kdmem.duckdb",
     "analysis": "report/analysis.json",

@@ -72,12 +72,33 @@ def analyze(db: str | Path, classifiers: dict[tuple[str, str], dict], out_dir: s
             "removal": analysis._one(con, "SELECT * FROM removal WHERE family = ? AND dataset = ?", [family, dataset]),
             "classifier": {k: v for k, v in (clf or {}).items() if k != "model"},
             "roles_present": sorted(analysis.roles_present(con, family, dataset)),
+            "mia": analysis.mia_rows(con, family, dataset),
         })
     result["rates_all"] = analysis._rows(con, "SELECT * FROM memorization_rates", [])
     result["utility"] = analysis._rows(con, "SELECT * FROM utility", [])
     con.close()
     write_json(result, out_dir / "analysis.json")
     return result
+
+
+def mia_section(rows: list[dict]) -> str:
+    """Membership inference per model: one row per model, each signal's AUC [95 % CI] and TPR at 1 % FPR."""
+    head = "<h3>Membership inference (beyond the paper)</h3>"
+    if not rows:
+        return head + "<p class=na>Not run (mia.enabled is off).</p>"
+    by_model: dict[str, dict] = {}
+    for r in rows:
+        label = r["role"] + ("_cleaned" if r["data_variant"] == "cleaned" else "")
+        row = by_model.setdefault(r["model"], {"model": r["model"], "role": label})
+        row[f"{r['signal']} AUC"] = f"{r['auc']:.3f} [{r['auc_lo']:.3f}, {r['auc_hi']:.3f}]"
+        row[f"{r['signal']} TPR@1%FPR"] = f"{r['tpr_at_1pct_fpr']:.3f} [{r['tpr_lo']:.3f}, {r['tpr_hi']:.3f}]"
+    n = rows[0]
+    return (head + table(list(by_model.values()), title="mia") +
+            f"<p>Members: {n['n_members']:,} training samples of D; non-members: {n['n_nonmembers']:,} validation samples. "
+            "Signals (higher says member): loss (Yeom et al. 2018), zlib ratio (Carlini et al. 2021), Min-K % Prob and Min-K %++ "
+            "at k = 20 % (Shi et al. 2024; Zhang et al. 2025), and the reference-model difference with the small base as the "
+            "reference (Carlini et al. 2021). AUC 0.5 is chance. Intervals: 95 % bootstrap over members and non-members. "
+            "The question the paper's privacy motivation asks: does the student leak its training data less than the baseline?</p>")
 
 
 def render(result: dict, fig_dir: str | Path, out: str | Path, roc: dict[tuple[str, str], Path] | None = None) -> None:
@@ -128,6 +149,7 @@ def render(result: dict, fig_dir: str | Path, out: str | Path, roc: dict[tuple[s
                      "classifier's predicted-memorized samples), and how many of the cleaned student's memorized samples are new. "
                      "The removal's own effect (F7) is the student on D against the student on the cleaned D. "
                      "Paper: baseline 1,698 on D; student on cleaned D 4, all new (the “privacy onion”).</p>")
+        parts.append(mia_section(p.get("mia") or []))
         figs = [(f"{tag}-rates.png", "Memorization rate per role; 95 % bootstrap CIs (baseline: over seeds and samples)."),
                 (f"{tag}-venn.png", "Teacher / baseline / student memorized sets."),
                 (f"{tag}-entropy.png", "Entropy vs suffix log-prob on teacher∩baseline∖student, per role."),

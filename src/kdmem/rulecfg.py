@@ -8,7 +8,7 @@ that rule and what depends on it, and no other key does. A command run by hand w
 validates the whole file and takes the same slice, so it reads the same keys either way.
 
 Keys that only shape the DAG (`temperatures`, `baseline_seeds`, `distill.hard.enabled`,
-`removal.enabled`, `results`) are in no slice: they add or remove jobs rather than change one.
+`removal.enabled`, `mia.enabled`, `results`) are in no slice: they add or remove jobs rather than change one.
 """
 
 from __future__ import annotations
@@ -84,6 +84,8 @@ SLICERS: dict[str, Callable[..., dict]] = {
                                           "distill": {"hard": _pick(cfg["distill"]["hard"], "prefix_len", "batch_size")}},
     "distill": lambda cfg, family, mode: _distill(cfg, family, mode),
     "score": lambda cfg, family, size: {"device": cfg["device"], **_models(cfg, family, size), "memorization": cfg["memorization"]},
+    "mia": lambda cfg, family: {"device": cfg["device"], "seed": cfg["seed"], **_models(cfg, family, "teacher", "small"),
+                                "mia": cfg["mia"], "memorization": _pick(cfg["memorization"], "batch_size")},
     "classify": lambda cfg: _pick(cfg, "seed", "classifier"),
     "build_db": lambda cfg: {},
     "analyze": lambda cfg: _pick(cfg, "seed", "analysis"),

@@ -47,6 +47,8 @@ def build_db_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--trials", nargs="*", help="classifier trials parquet files")
     p.add_argument("--coefficients", nargs="*", help="classifier coefficient parquet files")
     p.add_argument("--predictions", nargs="*", help="classifier prediction parquet files")
+    p.add_argument("--mia", nargs="*", help="mia.parquet files: per model and signal, AUC and TPR at 1 %% FPR")
+    p.add_argument("--mia-scores", nargs="*", help="mia_scores.parquet files: per-sample membership signals")
     p.add_argument("--primary", nargs="*", help="model names used for overlaps (the first baseline seed, the first T)")
 
 
@@ -58,6 +60,7 @@ def build_db(args: argparse.Namespace) -> None:
     db.build(
         args.out, samples=args.samples, models=args.models, scores=args.scores, trials=args.trials or [],
         coefficients=args.coefficients or [], predictions=args.predictions or [], bases=args.bases or [],
+        mia=args.mia or [], mia_scores=args.mia_scores or [],
         primary={"models": args.primary or []}, run=record(cfg),
     )
 

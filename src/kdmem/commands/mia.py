@@ -1,0 +1,67 @@
+"""Stage 7, membership inference: every model's per-sample MIA signals on members (D) and
+non-members (validation), and each signal's ROC-AUC and TPR at 1 % FPR."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from kdmem.commands import common as c
+
+log = logging.getLogger("kdmem")
+
+
+def mia_args(p: argparse.ArgumentParser) -> None:
+    c.pair_options(p)
+    c.option(p, "--tokenizer")
+    p.add_argument("--models", nargs="+", required=True, help="trained model folders (with metrics.json)")
+    p.add_argument("--reference", required=True, help="the reference model: the family's small base (folder or hub checkpoint)")
+    c.option(p, "--train", help="train.parquet (members)")
+    c.option(p, "--val", help="val.parquet (non-members)")
+    c.option(p, "--out", help="mia.parquet: per model and signal, ROC-AUC and TPR at 1 %% FPR with bootstrap intervals")
+    p.add_argument("--out-scores", required=True, help="mia_scores.parquet: every model's per-sample signals")
+
+
+def mia(args: argparse.Namespace) -> None:
+    import polars as pl
+
+    from kdmem import mia as kmia
+    from kdmem.data import read_samples
+    from kdmem.io import write_parquet
+    from kdmem.layout import SIZE_OF_ROLE
+    from kdmem.scoring import model_identity, zlib_bytes
+    from kdmem.tokenizer import load_tokenizer
+
+    cfg = c.load_config(args, "mia", family=args.family)
+    m = cfg["mia"]
+    tok = load_tokenizer(args.tokenizer)
+    dev = c.device(cfg)
+    members = kmia.pick_members(read_samples(args.train), m["max_members"], cfg["seed"])
+    samples = pl.concat([members.select("sample_id", "input_ids", "text").with_columns(split=pl.lit("train")),
+                         read_samples(args.val).select("sample_id", "input_ids", "text").with_columns(split=pl.lit("val"))])
+    labels = (samples["split"] == "train").to_numpy()
+    zlib = samples["text"].map_elements(zlib_bytes, return_dtype=pl.Int64).to_numpy().astype(float)
+    batch = cfg["memorization"]["batch_size"]
+
+    def stats(path: str, size: str, what: str) -> dict:
+        model, vocab = c.load_family_model(cfg, args.family, size, path, tok, what)
+        return kmia.token_stats(model, dev, samples, vocab, batch)
+
+    ref_loss = -stats(args.reference, "small", f"{args.family}/reference")["logp"].mean(axis=1)
+    score_frames, rows = [], []
+    for path in args.models:
+        ident = model_identity(path)
+        sig = kmia.signals(stats(path, SIZE_OF_ROLE[ident["role"]], f"{args.family}/{ident['model']}"), zlib, ref_loss, m["k"])
+        score_frames.append(samples.select("sample_id", "split").with_columns(
+            family=pl.lit(args.family), dataset=pl.lit(args.dataset), model=pl.lit(ident["model"]), member=pl.Series(labels),
+            **{k: pl.Series(v) for k, v in sig.items()}))
+        for name, values in sig.items():
+            rows.append({"family": args.family, "dataset": args.dataset, "model": ident["model"], "signal": name,
+                         **kmia.metrics(labels, values, m["bootstrap"], cfg["seed"])})
+        log.info("mia %s: %s", ident["model"], {r["signal"]: round(r["auc"], 3) for r in rows[-len(sig):]})
+    write_parquet(pl.concat(score_frames).select("family", "dataset", "model", "split", "sample_id", "member", *kmia.SIGNALS), args.out_scores)
+    write_parquet(pl.DataFrame(rows), args.out)
+
+
+COMMANDS = [c.Command("mia", "membership-inference signals per model (loss, zlib, Min-K%, Min-K%++, reference) and their AUC",
+                      mia_args, mia)]

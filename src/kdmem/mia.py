@@ -1,0 +1,101 @@
+"""Membership-inference risk per model (docs/protocol.md "Membership inference"): does a model leak
+which samples it trained on? Members are D's training samples, non-members the validation samples.
+
+Per sample, five signals, each oriented so that a higher value says "member":
+  loss        -L, L = mean negative log-likelihood of the sample's tokens (Yeom et al. 2018)
+  zlib        -L / zlib bytes of the sample's text (Carlini et al. 2021, the zlib ratio)
+  min_k       mean log p of the k % least likely tokens (Min-K % Prob, Shi et al. 2024)
+  min_k_pp    mean of the k % lowest (log p(x_t) - mu_t) / sigma_t, mu_t and sigma_t the mean and standard
+              deviation of log p(z) under z ~ p(. | x_<t) (Min-K %++, Zhang et al. 2025)
+  reference   L_ref - L, L_ref the reference model's loss on the sample (Carlini et al. 2021; the
+              reference is the family's small base: what a model knows without D)
+Per model and signal: ROC-AUC and the TPR at 1 % FPR, each with a bootstrap 95 % interval over
+members and non-members resampled separately.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import polars as pl
+
+SIGNALS = ("loss", "zlib", "min_k", "min_k_pp", "reference")
+
+
+def token_stats(model, dev, samples: pl.DataFrame, vocab: int, batch_size: int = 64) -> dict[str, np.ndarray]:
+    """Per sample and predicted position (L - 1 of them): log p of the true token, and the mean and
+    standard deviation of log p over the model's own next-token distribution."""
+    import torch
+
+    model.to(dev.device).eval()
+    out: dict[str, list] = {"logp": [], "mu": [], "sigma": []}
+    for s in range(0, samples.height, batch_size):
+        x = torch.tensor(samples["input_ids"].slice(s, batch_size).to_list(), device=dev.device)
+        with torch.inference_mode():
+            with dev.autocast():
+                logits = model(input_ids=x).logits[:, :-1, :vocab]
+            logp = torch.log_softmax(logits.float(), dim=-1)  # (B, L-1, V)
+            p = logp.exp()
+            mu = (p * logp).sum(-1)
+            var = (p * (logp - mu.unsqueeze(-1)) ** 2).sum(-1)
+            out["logp"].append(logp.gather(-1, x[:, 1:].unsqueeze(-1)).squeeze(-1).cpu().numpy())
+            out["mu"].append(mu.cpu().numpy())
+            out["sigma"].append(var.clamp_min(0).sqrt().cpu().numpy())
+    return {k: np.concatenate(v).astype(np.float64) for k, v in out.items()}
+
+
+def _lowest_mean(values: np.ndarray, k: float) -> np.ndarray:
+    """Mean of the ceil(k * n) smallest values of each row (at least one)."""
+    n = max(1, math.ceil(k * values.shape[1]))
+    return np.sort(values, axis=1)[:, :n].mean(axis=1)
+
+
+def signals(stats: dict[str, np.ndarray], zlib_bytes: np.ndarray, ref_loss: np.ndarray, k: float) -> dict[str, np.ndarray]:
+    """The five per-sample signals (higher = member) from a model's token statistics."""
+    loss = -stats["logp"].mean(axis=1)
+    z = (stats["logp"] - stats["mu"]) / np.maximum(stats["sigma"], 1e-12)
+    return {
+        "loss": -loss,
+        "zlib": -loss / zlib_bytes,
+        "min_k": _lowest_mean(stats["logp"], k),
+        "min_k_pp": _lowest_mean(z, k),
+        "reference": ref_loss - loss,
+    }
+
+
+def tpr_at_fpr(labels: np.ndarray, scores: np.ndarray, fpr: float = 0.01) -> float:
+    """The highest true-positive rate among thresholds whose false-positive rate is at most `fpr`."""
+    from sklearn.metrics import roc_curve
+
+    f, t, _ = roc_curve(labels, scores)
+    return float(t[f <= fpr + 1e-12].max())
+
+
+def metrics(labels: np.ndarray, scores: np.ndarray, n_boot: int, seed: int) -> dict:
+    """ROC-AUC and TPR at 1 % FPR with percentile bootstrap intervals (members and non-members resampled apart)."""
+    from sklearn.metrics import roc_auc_score
+
+    labels = labels.astype(bool)
+    pos, neg = np.flatnonzero(labels), np.flatnonzero(~labels)
+    rng = np.random.default_rng(seed)
+    aucs, tprs = [], []
+    for _ in range(n_boot):
+        i = np.concatenate([rng.choice(pos, pos.size), rng.choice(neg, neg.size)])
+        aucs.append(roc_auc_score(labels[i], scores[i]))
+        tprs.append(tpr_at_fpr(labels[i], scores[i]))
+    lo, hi = (2.5, 97.5)
+    return {
+        "auc": float(roc_auc_score(labels, scores)), "auc_lo": float(np.percentile(aucs, lo)), "auc_hi": float(np.percentile(aucs, hi)),
+        "tpr_at_1pct_fpr": tpr_at_fpr(labels, scores), "tpr_lo": float(np.percentile(tprs, lo)), "tpr_hi": float(np.percentile(tprs, hi)),
+        "n_members": int(pos.size), "n_nonmembers": int(neg.size),
+    }
+
+
+def pick_members(train: pl.DataFrame, max_members: int, seed: int) -> pl.DataFrame:
+    """All of D, or a seeded sample of max_members of it: at the paper's 1 M samples, scoring every
+    member again would cost a forward pass of every model over D for an AUC that 10 k members pin down."""
+    if train.height <= max_members:
+        return train
+    pick = np.sort(np.random.default_rng(seed).permutation(train.height)[:max_members])
+    return train[pick]

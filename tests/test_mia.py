@@ -1,0 +1,70 @@
+"""Membership-inference signals and metrics, each against a hand-computed example, and token
+statistics against torch's own distributions on a real tiny model."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pytest
+import torch
+
+from kdmem import mia
+from kdmem.models import build_scratch, pick_device
+
+
+def test_signals_on_a_hand_computed_sample():
+    # one sample, 5 predicted tokens; the model's distribution has mean log p -2 and sd 1 at every position
+    stats = {"logp": np.array([[-1.0, -2.0, -3.0, -4.0, -5.0]]), "mu": np.full((1, 5), -2.0), "sigma": np.ones((1, 5))}
+    got = mia.signals(stats, zlib_bytes=np.array([10.0]), ref_loss=np.array([4.0]), k=0.4)
+    # loss L = 3; ceil(0.4 * 5) = 2 lowest tokens: -5 and -4; z = (logp + 2) / 1 = 1, 0, -1, -2, -3
+    assert got["loss"][0] == pytest.approx(-3.0)
+    assert got["zlib"][0] == pytest.approx(-0.3)
+    assert got["min_k"][0] == pytest.approx(-4.5)
+    assert got["min_k_pp"][0] == pytest.approx(-2.5)
+    assert got["reference"][0] == pytest.approx(1.0)  # the reference's loss 4 minus the model's 3
+
+
+def test_min_k_takes_at_least_one_token():
+    stats = {"logp": np.array([[-1.0, -7.0, -2.0]]), "mu": np.zeros((1, 3)), "sigma": np.ones((1, 3))}
+    assert mia.signals(stats, np.array([1.0]), np.array([0.0]), k=0.01)["min_k"][0] == pytest.approx(-7.0)
+
+
+def test_tpr_at_one_percent_fpr_by_hand():
+    # 100 non-members scored 0..99, 10 members: five above every non-member (100..104), five among them (50..54).
+    neg, pos = np.arange(100.0), np.array([100, 101, 102, 103, 104, 50, 51, 52, 53, 54], dtype=float)
+    labels, scores = np.r_[np.zeros(100), np.ones(10)], np.r_[neg, pos]
+    # a threshold at 99 lets one non-member through (FPR 1 %) and no further member: TPR 5/10
+    assert mia.tpr_at_fpr(labels, scores, 0.01) == pytest.approx(0.5)
+    # AUC: each top member beats all 100 non-members; the member scored 50 beats 0..49 and ties 50 (half a win): 50.5,
+    # then 51.5 ... 54.5 -> (500 + 262.5) / 1000
+    assert mia.metrics(labels, scores, n_boot=20, seed=0)["auc"] == pytest.approx((500 + 262.5) / 1000)
+
+
+def test_perfect_separation_has_a_degenerate_interval():
+    labels = np.r_[np.ones(30), np.zeros(30)]
+    m = mia.metrics(labels, np.r_[np.full(30, 2.0), np.full(30, 1.0)], n_boot=50, seed=1)
+    assert (m["auc"], m["auc_lo"], m["auc_hi"], m["tpr_at_1pct_fpr"], m["tpr_lo"]) == (1.0, 1.0, 1.0, 1.0, 1.0)
+    assert (m["n_members"], m["n_nonmembers"]) == (30, 30)
+
+
+def test_token_stats_equal_torch_distributions():
+    model = build_scratch({"hidden_size": 16, "num_layers": 1, "num_heads": 2}, 50, 16, 0, 0).eval()
+    x = torch.randint(0, 50, (3, 9), generator=torch.Generator().manual_seed(0))
+    samples = pl.DataFrame({"input_ids": x.tolist()})
+    got = mia.token_stats(model, pick_device("cpu"), samples, 50, batch_size=2)
+    with torch.no_grad():
+        dist = torch.distributions.Categorical(logits=model(input_ids=x).logits[:, :-1, :50])
+    lp = dist.log_prob(x[:, 1:]).numpy()
+    logp_all = torch.log_softmax(dist.logits, -1)
+    var = (dist.probs * (logp_all + dist.entropy().unsqueeze(-1)) ** 2).sum(-1)
+    np.testing.assert_allclose(got["logp"], lp, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(got["mu"], -dist.entropy().numpy(), rtol=1e-5, atol=1e-6)  # E[log p] = -entropy
+    np.testing.assert_allclose(got["sigma"], var.sqrt().numpy(), rtol=1e-4, atol=1e-6)
+
+
+def test_members_are_all_of_d_or_a_seeded_sample():
+    train = pl.DataFrame({"sample_id": [f"s{i}" for i in range(20)]})
+    assert mia.pick_members(train, 50, 0).equals(train)
+    a, b = mia.pick_members(train, 5, 0), mia.pick_members(train, 5, 0)
+    assert a.height == 5 and a.equals(b) and a["sample_id"].n_unique() == 5
+    assert not mia.pick_members(train, 5, 1).equals(a)
