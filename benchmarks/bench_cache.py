@@ -42,7 +42,7 @@ def step_time(mode, cache, teacher, student, train, kd, batch=32, steps=20):
 def main() -> dict:
     cfg = kconfig.load("config.yaml")
     soft = cfg["distill"]["soft"]
-    T = soft["temperatures"][0]
+    T = cfg["analysis"]["primary_temperature"]
     teacher_dir = need(RESULTS / "models" / "teacher-s0")
     cache_dir = need(RESULTS / "cache" / f"T{T}")
     base = need(Path("results/tiny/base/small"))

@@ -96,7 +96,7 @@ def data_targets():
 # ---- models --------------------------------------------------------------------------------
 # str(float(t)): the wildcard and the name the distill command gives its model agree ("2.0", never "2").
 TEMPERATURES = [str(float(t)) for t in CFG["distill"]["soft"]["temperatures"]]
-T0 = TEMPERATURES[0]  # the student the overlap, classifier and removal analyses use
+T0 = str(float(CFG["analysis"]["primary_temperature"]))  # the student the overlaps, classifier and removal use
 KL_T = "1.0"  # kl_to_teacher is taken at T = 1, from its own cache
 HARD = CFG["distill"]["hard"]["enabled"]
 TEACHER = model_name("teacher", SEED)

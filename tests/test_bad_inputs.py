@@ -95,6 +95,8 @@ CONFIG_CASES = [
     ("scratch model without arch", lambda c: c["families"]["tiny"]["teacher"].pop("arch"), "families.tiny.teacher.arch is required"),
     ("results outside the working directory", _set(("results",), "../../elsewhere"), "must be a relative path inside the working directory"),
     ("absolute results", _set(("results",), "/tmp/out"), "must be a relative path inside the working directory"),
+    ("primary temperature not distilled", _set(("distill", "soft", "temperatures"), [1.0, 4.0]),
+     "analysis.primary_temperature = 2 is not one of distill.soft.temperatures [1.0, 4.0]; add it there or name one of them"),
 ]
 
 

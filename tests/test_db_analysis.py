@@ -236,3 +236,22 @@ def test_f7_fails_when_the_cleaned_student_equals_the_full_d_student(tmp_path):
     f7 = {r["id"]: r for r in analysis.findings(con, "fam", "ds", clf, 200, 0, min_positives=1)}["F7"]
     assert f7["value"] == pytest.approx(0.0)
     assert f7["verdict"].startswith("not reproduced")
+
+
+def test_students_by_temperature(tmp_path):
+    """A second soft student (T = 4, memorizing 3 samples) appears beside the T = 2 one, in temperature order."""
+    files = make_world(tmp_path)
+    base = tmp_path / "results" / "anywhere"
+    (base / "t4").mkdir()
+    (base / "t4" / "metrics.json").write_text(json.dumps({"model": "student-T4.0-s0", "family": "fam", "dataset": "ds", "role": "student",
+                                                          "seed": 0, "temperature": 4.0, "data_variant": "full", "val_loss": 2.5}))
+    files["models"].append(str(base / "t4" / "metrics.json"))
+    one = pl.read_parquet(files["scores"][0]).with_columns(model=pl.lit("student-T4.0-s0"), role=pl.lit("student"), temperature=pl.lit(4.0),
+                                                           exact=pl.Series([i in (1, 2, 3) for i in range(N)]))
+    one.write_parquet(base / "t4-train.parquet")
+    files["scores"].append(str(base / "t4-train.parquet"))
+    out = tmp_path / "t.duckdb"
+    db.build(out, **files, primary={"models": ["teacher-s0", "baseline-s0", "student-T2.0-s0", "hard_student-s0", "student-T2.0-s0-cleaned"]})
+    rows = analysis.temperature_rows(duckdb.connect(str(out), read_only=True), "fam", "ds")
+    assert [(r["temperature"], r["model"], r["memorized"], r["val_loss"], r["mia_loss_auc"]) for r in rows] == [
+        (2.0, "student-T2.0-s0", 7, 3.0, None), (4.0, "student-T4.0-s0", 3, 2.5, None)]

@@ -317,3 +317,15 @@ def mia_rows(con, family: str, dataset: str) -> list[dict]:
     if not _one(con, "SELECT count(*) AS n FROM information_schema.tables WHERE table_name = 'mia_summary'", [])["n"]:
         return []
     return _rows(con, "SELECT * FROM mia_summary WHERE family = ? AND dataset = ?", [family, dataset])
+
+
+def temperature_rows(con, family: str, dataset: str) -> list[dict]:
+    """Every soft student on the full D, by temperature: memorized samples, validation loss and, when membership
+    inference ran, its loss-signal AUC."""
+    has_mia = bool(_one(con, "SELECT count(*) AS n FROM information_schema.tables WHERE table_name = 'mia'", [])["n"])
+    mia = "(SELECT auc FROM mia x WHERE x.family = m.family AND x.dataset = m.dataset AND x.model = m.model AND x.signal = 'loss')"
+    return _rows(con, f"""
+        SELECT m.temperature, m.model, r.memorized, r.rate, m.val_loss, {mia if has_mia else 'NULL'} AS mia_loss_auc
+        FROM models m JOIN memorization_rates r USING (model, family, dataset)
+        WHERE m.role = 'student' AND m.data_variant = 'full' AND r.split = 'train' AND m.family = ? AND m.dataset = ?
+        ORDER BY m.temperature""", [family, dataset])

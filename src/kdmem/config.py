@@ -188,6 +188,10 @@ def _check_cross_keys(cfg: dict) -> None:
         if cfg["datasets"][ds]["pretrain_frac"] <= 0:
             raise KdmemError(f"config: datasets.{ds}.pretrain_frac must be > 0: scratch families pretrain on it")
         cfg["pretrain"]["dataset"] = ds
+    temps, primary = cfg["distill"]["soft"]["temperatures"], cfg["analysis"]["primary_temperature"]
+    if not any(abs(t - primary) < 1e-9 for t in temps):
+        raise KdmemError(f"config: analysis.primary_temperature = {primary:g} is not one of distill.soft.temperatures "
+                         f"{[float(t) for t in temps]}; add it there or name one of them")
     allowed = set(load_schema()["$defs"]["optim"]["properties"])
     for size, over in cfg["pretrain"]["by_size"].items():
         if bad := sorted(set(over) - allowed):

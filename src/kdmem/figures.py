@@ -76,3 +76,16 @@ def exposure_curve(series: dict[str, tuple[list[int], list[float]]], out: str | 
     ax.set(xscale="log", xlabel="exposures per epoch (n_exposures)", ylabel="memorized (%)", title="Memorization vs exposure")
     ax.legend(fontsize=8)
     _save(fig, out)
+
+
+def temperature(rows: list[dict], out: str | Path) -> None:
+    """The soft students against their distillation temperature: memorized samples, validation loss, MIA AUC."""
+    t = [r["temperature"] for r in rows]
+    panels = [("memorized", "memorized training samples"), ("val_loss", "validation loss (nats)"), ("mia_loss_auc", "MIA ROC-AUC (loss)")]
+    fig, axes = plt.subplots(1, 3, figsize=(11, 3.2))
+    for ax, (key, label) in zip(axes, panels, strict=True):
+        ax.plot(t, [r.get(key) if r.get(key) is not None else float("nan") for r in rows], "o-", color=ROLE_COLORS["student"])
+        ax.set(xscale="log", xlabel="temperature T", ylabel=label)
+        ax.set_xticks(t, [f"{x:g}" for x in t])
+    fig.suptitle("Soft students by distillation temperature")
+    _save(fig, out)

@@ -65,6 +65,9 @@ def analyze(db: str | Path, classifiers: dict[tuple[str, str], dict], out_dir: s
         figures.venn(analysis.venn_regions(con, family, dataset), out_dir / f"{tag}-venn.png")
         figures.entropy_logprob(points, out_dir / f"{tag}-entropy.png")
         figures.exposure_curve(expo, out_dir / f"{tag}-exposure.png")
+        temps = analysis.temperature_rows(con, family, dataset)
+        if len(temps) > 1:
+            figures.temperature(temps, out_dir / f"{tag}-temperature.png")
         result["pairs"].append({
             "family": family, "dataset": dataset, "rates": rates, "overlaps": analysis.overlaps(con, family, dataset),
             "entropy_vs_logprob": ent_rows, "exposure": {k: {"n_exposures": v[0], "rate": v[1]} for k, v in expo.items()},
@@ -73,6 +76,7 @@ def analyze(db: str | Path, classifiers: dict[tuple[str, str], dict], out_dir: s
             "classifier": {k: v for k, v in (clf or {}).items() if k != "model"},
             "roles_present": sorted(analysis.roles_present(con, family, dataset)),
             "mia": analysis.mia_rows(con, family, dataset),
+            "temperatures": temps,
         })
     result["rates_all"] = analysis._rows(con, "SELECT * FROM memorization_rates", [])
     result["utility"] = analysis._rows(con, "SELECT * FROM utility", [])
@@ -150,10 +154,15 @@ def render(result: dict, fig_dir: str | Path, out: str | Path, roc: dict[tuple[s
                      "The removal's own effect (F7) is the student on D against the student on the cleaned D. "
                      "Paper: baseline 1,698 on D; student on cleaned D 4, all new (the “privacy onion”).</p>")
         parts.append(mia_section(p.get("mia") or []))
+        if len(p.get("temperatures") or []) > 1:
+            parts.append("<h3>Soft students by temperature (beyond the paper)</h3>")
+            parts.append(table(p["temperatures"], title="temperatures"))
+            parts.append("<p>The overlaps, classifier and removal use the student at <code>analysis.primary_temperature</code>.</p>")
         figs = [(f"{tag}-rates.png", "Memorization rate per role; 95 % bootstrap CIs (baseline: over seeds and samples)."),
                 (f"{tag}-venn.png", "Teacher / baseline / student memorized sets."),
                 (f"{tag}-entropy.png", "Entropy vs suffix log-prob on teacher∩baseline∖student, per role."),
-                (f"{tag}-exposure.png", "Memorization vs n_exposures per epoch.")]
+                (f"{tag}-exposure.png", "Memorization vs n_exposures per epoch."),
+                (f"{tag}-temperature.png", "Soft students by temperature: memorized, validation loss, MIA AUC.")]
         parts.append("<h3>Figures</h3>")
         for name, cap in figs:
             if (fig_dir / name).is_file():
