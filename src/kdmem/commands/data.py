@@ -17,9 +17,10 @@ def validate_args(p: argparse.ArgumentParser) -> None:
 
 def validate(args: argparse.Namespace) -> None:
     from kdmem import config as kconfig
+    from kdmem.errors import KdmemError
 
     if args.config is None:
-        raise SystemExit("kdmem validate: error: give --config FILE (a whole study config)")
+        raise KdmemError("validate checks a whole study config: give --config FILE, not --config-json")
     print(json.dumps(kconfig.load(args.config), indent=2, sort_keys=True))
 
 

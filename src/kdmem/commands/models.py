@@ -112,7 +112,9 @@ def export_bases(args: argparse.Namespace) -> None:
     from kdmem.layout import Layout
 
     if args.config is None:
-        raise SystemExit("kdmem export-bases: error: give --config FILE (the bases config)")
+        from kdmem.errors import KdmemError
+
+        raise KdmemError("export-bases describes the whole bases study in its model card: give --config FILE (configs/bases.yaml)")
     cfg = kconfig.load(args.config)  # the model card describes the whole bases study
     c.family_cfg(cfg, args.family)
     lay = Layout(args.results)
