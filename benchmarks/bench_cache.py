@@ -45,7 +45,8 @@ def main() -> dict:
     T = cfg["analysis"]["primary_temperature"]
     teacher_dir = need(RESULTS / "models" / "teacher-s0")
     cache_dir = need(RESULTS / "cache" / f"T{T}")
-    base = need(Path("results/tiny/base/small"))
+    small = cfg["families"]["tiny"]["small"]  # the shipped base (init: checkpoint), or the pipeline's pretrained one
+    base = need(Path(small["checkpoint"]) if small["init"] == "checkpoint" else Path("results/tiny/base/small"))
     tok = load_tokenizer(str(teacher_dir))
     train, val = read_samples(RESULTS / "data" / "train.parquet"), read_samples(RESULTS / "data" / "val.parquet")
     meta = json.loads((cache_dir / "meta.json").read_text())
