@@ -28,16 +28,16 @@ def make(root: Path) -> dict:
     base = root / "results" / "fam" / "ds"
     (base / "data").mkdir(parents=True)
     ids = pl.Series("sample_id", [f"{i:016x}" for i in range(N)])
-    samples = pl.DataFrame({"sample_id": ids, "doc_id": pl.Series([f"d{i // 4}" for i in range(N)]), "offset": pl.Series(np.zeros(N, np.int32)),
+    samples = pl.DataFrame({"family": "fam", "dataset": "ds", "split": "train", "sample_id": ids, "doc_id": pl.Series([f"d{i // 4}" for i in range(N)]), "offset": pl.Series(np.zeros(N, np.int32)),
                             "input_ids": pl.Series([[1, 2, 3, 4]] * N, dtype=pl.List(pl.Int32)), "text": pl.Series(["some text"] * N),
                             "n_exposures": pl.Series(np.ones(N, np.int32))})
     samples.write_parquet(base / "data" / "train.parquet")
-    samples.head(1000).write_parquet(base / "data" / "val.parquet")
+    samples.head(1000).with_columns(split=pl.lit("val")).write_parquet(base / "data" / "val.parquet")
     files = {"samples": [str(base / "data" / "train.parquet"), str(base / "data" / "val.parquet")], "models": [], "scores": []}
     for name, role, seed, temp in MODELS:
         m = base / "models" / name
         m.mkdir(parents=True)
-        (m / "metrics.json").write_text(json.dumps({"family": "fam", "dataset": "ds", "role": role, "seed": seed, "temperature": temp}))
+        (m / "metrics.json").write_text(json.dumps({"model": name, "family": "fam", "dataset": "ds", "role": role, "seed": seed, "temperature": temp}))
         files["models"].append(str(m / "metrics.json"))
         rate = {"teacher": 0.0033, "baseline": 0.0017, "student": 0.0007, "hard_student": 0.0007}[role]
         sc = pl.DataFrame({"model": name, "family": "fam", "dataset": "ds", "role": role, "seed": seed, "temperature": temp,
