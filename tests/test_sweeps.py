@@ -35,4 +35,4 @@ def test_micro_temperature_sweep_reports_every_student(tmp_path):
     assert primary == [("student-T2.0-s0",)]  # analysis.primary_temperature, not the first listed
     html = (tmp_path / "results" / "report" / "report.html").read_text()
     assert "<h3>Soft students by temperature (beyond the paper)</h3>" in html and "tiny-wiki-temperature.png" not in html
-    assert html.count("Soft students by temperature: memorized, validation loss, MIA AUC.") == 1
+    assert html.count("<figcaption>Soft students by temperature: memorized, validation loss, MIA AUC.</figcaption>") == 1
