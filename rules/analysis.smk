@@ -33,7 +33,7 @@ rule classify:
         " --out-predictions {output.predictions} --out-roc {output.roc} --log {log}"
 
 
-CLEANED_STUDENT = model_name("student", "{seed}", "{temperature}", cleaned=True)
+CLEANED_STUDENT = f"{STUDENT}-{CLEANED}"
 
 
 # The removal experiment's student: distill_soft on D minus the classifier's predicted samples.
@@ -41,7 +41,7 @@ use rule distill_soft as distill_cleaned with:
     input:
         tokenizer_input,
         lambda w: base_input(w.family, "small"),
-        cache=L.cache(),
+        cache=soft_cache,
         teacher=L.model(model=TEACHER),
         train=L.samples(split="train"),
         val=L.samples(split="val"),
@@ -50,6 +50,8 @@ use rule distill_soft as distill_cleaned with:
         directory(L.model(model=CLEANED_STUDENT)),
     params:
         cfg=sliced("distill", family="family", mode=lambda w: "soft"),
+        kd=lambda w: "--temperature {} --loss {}".format(*parse_kd_tag(w.kd)),
+        cache=lambda w, input: f"--cache {input.cache}" if input.cache else "",
         base=lambda w: base_of(w.family, "small"),
         tokenizer=tokenizer_of,
         ckpt=L.checkpoints(model=CLEANED_STUDENT),

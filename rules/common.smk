@@ -8,7 +8,7 @@ from pathlib import Path
 from kdmem import config as kconfig
 from kdmem import rulecfg
 from kdmem.errors import KdmemError
-from kdmem.layout import SIZE_OF_ROLE, SPLITS, Layout, model_name, size_of_model
+from kdmem.layout import CLEANED, KD_TAG, SIZE_OF_ROLE, SPLITS, Layout, model_name, parse_kd_tag, size_of_model
 
 try:
     CFG = kconfig.validate(config)
@@ -66,8 +66,9 @@ wildcard_constraints:
     size="teacher|small",
     seed=r"\d+",
     temperature=r"[0-9]+(\.[0-9]+)?",
+    kd=KD_TAG,
     role="teacher|baseline",
-    model=r"(teacher|baseline|student|hard_student)-[A-Za-z0-9.\-]+",
+    model=r"(teacher|baseline|student|hard_student)-[A-Za-z0-9._\-]+",
 
 
 def trains_tokenizer(family):
@@ -96,7 +97,9 @@ def data_targets():
 # ---- models --------------------------------------------------------------------------------
 # str(float(t)): the wildcard and the name the distill command gives its model agree ("2.0", never "2").
 TEMPERATURES = [str(float(t)) for t in CFG["distill"]["soft"]["temperatures"]]
+LOSSES = CFG["distill"]["soft"]["losses"]
 T0 = str(float(CFG["analysis"]["primary_temperature"]))  # the student the overlaps, classifier and removal use
+LOSS0 = CFG["analysis"]["primary_loss"]
 KL_T = "1.0"  # kl_to_teacher is taken at T = 1, from its own cache
 HARD = CFG["distill"]["hard"]["enabled"]
 TEACHER = model_name("teacher", SEED)
@@ -112,21 +115,31 @@ def base_input(family, *sizes):
     return [L.base(family, s) for s in sizes if CFG["families"][family][s]["init"] == "scratch"]
 
 
+def soft_cache(w):
+    """The cache distill.soft.cache names, at the soft student's T ({kd} wildcard): top-k, sampled, or none
+    (dense: online KD)."""
+    t = str(parse_kd_tag(w.kd)[0])
+    return {"topk": [L.cache(w.family, w.dataset, t)], "sampled": [L.sampled_cache(w.family, w.dataset, t)], "dense": []}[
+        CFG["distill"]["soft"]["cache"]
+    ]
+
+
 def model_names(family):
     """Every model of a (family, dataset)."""
     names = [TEACHER] + [model_name("baseline", s) for s in CFG["baseline_seeds"]]
-    names += [model_name("student", SEED, t) for t in TEMPERATURES]
+    names += [model_name("student", SEED, t, loss=x) for t in TEMPERATURES for x in LOSSES]
     if HARD:
         names.append(model_name("hard_student", SEED))
     if CFG["removal"]["enabled"]:
-        names.append(model_name("student", SEED, T0, cleaned=True))
+        names.append(model_name("student", SEED, T0, cleaned=True, loss=LOSS0))
     return names
 
 
 # ---- analysis ------------------------------------------------------------------------------
 PRIMARY_BASELINE = model_name("baseline", CFG["baseline_seeds"][0])
-PRIMARY_STUDENT = model_name("student", SEED, T0)
-PRIMARY = [TEACHER, PRIMARY_BASELINE, PRIMARY_STUDENT, model_name("hard_student", SEED), model_name("student", SEED, T0, cleaned=True)]
+PRIMARY_STUDENT = model_name("student", SEED, T0, loss=LOSS0)
+PRIMARY = [TEACHER, PRIMARY_BASELINE, PRIMARY_STUDENT, model_name("hard_student", SEED),
+           model_name("student", SEED, T0, cleaned=True, loss=LOSS0)]
 
 
 def per_pair(path_of):

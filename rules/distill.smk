@@ -1,13 +1,14 @@
-# Stage 5, distillation: the soft student (forward KL at T from the cache, x T^2) and the hard
-# student (CE on teacher-generated text), both from the small base.
-STUDENT = model_name("student", "{seed}", "{temperature}")
+# Stage 5, distillation: the soft student (forward KL at T from the cache, x T^2; or another loss,
+# or another view of the teacher: distill.soft.cache) and the hard student (CE on teacher-generated
+# text), both from the small base.
+STUDENT = "student-{kd}-s{seed}"  # model_name's soft-student form; {kd} is kd_tag(T, loss): T2.0, T2.0-jsd
 
 
 rule distill_soft:
     input:
         tokenizer_input,
         lambda w: base_input(w.family, "small"),
-        cache=L.cache(),
+        cache=soft_cache,
         teacher=L.model(model=TEACHER),
         train=L.samples(split="train"),
         val=L.samples(split="val"),
@@ -15,6 +16,8 @@ rule distill_soft:
         directory(L.model(model=STUDENT)),
     params:
         cfg=sliced("distill", family="family", mode=lambda w: "soft"),
+        kd=lambda w: "--temperature {} --loss {}".format(*parse_kd_tag(w.kd)),
+        cache=lambda w, input: f"--cache {input.cache}" if input.cache else "",
         base=lambda w: base_of(w.family, "small"),
         tokenizer=tokenizer_of,
         ckpt=L.checkpoints(model=STUDENT),
@@ -32,8 +35,8 @@ rule distill_soft:
         "../envs/kdmem.yaml"
     shell:
         "kdmem distill --mode soft --config-json {params.cfg:q} --family {wildcards.family} --dataset {wildcards.dataset}"
-        " --seed {wildcards.seed} --temperature {wildcards.temperature} --base {params.base}"
-        " --tokenizer {params.tokenizer} --cache {input.cache} --teacher {input.teacher} {params.removal}"
+        " --seed {wildcards.seed} {params.kd} --base {params.base}"
+        " --tokenizer {params.tokenizer} {params.cache} --teacher {input.teacher} {params.removal}"
         " --train {input.train} --val {input.val} --out {output} --ckpt {params.ckpt} --nproc {resources.gpu} --log {log}"
 
 

@@ -1,4 +1,4 @@
-# Stage 4, the teacher's outputs: the logit cache (one pass over D, top-k + tail at each T) and the
+# Stage 4, the teacher's outputs: the logit cache (one pass over D, top-k + tail or sampled ids at each T) and the
 # greedy continuations the hard student trains on.
 
 
@@ -10,7 +10,8 @@ rule cache_logits:
     output:
         directory(L.cache()),
     params:
-        cfg=sliced("cache_logits", family="family"),
+        cfg=sliced("cache_logits", family="family", kind=lambda w: "topk"),
+        kind="topk",
         tokenizer=tokenizer_of,
     log:
         L.log("cache-T{temperature}", "{family}", "{dataset}"),
@@ -26,7 +27,22 @@ rule cache_logits:
     shell:
         "kdmem cache-logits --config-json {params.cfg:q} --family {wildcards.family} --dataset {wildcards.dataset}"
         " --teacher {input.teacher} --tokenizer {params.tokenizer} --train {input.train}"
-        " --temperature {wildcards.temperature} --out {output} --log {log}"
+        " --temperature {wildcards.temperature} --kind {params.kind} --out {output} --log {log}"
+
+
+# distill.soft.cache: sampled. The student's cache holds ids drawn from the teacher at T instead of
+# its top k (kdmem.logit_cache); the kl_to_teacher feature keeps its top-k cache at T = 1.
+use rule cache_logits as cache_logits_sampled with:
+    output:
+        directory(L.sampled_cache()),
+    params:
+        cfg=sliced("cache_logits", family="family", kind=lambda w: "sampled"),
+        kind="sampled",
+        tokenizer=tokenizer_of,
+    log:
+        L.log("cache-sampled-T{temperature}", "{family}", "{dataset}"),
+    benchmark:
+        L.benchmark("cache-sampled-T{temperature}", "{family}", "{dataset}")
 
 
 rule generate_hard:

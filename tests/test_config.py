@@ -17,7 +17,7 @@ from .conftest import ROOT
 
 def test_micro_config_validates_and_fills_defaults(micro_cfg):
     cfg = kconfig.validate(micro_cfg)
-    assert cfg["distill"]["soft"]["loss"] == "forward_kl"
+    assert cfg["distill"]["soft"]["losses"] == ["forward_kl"] and cfg["distill"]["soft"]["cache"] == "topk"
     assert cfg["distill"]["soft"]["optim"]["schedule"] == "cosine"
     assert cfg["finetune"]["teacher"]["weight_decay"] == 0.0
     assert cfg["datasets"]["wiki"]["format"] == "auto"

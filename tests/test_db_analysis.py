@@ -238,20 +238,27 @@ def test_f7_fails_when_the_cleaned_student_equals_the_full_d_student(tmp_path):
     assert f7["verdict"].startswith("not reproduced")
 
 
-def test_students_by_temperature(tmp_path):
-    """A second soft student (T = 4, memorizing 3 samples) appears beside the T = 2 one, in temperature order."""
+def test_soft_students_by_temperature_and_loss(tmp_path):
+    """Two more soft students, T = 4 (memorizing samples 1, 10, 11) and a JSD student at T = 2 (2 and 10): each
+    sweep keeps the students that differ from the primary in its own key alone, in order, and counts the
+    memorized samples each shares with the primary student."""
     files = make_world(tmp_path)
     base = tmp_path / "results" / "anywhere"
-    (base / "t4").mkdir()
-    (base / "t4" / "metrics.json").write_text(json.dumps({"model": "student-T4.0-s0", "family": "fam", "dataset": "ds", "role": "student",
-                                                          "seed": 0, "temperature": 4.0, "data_variant": "full", "val_loss": 2.5}))
-    files["models"].append(str(base / "t4" / "metrics.json"))
-    one = pl.read_parquet(files["scores"][0]).with_columns(model=pl.lit("student-T4.0-s0"), role=pl.lit("student"), temperature=pl.lit(4.0),
-                                                           exact=pl.Series([i in (1, 2, 3) for i in range(N)]))
-    one.write_parquet(base / "t4-train.parquet")
-    files["scores"].append(str(base / "t4-train.parquet"))
+    for name, t, loss, mem in (("student-T4.0-s0", 4.0, "forward_kl", (1, 10, 11)), ("student-T2.0-jsd-s0", 2.0, "jsd", (2, 10))):
+        (base / name).mkdir()
+        (base / name / "metrics.json").write_text(json.dumps({"model": name, "family": "fam", "dataset": "ds", "role": "student",
+                                                              "seed": 0, "temperature": t, "loss": loss, "data_variant": "full", "val_loss": 2.5}))
+        files["models"].append(str(base / name / "metrics.json"))
+        one = pl.read_parquet(files["scores"][0]).with_columns(model=pl.lit(name), role=pl.lit("student"), temperature=pl.lit(t),
+                                                               exact=pl.Series([i in mem for i in range(N)]))
+        one.write_parquet(base / f"{name}-train.parquet")
+        files["scores"].append(str(base / f"{name}-train.parquet"))
     out = tmp_path / "t.duckdb"
     db.build(out, **files, primary={"models": ["teacher-s0", "baseline-s0", "student-T2.0-s0", "hard_student-s0", "student-T2.0-s0-cleaned"]})
-    rows = analysis.temperature_rows(duckdb.connect(str(out), read_only=True), "fam", "ds")
-    assert [(r["temperature"], r["model"], r["memorized"], r["val_loss"], r["mia_loss_auc"]) for r in rows] == [
-        (2.0, "student-T2.0-s0", 7, 3.0, None), (4.0, "student-T4.0-s0", 3, 2.5, None)]
+    rows = analysis.soft_student_rows(duckdb.connect(str(out), read_only=True), "fam", "ds")
+    got = [(r["temperature"], r["loss"], r["model"], r["memorized"], r["shared_with_primary"], r["val_loss"], r["mia_loss_auc"]) for r in rows]
+    assert got == [(2.0, "forward_kl", "student-T2.0-s0", 7, 7, 3.0, None),
+                   (2.0, "jsd", "student-T2.0-jsd-s0", 2, 1, 2.5, None),  # 10 is the primary's too
+                   (4.0, "forward_kl", "student-T4.0-s0", 3, 2, 2.5, None)]  # 10 and 11
+    assert [r["model"] for r in analysis.sweep_rows(rows, "temperature")] == ["student-T2.0-s0", "student-T4.0-s0"]
+    assert [r["model"] for r in analysis.sweep_rows(rows, "loss")] == ["student-T2.0-s0", "student-T2.0-jsd-s0"]

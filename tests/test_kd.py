@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from kdmem.kd import dense_kd_sum, teacher_topk, topk_kd_sum
+from kdmem.kd import dense_kd_sum, sampled_kd_sum, teacher_draws, teacher_topk, topk_kd_sum
 
 
 def _softmax(z):
@@ -93,3 +93,38 @@ def test_topk_with_uniform_tail_matches_full_kl_against_the_uniform_tail_teacher
     spiky.scatter_(1, ids, torch.tensor(t).gather(1, ids))
     spiky[:, int(np.setdiff1d(np.arange(10), ids[0].numpy())[0])] = 3.0
     assert topk_kd_sum(spiky, ids, logp, tail, T).item() > topk_kd_sum(spiky, ids, logp, tail, T, tail="bucket").item() + 1.0
+
+
+def test_sampled_kd_is_the_kl_of_the_draws_empirical_distribution():
+    """Hand-computed: draws (0, 0, 1, 3) are p^ = (1/2, 1/4, 0, 1/4); the loss is KL(p^ || q) at T."""
+    z = torch.tensor([[1.0, 0.0, -1.0, 0.5]])
+    q = torch.log_softmax(z / 2.0, -1)[0].tolist()
+    want = 0.5 * (math.log(0.5) - q[0]) + 0.25 * (math.log(0.25) - q[1]) + 0.25 * (math.log(0.25) - q[3])
+    got = sampled_kd_sum(z, torch.tensor([[0, 0, 1, 3]]), 2.0)
+    assert got.item() == pytest.approx(want, rel=1e-6)
+    # chunking is exact
+    zz, dd = torch.randn(10, 7), torch.randint(0, 7, (10, 5))
+    assert sampled_kd_sum(zz, dd, 1.5, chunk=3).item() == pytest.approx(sampled_kd_sum(zz, dd, 1.5).item(), rel=1e-6)
+
+
+def test_sampled_kd_gradient_is_unbiased_and_topk_is_not():
+    """Averaged over many caches, the sampled loss's gradient is the dense forward KL's (RS-KD's claim); a top-2
+    cache with a uniform tail is off by far more. A flat teacher (much mass beyond the top 2) shows the bias."""
+    g = torch.Generator().manual_seed(0)
+    t_logits, s_logits = torch.randn(1, 12, generator=g) * 0.5, torch.randn(1, 12, generator=g)
+
+    def grad(loss_fn):
+        z = s_logits.clone().requires_grad_(True)
+        loss_fn(z).backward()
+        return z.grad[0]
+
+    dense = grad(lambda z: dense_kd_sum(z, t_logits, 2.0))
+    rows = 4000
+    draws, covered = teacher_draws(t_logits.expand(rows, -1), 2.0, 8, g)
+    assert draws.shape == (rows, 8) and bool((draws[:, 1:] >= draws[:, :-1]).all())  # sorted per row
+    assert float(covered.min()) > 0 and float(covered.max()) <= 1 + 1e-6
+    sampled = grad(lambda z: sampled_kd_sum(z.expand(rows, -1), draws, 2.0) / rows)
+    ids, vals, tail = teacher_topk(t_logits, 2.0, 2)
+    topk = grad(lambda z: topk_kd_sum(z, ids, vals, tail, 2.0))
+    err_sampled, err_topk = (sampled - dense).abs().max().item(), (topk - dense).abs().max().item()
+    assert err_sampled < 0.004 and err_topk > 0.01, (err_sampled, err_topk)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
-from kdmem.layout import TEMPLATES, Layout, model_name, parse_model_name, size_of_model
+from kdmem.layout import KD_TAG, TEMPLATES, Layout, kd_tag, model_name, parse_kd_tag, parse_model_name, size_of_model
 
 
 def test_unfilled_parts_stay_wildcards_and_filled_ones_are_paths():
@@ -28,13 +30,18 @@ def test_every_output_has_its_own_path():
 @pytest.mark.parametrize(("args", "name"), [
     (("teacher", 0), "teacher-s0"), (("baseline", 2), "baseline-s2"), (("student", 0, 2.0), "student-T2.0-s0"),
     (("student", 1, 4.0, True), "student-T4.0-s1-cleaned"), (("hard_student", 0), "hard_student-s0"),
+    (("student", 0, 2.0, False, "jsd"), "student-T2.0-jsd-s0"), (("student", 3, 1.0, True, "reverse_kl"), "student-T1.0-reverse_kl-s3-cleaned"),
 ])
 def test_model_names_round_trip(args, name):
     assert model_name(*args) == name
     role, seed, *rest = args
-    assert parse_model_name(name) == {"role": role, "seed": seed, "temperature": rest[0] if rest else None,
-                                      "cleaned": bool(rest[1:] and rest[1])}
+    t = rest[0] if rest else None
+    assert parse_model_name(name) == {"role": role, "seed": seed, "temperature": t, "cleaned": bool(rest[1:] and rest[1]),
+                                      "loss": (rest[2] if rest[2:] else "forward_kl") if t else None}
     assert size_of_model(name) == ("teacher" if role == "teacher" else "small")
+    if t:  # the rules' {kd} wildcard: the tag in the name, and back
+        tag = kd_tag(t, rest[2] if rest[2:] else "forward_kl")
+        assert f"-{tag}-" in name and re.fullmatch(KD_TAG, tag) and parse_kd_tag(tag) == (t, parse_model_name(name)["loss"])
 
 
 def test_a_name_that_is_no_model_is_refused():

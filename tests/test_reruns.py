@@ -96,3 +96,14 @@ def test_a_dag_shape_key_adds_jobs_and_reruns_no_other(micro_run):
     jobs = _dry(work, {**MICRO, "baseline_seeds": [0, 1, 2]}, "seeds")
     trained = [j for j in jobs if j.startswith(("tokenizer", "prepare", "pretrain", "finetune", "distill", "cache", "generate"))]
     assert len(trained) == 1 and trained[0].startswith("finetune") and "seed=2" in trained[0], trained
+
+
+@pytest.mark.slow
+def test_another_loss_adds_its_student_and_another_kinds_key_reruns_nothing(micro_run):
+    """distill.soft.losses shapes the DAG: a JSD student adds its own jobs and no trained model reruns. With the
+    default top-k cache, the sampled cache's `draws` is in no slice: changing it reruns nothing."""
+    work, _ = micro_run
+    jobs = _dry(work, _set(MICRO, "distill.soft.losses", ["forward_kl", "jsd"]), "losses")
+    trained = [j for j in jobs if j.startswith(("tokenizer", "prepare", "pretrain", "finetune", "distill", "cache", "generate"))]
+    assert len(trained) == 1 and trained[0].startswith("distill_soft") and "kd=T2.0-jsd" in trained[0], trained
+    assert _dry(work, _set(MICRO, "distill.soft.draws", 8), "draws") == []

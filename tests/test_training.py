@@ -224,3 +224,35 @@ def test_resumed_training_is_bit_identical_to_an_uninterrupted_one(world, tmp_pa
     a, b = load_file(tmp_path / "full" / "model.safetensors"), load_file(tmp_path / "res" / "model.safetensors")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert resumed["val_loss"] == full["val_loss"]
+
+
+def test_sampled_cache_roundtrip_determinism_and_training(world):
+    """A sampled cache: D sorted ids per position, drawn from the teacher at T (every drawn id has teacher
+    probability > 0 and the frequent ids are the teacher's likely ones), the same bytes for the same seed,
+    refused for another kind or width, and a student trains on it."""
+    teacher = load_model(str(world["teacher"]))
+    V = len(world["tok"])
+    a, b, c = (world["dir"] / n for n in ("sampled-a", "sampled-b", "sampled-c"))
+    meta = write_cache(teacher, CPU, world["train"], V, 2.0, 0, a, meta={}, kind="sampled", draws=6, seed=3, shard_size=20)
+    write_cache(teacher, CPU, world["train"], V, 2.0, 0, b, meta={}, kind="sampled", draws=6, seed=3, shard_size=20)
+    write_cache(teacher, CPU, world["train"], V, 2.0, 0, c, meta={}, kind="sampled", draws=6, seed=4, shard_size=20)
+    files = [s["files"]["draw_ids"]["file"] for s in meta["shards"]]
+    assert all((a / f).read_bytes() == (b / f).read_bytes() for f in files)
+    assert any((a / f).read_bytes() != (c / f).read_bytes() for f in files)
+    assert meta["kind"] == "sampled" and meta["bytes_per_token"] < 2 * 6 and 0 < meta["mean_covered_mass"] <= 1
+    assert 1 <= meta["mean_distinct_ids"] <= 6
+    r = CacheReader(a, {"kind": "sampled", "draws": 6, "temperature": 2.0})
+    got = r.get(r.rows(world["train"]["sample_id"].to_list()))["t_draws"]  # (n, L-1, 6)
+    x = torch.tensor(world["train"]["input_ids"].to_list())
+    with torch.inference_mode():
+        p = torch.softmax(teacher(input_ids=x).logits[:, :-1, :V] / 2.0, -1)
+    assert got.shape == (*p.shape[:2], 6) and bool((got[..., 1:] >= got[..., :-1]).all())
+    drawn_p = p.gather(-1, got)
+    assert float(drawn_p.min()) > 0 and float(drawn_p.mean()) > float((p * p).sum(-1).mean()) * 0.5  # draws follow p
+    for key, bad in (("kind", "topk"), ("draws", 8)):
+        with pytest.raises(KdmemError, match=f"stale: its {key}"):
+            CacheReader(a, {key: bad})
+    kd = {"temperature": 2.0, "loss": "forward_kl", "jsd_beta": 0.5, "alpha_ce": 0.0, "kl_chunk": 64}
+    m = _train(world, world["dir"] / "sampled-student", mode="cache", cache=r, kd=kd)
+    losses = [r["loss"] for r in map(eval_json, (world["dir"] / "sampled-student" / "train_log.jsonl").read_text().splitlines()) if "loss" in r]
+    assert m["mode"] == "cache" and losses[-1] < losses[0]

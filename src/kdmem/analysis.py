@@ -319,13 +319,26 @@ def mia_rows(con, family: str, dataset: str) -> list[dict]:
     return _rows(con, "SELECT * FROM mia_summary WHERE family = ? AND dataset = ?", [family, dataset])
 
 
-def temperature_rows(con, family: str, dataset: str) -> list[dict]:
-    """Every soft student on the full D, by temperature: memorized samples, validation loss and, when membership
-    inference ran, its loss-signal AUC."""
+def soft_student_rows(con, family: str, dataset: str) -> list[dict]:
+    """Every soft student on the full D, by temperature and loss: memorized samples, how many of them the
+    primary student also memorizes, validation loss and, when membership inference ran, its loss-signal AUC."""
     has_mia = bool(_one(con, "SELECT count(*) AS n FROM information_schema.tables WHERE table_name = 'mia'", [])["n"])
     mia = "(SELECT auc FROM mia x WHERE x.family = m.family AND x.dataset = m.dataset AND x.model = m.model AND x.signal = 'loss')"
     return _rows(con, f"""
-        SELECT m.temperature, m.model, r.memorized, r.rate, m.val_loss, {mia if has_mia else 'NULL'} AS mia_loss_auc
+        WITH mem AS (SELECT s.model, s.sample_id FROM scores s JOIN models m USING (model, family, dataset)
+                     WHERE s.exact AND s.split = 'train' AND m.family = ? AND m.dataset = ?),
+             prim AS (SELECT mem.sample_id FROM mem JOIN models m USING (model)
+                      WHERE m.role = 'student' AND m.is_primary AND m.data_variant = 'full' AND m.family = ? AND m.dataset = ?)
+        SELECT m.temperature, m.loss, m.model, m.is_primary, r.memorized, r.rate,
+               (SELECT count(*) FROM mem JOIN prim USING (sample_id) WHERE mem.model = m.model) AS shared_with_primary,
+               m.val_loss, {mia if has_mia else 'NULL'} AS mia_loss_auc
         FROM models m JOIN memorization_rates r USING (model, family, dataset)
         WHERE m.role = 'student' AND m.data_variant = 'full' AND r.split = 'train' AND m.family = ? AND m.dataset = ?
-        ORDER BY m.temperature""", [family, dataset])
+        ORDER BY m.temperature, m.loss""", [family, dataset] * 3)
+
+
+def sweep_rows(rows: list[dict], by: str) -> list[dict]:
+    """The soft students that differ from the primary one in `by` alone (temperature or loss): a sweep's rows."""
+    keep = "loss" if by == "temperature" else "temperature"
+    primary = [r[keep] for r in rows if r["is_primary"]]
+    return [r for r in rows if primary and r[keep] == primary[0]]

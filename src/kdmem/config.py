@@ -192,6 +192,13 @@ def _check_cross_keys(cfg: dict) -> None:
     if not any(abs(t - primary) < 1e-9 for t in temps):
         raise KdmemError(f"config: analysis.primary_temperature = {primary:g} is not one of distill.soft.temperatures "
                          f"{[float(t) for t in temps]}; add it there or name one of them")
+    soft = cfg["distill"]["soft"]
+    if cfg["analysis"]["primary_loss"] not in soft["losses"]:
+        raise KdmemError(f"config: analysis.primary_loss = {cfg['analysis']['primary_loss']} is not one of distill.soft.losses "
+                         f"{soft['losses']}; add it there or name one of them")
+    if soft["cache"] == "sampled" and (bad := [x for x in soft["losses"] if x != "forward_kl"]):
+        raise KdmemError(f"config: distill.soft.cache = sampled estimates the forward KL only, but distill.soft.losses has {bad[0]}; "
+                         "use cache: topk or dense for it")
     allowed = set(load_schema()["$defs"]["optim"]["properties"])
     for size, over in cfg["pretrain"]["by_size"].items():
         if bad := sorted(set(over) - allowed):
@@ -209,6 +216,8 @@ def _check_same_tokenizer(name: str, fam: dict) -> None:
 
     fps = {}
     for role in ("teacher", "small"):
+        if fam[role]["init"] != "checkpoint":  # a scratch model takes the family's tokenizer as given
+            continue
         fp = local_vocab_fingerprint(fam[role]["checkpoint"])
         if fp is not None:
             fps[role] = fp

@@ -28,10 +28,10 @@ log = logging.getLogger(__name__)
 
 VIEWS = {
     "memorization_rates": """
-        SELECT m.model, m.family, m.dataset, m.role, m.seed, m.temperature, m.data_variant, s.split,
+        SELECT m.model, m.family, m.dataset, m.role, m.seed, m.temperature, m.loss, m.data_variant, s.split,
                count(*) AS n, sum(s.exact::INT) AS memorized, avg(s.exact::INT) AS rate
         FROM scores s JOIN models m USING (model, family, dataset)
-        GROUP BY ALL ORDER BY m.family, m.dataset, s.split, m.role, m.seed, m.temperature, m.data_variant""",
+        GROUP BY ALL ORDER BY m.family, m.dataset, s.split, m.role, m.seed, m.temperature, m.loss, m.data_variant""",
     # One row per training sample: which primary models memorized it (the paper's overlap sets).
     "overlaps": """
         SELECT s.family, s.dataset, s.sample_id, any_value(s.n_exposures) AS n_exposures,
@@ -75,23 +75,23 @@ VIEWS = {
     # Every model's validation loss, beside its starting checkpoint's and a unigram model's, so a reader
     # sees whether the bases are language models and whether training kept or lost utility.
     "utility": """
-        SELECT model, family, dataset, role, seed, temperature, data_variant, n_params, val_loss, val_ppl, tokens_per_s,
-               cache_mean_tail_mass, 2 AS sort_key
+        SELECT model, family, dataset, role, seed, temperature, loss, data_variant, n_params, val_loss, val_ppl, tokens_per_s,
+               cache, cache_mean_tail_mass, 2 AS sort_key
         FROM models
         UNION ALL
-        SELECT model, family, dataset, 'base' AS role, NULL, NULL, size, n_params, val_loss, val_ppl, NULL, NULL, 1 FROM bases
+        SELECT model, family, dataset, 'base' AS role, NULL, NULL, NULL, size, n_params, val_loss, val_ppl, NULL, NULL, NULL, 1 FROM bases
         UNION ALL
-        SELECT DISTINCT 'unigram' AS model, family, dataset, 'reference' AS role, NULL, NULL, unigram_reference, NULL,
-               unigram_val_ce, exp(unigram_val_ce), NULL, NULL, 0 FROM bases
-        ORDER BY family, dataset, sort_key, role, seed, temperature, model""",
+        SELECT DISTINCT 'unigram' AS model, family, dataset, 'reference' AS role, NULL, NULL, NULL, unigram_reference, NULL,
+               unigram_val_ce, exp(unigram_val_ce), NULL, NULL, NULL, 0 FROM bases
+        ORDER BY family, dataset, sort_key, role, seed, temperature, loss, model""",
 }
 
 
 MIA_SUMMARY = """
-    SELECT x.family, x.dataset, x.model, m.role, m.seed, m.temperature, m.data_variant, x.signal, x.auc, x.auc_lo, x.auc_hi,
+    SELECT x.family, x.dataset, x.model, m.role, m.seed, m.temperature, m.loss, m.data_variant, x.signal, x.auc, x.auc_lo, x.auc_hi,
            x.tpr_at_1pct_fpr, x.tpr_lo, x.tpr_hi, x.n_members, x.n_nonmembers
     FROM mia x JOIN models m USING (family, dataset, model)
-    ORDER BY x.family, x.dataset, m.role, m.seed, m.temperature, m.data_variant, x.signal"""
+    ORDER BY x.family, x.dataset, m.role, m.seed, m.temperature, m.loss, m.data_variant, x.signal"""
 
 
 def _connect(path: Path) -> duckdb.DuckDBPyConnection:
@@ -152,16 +152,19 @@ def build(
                          m.get("tokens_per_s"), m.get("train_seconds"), m.get("steps"), m.get("fingerprint"),
                          m.get("config_hash"), m.get("git_commit"), json.dumps(m.get("versions", {}), sort_keys=True),
                          m.get("started_at"), m.get("finished_at"), name in (primary or {}).get("models", [name]),
-                         m.get("cache_mean_tail_mass")))
+                         m.get("cache_mean_tail_mass"),
+                         # models trained before losses and cache kinds were recorded: forward KL from a top-k cache
+                         m.get("loss") or ("forward_kl" if m.get("role") == "student" else None),
+                         m.get("cache") or ("topk" if m.get("role") == "student" else None)))
         con.execute(
             """CREATE TABLE models (model VARCHAR, family VARCHAR, dataset VARCHAR, role VARCHAR, seed BIGINT,
                temperature DOUBLE, data_variant VARCHAR, n_params BIGINT, val_loss DOUBLE, val_ppl DOUBLE,
                tokens_per_s DOUBLE, train_seconds DOUBLE, steps BIGINT, fingerprint VARCHAR, config_hash VARCHAR,
                git_commit VARCHAR, versions VARCHAR, started_at VARCHAR, finished_at VARCHAR, is_primary BOOLEAN,
-               cache_mean_tail_mass DOUBLE)"""
+               cache_mean_tail_mass DOUBLE, loss VARCHAR, cache VARCHAR)"""
         )
         if rows:
-            con.executemany("INSERT INTO models VALUES (" + ",".join(["?"] * 21) + ")", sorted(rows, key=lambda r: (r[1], r[2], r[0])))
+            con.executemany("INSERT INTO models VALUES (" + ",".join(["?"] * 23) + ")", sorted(rows, key=lambda r: (r[1], r[2], r[0])))
         for table, files, order in (("classifier_trials", trials, "family, dataset, trial"),
                                     ("classifier_coefficients", coefficients, "family, dataset, feature"),
                                     ("predictions", predictions, "family, dataset, sample_id"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -78,14 +79,36 @@ def exposure_curve(series: dict[str, tuple[list[int], list[float]]], out: str | 
     _save(fig, out)
 
 
-def temperature(rows: list[dict], out: str | Path) -> None:
-    """The soft students against their distillation temperature: memorized samples, validation loss, MIA AUC."""
-    t = [r["temperature"] for r in rows]
+def soft_sweep(rows: list[dict], by: str, out: str | Path) -> None:
+    """The soft students against their distillation temperature or loss: memorized samples, validation loss, MIA AUC."""
+    x = [r[by] for r in rows]
+    pos = x if by == "temperature" else list(range(len(x)))  # temperatures on a log axis, losses as categories
     panels = [("memorized", "memorized training samples"), ("val_loss", "validation loss (nats)"), ("mia_loss_auc", "MIA ROC-AUC (loss)")]
     fig, axes = plt.subplots(1, 3, figsize=(11, 3.2))
     for ax, (key, label) in zip(axes, panels, strict=True):
-        ax.plot(t, [r.get(key) if r.get(key) is not None else float("nan") for r in rows], "o-", color=ROLE_COLORS["student"])
-        ax.set(xscale="log", xlabel="temperature T", ylabel=label)
-        ax.set_xticks(t, [f"{x:g}" for x in t])
-    fig.suptitle("Soft students by distillation temperature")
+        ax.plot(pos, [r.get(key) if r.get(key) is not None else float("nan") for r in rows], "o-", color=ROLE_COLORS["student"])
+        ax.set(xscale="log" if by == "temperature" else "linear", xlabel="temperature T" if by == "temperature" else "KD loss", ylabel=label)
+        ax.set_xticks(pos, [f"{v:g}" if by == "temperature" else v for v in x])
+    fig.suptitle(f"Soft students by distillation {by}")
+    _save(fig, out)
+
+
+def coverage(overlaps: list[dict], out: str | Path) -> None:
+    """A heatmap of set coverage: cell (row a, column b) is the share of a's memorized samples b memorizes too."""
+    names = sorted({r["a"] for r in overlaps} | {r["b"] for r in overlaps})
+    m = np.full((len(names), len(names)), np.nan)
+    for r in overlaps:
+        i, j = names.index(r["a"]), names.index(r["b"])
+        m[i, j] = r["share_of_a_in_b"] if r["share_of_a_in_b"] is not None else np.nan
+        m[j, i] = r["share_of_b_in_a"] if r["share_of_b_in_a"] is not None else np.nan
+    np.fill_diagonal(m, 1.0)
+    fig, ax = plt.subplots(figsize=(1.2 + 0.9 * len(names), 1 + 0.8 * len(names)))
+    im = ax.imshow(m, vmin=0, vmax=1, cmap="viridis")
+    ax.set_xticks(range(len(names)), names, rotation=45, ha="right", fontsize=8)
+    ax.set_yticks(range(len(names)), names, fontsize=8)
+    for (i, j), v in np.ndenumerate(m):
+        if not np.isnan(v):
+            ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7, color="white" if v < 0.6 else "black")
+    fig.colorbar(im, ax=ax, label="share of row's set also memorized by column")
+    ax.set_title("Memorized-set coverage across families and sizes")
     _save(fig, out)

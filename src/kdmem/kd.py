@@ -8,6 +8,13 @@ it is exact for the cached ids and the total tail mass, but leaves the student f
 mass on a few arbitrary ids, which measured here ruins its validation loss (10.6 vs 8.7 nats).
 Reverse KL and JSD always use buckets.
 
+The third form is a sampled cache (random-sampling KD, Anshumann et al., ACL 2025, arXiv 2503.16870):
+per position, N ids drawn with replacement from the teacher's distribution at T. The empirical
+distribution p^(i) = count_i / N is an unbiased estimate of the teacher's p(i), and the forward KL is
+linear in p, so KL(p^ || q) has the gradient of KL(p || q) in expectation: unlike top-k, no mass is
+moved or dropped. Only the forward KL is linear in p; reverse KL and JSD are not, so a sampled cache
+serves the forward KL only (the config rejects the other pairings).
+
 Losses are SUMS over positions; callers divide by the number of positions, giving a per-token mean.
 (`F.kl_div(..., reduction="batchmean")` on [B, T, V] divides by B only, which scales the loss with
 sequence length.) Positions are processed in chunks so the [chunk, V] temporaries stay bounded at a
@@ -70,6 +77,36 @@ def topk_kd_sum(
         else:
             total = total + divergence(_with_tail(lp_k, mass), _with_tail(logq_k), kind, beta)
     return total
+
+
+def sampled_kd_sum(
+    student_logits: torch.Tensor,  # (N, V) raw student logits
+    t_draws: torch.Tensor,  # (N, D) long: D ids drawn from the teacher at T, an id drawn c times appears c times
+    temperature: float,
+    chunk: int = 1024,
+) -> torch.Tensor:
+    """Sum over rows of KL(p^ || q), p^ the draws' empirical distribution (count / D), q the student at T."""
+    total = student_logits.new_zeros(())
+    d = t_draws.shape[-1]
+    for s in range(0, student_logits.shape[0], chunk):
+        z = student_logits[s : s + chunk].float() / temperature
+        draws = t_draws[s : s + chunk]
+        logq = z.gather(-1, draws) - torch.logsumexp(z, dim=-1, keepdim=True)  # (c, D)
+        # Each draw carries weight 1/D; summed per id that is count/D. The entropy term sum p^ log p^
+        # does not move the gradient, but makes the value a KL (>= 0, comparable with the top-k loss).
+        counts = (draws.unsqueeze(-1) == draws.unsqueeze(-2)).sum(-1).float()  # (c, D): count of each draw's id
+        total = total + ((torch.log(counts / d) - logq) / d).sum()
+    return total
+
+
+def teacher_draws(teacher_logits: torch.Tensor, temperature: float, draws: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """(N, V) logits -> (N, draws) ids sampled with replacement from softmax(logits / T), sorted per row,
+    and the teacher mass the distinct drawn ids cover (N,), the sampled cache's analogue of 1 - tail."""
+    p = F.softmax(teacher_logits.float() / temperature, dim=-1)
+    ids = torch.multinomial(p, draws, replacement=True, generator=generator).sort(-1).values
+    counts = (ids.unsqueeze(-1) == ids.unsqueeze(-2)).sum(-1)
+    covered = (p.gather(-1, ids) / counts).sum(-1)  # each distinct id counted once
+    return ids, covered
 
 
 def dense_kd_sum(

@@ -22,22 +22,42 @@ ROLES = tuple(SIZE_OF_ROLE)
 SPLITS = ("train", "val")
 CLEANED = "cleaned"  # the removal experiment's student: distilled on D minus the classifier's predicted samples
 
-_NAME = re.compile(r"(?P<role>teacher|baseline|student|hard_student)(?:-T(?P<temperature>[0-9.]+))?-s(?P<seed>\d+)(?P<cleaned>-cleaned)?")
+# The soft student's losses; the paper's forward KL is the default and is left out of model names,
+# so the paper's student is student-T2.0-s0 and the others student-T2.0-reverse_kl-s0, student-T2.0-jsd-s0.
+LOSSES = ("forward_kl", "reverse_kl", "jsd")
+DEFAULT_LOSS = LOSSES[0]
+KD_TAG = r"T[0-9]+(?:\.[0-9]+)?(?:-(?:reverse_kl|jsd))?"  # the {kd} wildcard: a soft student's temperature and loss
+_NAME = re.compile(
+    r"(?P<role>teacher|baseline|student|hard_student)(?:-T(?P<temperature>[0-9.]+)(?:-(?P<loss>reverse_kl|jsd))?)?"
+    r"-s(?P<seed>\d+)(?P<cleaned>-cleaned)?"
+)
 
 
-def model_name(role: str, seed: int | str, temperature: float | str | None = None, cleaned: bool = False) -> str:
-    """teacher-s0, baseline-s1, student-T2.0-s0, student-T2.0-s0-cleaned, hard_student-s0."""
-    t = f"-T{temperature}" if temperature is not None else ""
+def kd_tag(temperature: float | str, loss: str = DEFAULT_LOSS) -> str:
+    """T2.0 (forward KL) or T2.0-jsd: the part of a soft student's name that says how it was distilled."""
+    return f"T{temperature}" + ("" if loss == DEFAULT_LOSS else f"-{loss}")
+
+
+def parse_kd_tag(tag: str) -> tuple[float, str]:
+    t, _, loss = tag[1:].partition("-")
+    return float(t), loss or DEFAULT_LOSS
+
+
+def model_name(role: str, seed: int | str, temperature: float | str | None = None, cleaned: bool = False,
+               loss: str = DEFAULT_LOSS) -> str:
+    """teacher-s0, baseline-s1, student-T2.0-s0, student-T2.0-jsd-s0, student-T2.0-s0-cleaned, hard_student-s0."""
+    t = f"-{kd_tag(temperature, loss)}" if temperature is not None else ""
     return f"{role}{t}-s{seed}" + (f"-{CLEANED}" if cleaned else "")
 
 
 def parse_model_name(name: str) -> dict:
-    """The inverse of model_name: role, seed, temperature (or None) and cleaned."""
+    """The inverse of model_name: role, seed, temperature and loss (None unless a soft student), cleaned."""
     m = _NAME.fullmatch(name)
     if m is None:
         raise ValueError(f"not a kdmem model name: {name!r}")
     t = m["temperature"]
-    return {"role": m["role"], "seed": int(m["seed"]), "temperature": float(t) if t else None, "cleaned": bool(m["cleaned"])}
+    return {"role": m["role"], "seed": int(m["seed"]), "temperature": float(t) if t else None,
+            "loss": (m["loss"] or DEFAULT_LOSS) if t else None, "cleaned": bool(m["cleaned"])}
 
 
 def size_of_model(name: str) -> str:
@@ -59,7 +79,8 @@ TEMPLATES = {
     "bases_json": "{family}/{dataset}/bases.json",
     "model": "{family}/{dataset}/models/{model}",
     "checkpoints": "{family}/{dataset}/checkpoints/{model}",
-    "cache": "{family}/{dataset}/cache/T{temperature}",
+    "cache": "{family}/{dataset}/cache/T{temperature}",  # top-k (the kl_to_teacher feature's, and cache: topk)
+    "sampled_cache": "{family}/{dataset}/cache/sampled-T{temperature}",  # cache: sampled
     "scores": "{family}/{dataset}/scores/{model}/{split}.parquet",
     "score_summary": "{family}/{dataset}/scores/{model}/{split}.json",
     "classifier": "{family}/{dataset}/analysis/classifier.json",

@@ -1,17 +1,26 @@
 """Teacher logit cache (docs/protocol.md "Roles": the student learns from the teacher's softened distribution).
 
 One pass of the fine-tuned teacher over every training sample stores, per predicted position
-(positions 0..seq_len-2, each predicting the next token):
+(positions 0..seq_len-2, each predicting the next token), one of two kinds (`distill.soft.cache`):
+
+topk (the default):
   topk_ids   (n, L-1, k)  uint16 when vocab <= 65,536, else int32
   topk_logp  (n, L-1, k)  float16 log-probs at temperature T
   tail       (n, L-1)     float16 mass outside the top k, at T
-That is 4k + 2 bytes per position (122 B at k = 30). meta.json also records the mean tail mass: the
-share of the teacher's distribution at T that the top k leave out, averaged over every position. Values depend on T, so each cache is valid for
-one temperature, recorded in its metadata.
+  That is 4k + 2 bytes per position (122 B at k = 30). meta.json records the mean tail mass: the share
+  of the teacher's distribution at T that the top k leave out, averaged over every position.
+sampled (random-sampling KD, Anshumann et al. 2025; kdmem.kd):
+  draw_ids   (n, L-1, D)  D ids drawn with replacement from the teacher at T, sorted; an id drawn c
+                          times is stored c times, so its count (the estimate's weight c / D) needs no
+                          second array. 2D bytes per position (32 B at D = 16), uint16 as above.
+  meta.json records the mean teacher mass the distinct drawn ids cover, and their mean number.
+  The draws come from a generator seeded with `seed`, so the same teacher and seed give the same cache.
 
-Format: a folder with meta.json (teacher fingerprint, tokenizer fingerprint, k, T, seq_len, vocab,
-sample ids, and a sha256 per shard file) and shards of plain .npy arrays. .npy is read with
-allow_pickle=False and memory-mapped, so a 30 GB cache costs no RAM and cannot execute code.
+Values depend on T, so each cache is valid for one temperature, recorded in its metadata.
+
+Format: a folder with meta.json (kind, teacher fingerprint, tokenizer fingerprint, k or draws, T,
+seq_len, vocab, sample ids, and a sha256 per shard file) and shards of plain .npy arrays. .npy is read
+with allow_pickle=False and memory-mapped, so a 30 GB cache costs no RAM and cannot execute code.
 """
 
 from __future__ import annotations
@@ -26,58 +35,78 @@ from tqdm import tqdm
 
 from kdmem.errors import KdmemError
 from kdmem.io import atomic_path, read_json, sha256_file, write_json
-from kdmem.kd import teacher_topk
+from kdmem.kd import teacher_draws, teacher_topk
 
 log = logging.getLogger(__name__)
-ARRAYS = ("topk_ids", "topk_logp", "tail")
+ARRAYS = {"topk": ("topk_ids", "topk_logp", "tail"), "sampled": ("draw_ids",)}
+KINDS = tuple(ARRAYS)
 FORMAT = "kdmem-logit-cache/1"
+
+
+def _per_position(kind: str, logits: torch.Tensor, temperature: float, width: int, gen: torch.Generator):
+    """One batch's (N, V) logits -> the kind's arrays (each (N, ...)), and the per-position statistic
+    meta.json averages: the tail mass (topk) or the teacher mass the drawn ids cover (sampled)."""
+    if kind == "topk":
+        ids, vals, tail = teacher_topk(logits, temperature, width)
+        return {"topk_ids": ids, "topk_logp": vals, "tail": tail}, tail
+    ids, covered = teacher_draws(logits, temperature, width, gen)
+    return {"draw_ids": ids}, covered
 
 
 def write_cache(
     model, dev, samples: pl.DataFrame, vocab: int, temperature: float, k: int, out_dir: str | Path,
-    meta: dict, batch_size: int = 64, shard_size: int = 8192,
+    meta: dict, batch_size: int = 64, shard_size: int = 8192, kind: str = "topk", draws: int = 16, seed: int = 0,
 ) -> dict:
+    """k: top-k width (kind topk); draws and seed: ids drawn per position and the draws' seed (kind sampled)."""
     ids_dtype = np.uint16 if vocab <= 65536 else np.int32
+    width = k if kind == "topk" else draws
+    dtypes = {"topk_ids": ids_dtype, "topk_logp": np.float16, "tail": np.float16, "draw_ids": ids_dtype}
     n = samples.height
     seq_len = len(samples["input_ids"][0])
+    gen = torch.Generator(device=dev.device).manual_seed(seed)
     model.to(dev.device).eval()
     with atomic_path(out_dir, is_dir=True) as tmp:
         shards = []
-        tail_sum = 0.0  # the mean tail mass says how much of the teacher's distribution a top-k cache leaves out
+        # topk: the mean tail mass says how much of the teacher's distribution the cache leaves out;
+        # sampled: the mean mass its distinct drawn ids cover, and how many distinct ids that takes.
+        stat_sum = distinct_sum = 0.0
         for s0 in range(0, n, shard_size):
             part = samples.slice(s0, shard_size)
-            arrs = {
-                "topk_ids": np.empty((part.height, seq_len - 1, k), ids_dtype),
-                "topk_logp": np.empty((part.height, seq_len - 1, k), np.float16),
-                "tail": np.empty((part.height, seq_len - 1), np.float16),
-            }
-            for b0 in tqdm(range(0, part.height, batch_size), desc=f"cache T={temperature} shard {len(shards)}", mininterval=5):
+            per_row = {a: (seq_len - 1,) if a == "tail" else (seq_len - 1, width) for a in ARRAYS[kind]}
+            arrs = {a: np.empty((part.height, *shape), dtypes[a]) for a, shape in per_row.items()}
+            for b0 in tqdm(range(0, part.height, batch_size), desc=f"cache {kind} T={temperature} shard {len(shards)}", mininterval=5):
                 x = torch.tensor(part["input_ids"].slice(b0, batch_size).to_list(), device=dev.device)
                 with torch.inference_mode(), dev.autocast():
                     logits = model(input_ids=x).logits[:, :-1, :vocab]  # (B, L-1, V)
                 b = x.shape[0]
-                ids, vals, tail = teacher_topk(logits.reshape(-1, vocab), temperature, k)
-                arrs["topk_ids"][b0 : b0 + b] = ids.reshape(b, seq_len - 1, k).cpu().numpy().astype(ids_dtype)
-                arrs["topk_logp"][b0 : b0 + b] = vals.reshape(b, seq_len - 1, k).cpu().numpy().astype(np.float16)
-                arrs["tail"][b0 : b0 + b] = tail.reshape(b, seq_len - 1).cpu().numpy().astype(np.float16)
-                tail_sum += float(tail.double().sum())
+                with torch.inference_mode():
+                    out, stat = _per_position(kind, logits.reshape(-1, vocab), temperature, width, gen)
+                for a, v in out.items():
+                    arrs[a][b0 : b0 + b] = v.reshape(b, *per_row[a]).cpu().numpy().astype(dtypes[a])
+                stat_sum += float(stat.double().sum())
+                if kind == "sampled":
+                    d = out["draw_ids"]
+                    distinct_sum += float((d[:, 1:] != d[:, :-1]).sum() + d.shape[0])  # sorted rows: distinct = changes + 1
             files = {}
             for name, a in arrs.items():
                 f = tmp / f"shard{len(shards):05d}.{name}.npy"
                 np.save(f, a, allow_pickle=False)
                 files[name] = {"file": f.name, "sha256": sha256_file(f), "bytes": f.stat().st_size}
             shards.append({"rows": part.height, "files": files})
+        positions = n * (seq_len - 1)
         full = {
-            **meta, "format": FORMAT, "k": k, "temperature": temperature, "seq_len": seq_len, "vocab": vocab,
-            "ids_dtype": np.dtype(ids_dtype).name, "n_samples": n, "shards": shards,
-            "sample_ids": samples["sample_id"].to_list(),
+            **meta, "format": FORMAT, "kind": kind, "temperature": temperature, "seq_len": seq_len, "vocab": vocab,
+            "ids_dtype": np.dtype(ids_dtype).name, "n_samples": n, "shards": shards, "sample_ids": samples["sample_id"].to_list(),
         }
+        if kind == "topk":
+            full.update(k=k, mean_tail_mass=stat_sum / positions)
+        else:
+            full.update(draws=draws, seed=seed, mean_covered_mass=stat_sum / positions, mean_distinct_ids=distinct_sum / positions)
         total = sum(f["bytes"] for s in shards for f in s["files"].values())
         full["bytes_per_token"] = total / (n * seq_len)
-        full["mean_tail_mass"] = tail_sum / (n * (seq_len - 1))
         write_json(full, tmp / "meta.json")
-    log.info("cached %d samples at T=%s, k=%d: %.1f bytes/token, mean tail mass %.4f", n, temperature, k,
-             full["bytes_per_token"], full["mean_tail_mass"])
+    stat = {k: round(v, 4) for k, v in full.items() if k.startswith("mean_")}
+    log.info("cached %d samples, %s at T=%s: %.1f bytes/token, %s", n, kind, temperature, full["bytes_per_token"], stat)
     return full
 
 
@@ -93,6 +122,8 @@ class CacheReader:
             self.meta = read_json(meta_file)
         except ValueError:
             raise KdmemError(f"logit cache {meta_file} is corrupt (not JSON); delete the cache and rerun cache-logits") from None
+        self.meta.setdefault("kind", "topk")  # caches written before the sampled kind existed
+        self.kind = self.meta["kind"]
         for key, want in expect.items():
             have = self.meta.get(key)
             if isinstance(want, float) and isinstance(have, int | float):
@@ -108,7 +139,7 @@ class CacheReader:
         self._arrays: list[dict[str, np.ndarray]] = []
         for s in self.meta["shards"]:
             loaded = {}
-            for name in ARRAYS:
+            for name in ARRAYS[self.kind]:
                 info = s["files"][name]
                 f = self.path / info["file"]
                 if not f.is_file():
@@ -130,14 +161,17 @@ class CacheReader:
             raise KdmemError(f"sample {e.args[0]} is not in logit cache {self.path}; the cache was built from other samples") from None
 
     def get(self, rows: list[int]) -> dict[str, torch.Tensor]:
-        """Teacher targets for cache rows: ids (B, L-1, k) long, logp (B, L-1, k), tail (B, L-1)."""
+        """Teacher targets for cache rows. topk: t_ids (B, L-1, k) long, t_logp (B, L-1, k), t_tail (B, L-1);
+        sampled: t_draws (B, L-1, D) long."""
         rows_a = np.asarray(rows)
         shard = np.searchsorted(self._starts, rows_a, side="right") - 1
-        out = {name: [] for name in ARRAYS}
+        out = {name: [] for name in ARRAYS[self.kind]}
         for r, sh in zip(rows_a, shard, strict=True):
             local = r - self._starts[sh]
-            for name in ARRAYS:
+            for name in out:
                 out[name].append(self._arrays[sh][name][local])
+        if self.kind == "sampled":
+            return {"t_draws": torch.from_numpy(np.stack(out["draw_ids"]).astype(np.int64))}
         return {
             "t_ids": torch.from_numpy(np.stack(out["topk_ids"]).astype(np.int64)),
             "t_logp": torch.from_numpy(np.stack(out["topk_logp"]).astype(np.float32)),

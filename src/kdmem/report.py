@@ -12,8 +12,10 @@ import math
 from pathlib import Path
 from typing import Any
 
-from kdmem import analysis, figures
+from kdmem import analysis, families, figures
 from kdmem.io import atomic_path, write_json
+
+SWEEPS = {"temperature": "primary_temperature", "loss": "primary_loss"}  # what a soft-student sweep varies, and the key naming the primary
 
 CSS = """body{font-family:Helvetica,Arial,sans-serif;max-width:1100px;margin:2em auto;color:#222;line-height:1.4}
 table{border-collapse:collapse;margin:.6em 0 1.4em}td,th{border:1px solid #bbb;padding:3px 8px;font-size:13px;text-align:right}
@@ -65,9 +67,11 @@ def analyze(db: str | Path, classifiers: dict[tuple[str, str], dict], out_dir: s
         figures.venn(analysis.venn_regions(con, family, dataset), out_dir / f"{tag}-venn.png")
         figures.entropy_logprob(points, out_dir / f"{tag}-entropy.png")
         figures.exposure_curve(expo, out_dir / f"{tag}-exposure.png")
-        temps = analysis.temperature_rows(con, family, dataset)
-        if len(temps) > 1:
-            figures.temperature(temps, out_dir / f"{tag}-temperature.png")
+        soft = analysis.soft_student_rows(con, family, dataset)
+        sweeps = {by: analysis.sweep_rows(soft, by) for by in SWEEPS}
+        for by, rows in sweeps.items():
+            if len(rows) > 1:
+                figures.soft_sweep(rows, by, out_dir / f"{tag}-{by}.png")
         result["pairs"].append({
             "family": family, "dataset": dataset, "rates": rates, "overlaps": analysis.overlaps(con, family, dataset),
             "entropy_vs_logprob": ent_rows, "exposure": {k: {"n_exposures": v[0], "rate": v[1]} for k, v in expo.items()},
@@ -76,8 +80,12 @@ def analyze(db: str | Path, classifiers: dict[tuple[str, str], dict], out_dir: s
             "classifier": {k: v for k, v in (clf or {}).items() if k != "model"},
             "roles_present": sorted(analysis.roles_present(con, family, dataset)),
             "mia": analysis.mia_rows(con, family, dataset),
-            "temperatures": temps,
+            "soft_students": soft,
+            "sweeps": sweeps,
         })
+    result["across_families"] = families.across_families(con, n_boot, seed)
+    for x in result["across_families"]:
+        figures.coverage(x["overlaps"], out_dir / f"families-{x['dataset']}-coverage.png")
     result["rates_all"] = analysis._rows(con, "SELECT * FROM memorization_rates", [])
     result["utility"] = analysis._rows(con, "SELECT * FROM utility", [])
     con.close()
@@ -103,6 +111,30 @@ def mia_section(rows: list[dict]) -> str:
             "at k = 20 % (Shi et al. 2024; Zhang et al. 2025), and the reference-model difference with the small base as the "
             "reference (Carlini et al. 2021). AUC 0.5 is chance. Intervals: 95 % bootstrap over members and non-members. "
             "The question the paper's privacy motivation asks: does the student leak its training data less than the baseline?</p>")
+
+
+def families_section(x: dict, fig_dir: Path) -> str:
+    """Across families on one dataset: the memorized sets' overlaps (hierarchy and disjointness) and zlib-profile correlations."""
+    ds = html.escape(x["dataset"])
+    parts = [f"<h2>Across families on {ds} (beyond the paper)</h2>",
+             f"<p>Families: {html.escape(', '.join(x['families']))}. Primary models only (teacher, first baseline seed, the "
+             "primary soft student, the hard student).</p>"]
+    if not x["comparable"]:
+        parts.append("<p class=no>The families cut different samples (different tokenizers), so their sets cannot be matched "
+                     "sample by sample: the cross-family overlaps below are not meaningful; the zlib correlations are.</p>")
+    parts.append("<h3>Memorized-set overlaps</h3>")
+    parts.append(table(x["overlaps"], title="family_overlaps"))
+    parts.append("<p><code>share_of_a_in_b</code>: the share of a's memorized samples that b memorizes too. Within a family, "
+                 "teacher vs baseline is the size hierarchy (paper: the 12B teacher covers about 80 % of the 1.4B baseline's set); "
+                 "across families the paper finds the sets disjoint.</p>")
+    parts.append("<h3>zlib-entropy profiles of the memorized samples</h3>")
+    parts.append(table(x["zlib"], title="family_zlib"))
+    parts.append("<p><code>r</code>: Pearson correlation of two families' memorized sets' shares in ten equal-mass bins of D's zlib "
+                 "entropy, with a 95 % bootstrap CI over each set's members (our reading of the paper's r = 0.95–0.99).</p>")
+    fig = fig_dir / f"families-{x['dataset']}-coverage.png"
+    if fig.is_file():
+        parts.append(_img(fig, "Share of each row model's memorized set that the column model also memorizes."))
+    return "\n".join(parts)
 
 
 def render(result: dict, fig_dir: str | Path, out: str | Path, roc: dict[tuple[str, str], Path] | None = None) -> None:
@@ -154,21 +186,28 @@ def render(result: dict, fig_dir: str | Path, out: str | Path, roc: dict[tuple[s
                      "The removal's own effect (F7) is the student on D against the student on the cleaned D. "
                      "Paper: baseline 1,698 on D; student on cleaned D 4, all new (the “privacy onion”).</p>")
         parts.append(mia_section(p.get("mia") or []))
-        if len(p.get("temperatures") or []) > 1:
-            parts.append("<h3>Soft students by temperature (beyond the paper)</h3>")
-            parts.append(table(p["temperatures"], title="temperatures"))
-            parts.append("<p>The overlaps, classifier and removal use the student at <code>analysis.primary_temperature</code>.</p>")
+        for by, key in SWEEPS.items():
+            rows = p.get("sweeps", {}).get(by) or []
+            if len(rows) > 1:
+                parts.append(f"<h3>Soft students by {by} (beyond the paper)</h3>")
+                parts.append(table(rows, title=f"{by}s"))
+                parts.append(f"<p>The overlaps, classifier and removal use the student at <code>analysis.{key}</code> "
+                             "(<code>is_primary</code>). <code>shared_with_primary</code>: how many of a student's memorized "
+                             "samples the primary student memorizes too.</p>")
         figs = [(f"{tag}-rates.png", "Memorization rate per role; 95 % bootstrap CIs (baseline: over seeds and samples)."),
                 (f"{tag}-venn.png", "Teacher / baseline / student memorized sets."),
                 (f"{tag}-entropy.png", "Entropy vs suffix log-prob on teacher∩baseline∖student, per role."),
                 (f"{tag}-exposure.png", "Memorization vs n_exposures per epoch."),
-                (f"{tag}-temperature.png", "Soft students by temperature: memorized, validation loss, MIA AUC.")]
+                (f"{tag}-temperature.png", "Soft students by temperature: memorized, validation loss, MIA AUC."),
+                (f"{tag}-loss.png", "Soft students by KD loss: memorized, validation loss, MIA AUC.")]
         parts.append("<h3>Figures</h3>")
         for name, cap in figs:
             if (fig_dir / name).is_file():
                 parts.append(_img(fig_dir / name, cap))
         if roc and (fam, ds) in roc and Path(roc[(fam, ds)]).is_file():
             parts.append(_img(Path(roc[(fam, ds)]), "Classifier ROC over trials."))
+    for x in result.get("across_families", []):
+        parts.append(families_section(x, fig_dir))
     parts.append("<h2>Utility (validation loss / perplexity)</h2>")
     parts.append(table([{k: v for k, v in r.items() if k != "sort_key"} for r in result["utility"]], title="utility"))
     parts.append("<p>Validation loss in nats per token over every position of the held-out samples. Rows: the unigram "

@@ -7,7 +7,7 @@ and tracks the very same string as a `params:` entry, so changing any key a comm
 that rule and what depends on it, and no other key does. A command run by hand with `--config FILE`
 validates the whole file and takes the same slice, so it reads the same keys either way.
 
-Keys that only shape the DAG (`temperatures`, `baseline_seeds`, `distill.hard.enabled`,
+Keys that only shape the DAG (`temperatures`, `losses`, `baseline_seeds`, `distill.hard.enabled`,
 `removal.enabled`, `mia.enabled`, `results`) are in no slice: they add or remove jobs rather than change one.
 """
 
@@ -65,7 +65,9 @@ def _distill(cfg: dict, family: str, mode: str) -> dict:
     if mode == "hard":
         return {"device": cfg["device"], "parallel": cfg["parallel"], **_models(cfg, family, "small"),
                 "distill": {"hard": _pick(cfg["distill"]["hard"], "optim")}}
-    soft = {k: v for k, v in cfg["distill"]["soft"].items() if k != "temperatures"}  # T comes as --temperature
+    # T and the loss come as --temperature and --loss; of the cache keys, only the configured kind's.
+    unread = {"topk": ("draws",), "sampled": ("top_k", "tail"), "dense": ("top_k", "tail", "draws")}[cfg["distill"]["soft"]["cache"]]
+    soft = {k: v for k, v in cfg["distill"]["soft"].items() if k not in ("temperatures", "losses", *unread)}
     return {"device": cfg["device"], "parallel": cfg["parallel"], **_models(cfg, family, "small", "teacher"),
             "distill": {"soft": soft}}
 
@@ -77,9 +79,10 @@ SLICERS: dict[str, Callable[..., dict]] = {
     "pretrain": lambda cfg, family, size: _pretrain(cfg, family, size),
     "finetune": lambda cfg, family, role: _finetune(cfg, family, role),
     "evaluate_bases": lambda cfg, family: {"device": cfg["device"], **_models(cfg, family, "teacher", "small")},
-    "cache_logits": lambda cfg, family: {"device": cfg["device"], **_models(cfg, family, "teacher"),
-                                         "distill": {"soft": _pick(cfg["distill"]["soft"], "top_k")},
-                                         "memorization": _pick(cfg["memorization"], "batch_size")},
+    "cache_logits": lambda cfg, family, kind: {
+        "device": cfg["device"], **_models(cfg, family, "teacher"), **({"seed": cfg["seed"]} if kind == "sampled" else {}),
+        "distill": {"soft": _pick(cfg["distill"]["soft"], "top_k" if kind == "topk" else "draws")},
+        "memorization": _pick(cfg["memorization"], "batch_size")},
     "generate_hard": lambda cfg, family: {"device": cfg["device"], **_models(cfg, family, "teacher"),
                                           "distill": {"hard": _pick(cfg["distill"]["hard"], "prefix_len", "batch_size")}},
     "distill": lambda cfg, family, mode: _distill(cfg, family, mode),

@@ -26,7 +26,7 @@ from transformers import Trainer, TrainerCallback, TrainingArguments
 
 from kdmem.errors import KdmemError
 from kdmem.io import atomic_path, write_json
-from kdmem.kd import dense_kd_sum, topk_kd_sum
+from kdmem.kd import dense_kd_sum, sampled_kd_sum, topk_kd_sum
 from kdmem.launch import world_size
 from kdmem.models import Device, evaluate_loss, fingerprint, n_params
 
@@ -65,7 +65,7 @@ class Collator:
 
 
 class KdmemTrainer(Trainer):
-    """mode: 'ce' (cross-entropy), 'cache' (KD from the top-k cache), 'online' (KD, teacher in the step)."""
+    """mode: 'ce' (cross-entropy), 'cache' (KD from the top-k or sampled cache), 'online' (KD, teacher in the step: dense)."""
 
     def __init__(self, *args, mode: str, vocab: int, kd: dict | None = None, teacher=None, **kwargs):
         super().__init__(*args, **kwargs)
@@ -95,7 +95,9 @@ class KdmemTrainer(Trainer):
             loss = loss + alpha * F.cross_entropy(flat.float(), x[:, 1:].reshape(-1))
         if self.mode != "ce":
             t, kind, beta, chunk = self.kd["temperature"], self.kd["loss"], self.kd["jsd_beta"], self.kd["kl_chunk"]
-            if self.mode == "cache":
+            if self.mode == "cache" and "t_draws" in inputs:  # sampled cache: forward KL only (config checks)
+                kd = sampled_kd_sum(flat, inputs["t_draws"].reshape(n, -1), t, chunk)
+            elif self.mode == "cache":
                 k = inputs["t_ids"].shape[-1]
                 kd = topk_kd_sum(
                     flat, inputs["t_ids"].reshape(n, k), inputs["t_logp"].reshape(n, k), inputs["t_tail"].reshape(n),

@@ -8,6 +8,7 @@ import argparse
 import logging
 
 from kdmem.commands import common as c
+from kdmem.layout import DEFAULT_LOSS, LOSSES
 
 log = logging.getLogger("kdmem")
 
@@ -18,8 +19,9 @@ def distill_args(p: argparse.ArgumentParser) -> None:
     c.training_options(p, "training samples: train.parquet (soft) or hard.parquet (hard)",
                        {"--seed": "seed: data order", "--base": "small base model folder or hub checkpoint"})
     c.option(p, "--temperature", required=False, help="soft: T")
-    c.option(p, "--cache", required=False, help="soft: teacher logit cache folder")
-    c.option(p, "--teacher", required=False, help="soft: teacher folder (checks the cache's fingerprint; without --cache, online KD)")
+    p.add_argument("--loss", default=DEFAULT_LOSS, choices=LOSSES, help="soft: the divergence (default: the paper's forward KL)")
+    c.option(p, "--cache", required=False, help="soft: teacher logit cache folder (distill.soft.cache topk or sampled)")
+    c.option(p, "--teacher", required=False, help="soft: teacher folder (checks the cache's fingerprint; without --cache, online KD: cache dense)")
     p.add_argument("--removal", help="soft: the classifier's predictions.parquet; train on D minus its predicted samples "
                    "(the removal experiment's cleaned student)")
 
@@ -46,9 +48,10 @@ def distill(args: argparse.Namespace) -> None:
         log.info("removal: left out %d predicted samples, %d remain", predicted.len(), train.height)
     role = "student" if args.mode == "soft" else "hard_student"
     temperature = args.temperature if args.mode == "soft" else None
-    meta = {"model": model_name(role, args.seed, temperature, cleaned=bool(args.removal)), "family": args.family,
-            "dataset": args.dataset, "role": role, "seed": args.seed, "base": args.base, "temperature": temperature,
-            "data_variant": CLEANED if args.removal else "full"}
+    loss = args.loss if args.mode == "soft" else None
+    meta = {"model": model_name(role, args.seed, temperature, cleaned=bool(args.removal), loss=loss or DEFAULT_LOSS),
+            "family": args.family, "dataset": args.dataset, "role": role, "seed": args.seed, "base": args.base,
+            "temperature": temperature, "loss": loss, "data_variant": CLEANED if args.removal else "full"}
     dev = c.device(cfg)
     teacher = cache = kd = None
     if args.mode == "hard":
@@ -58,14 +61,22 @@ def distill(args: argparse.Namespace) -> None:
         if args.temperature is None or args.temperature <= 0:
             raise KdmemError(f"distill --mode soft needs a temperature > 0, got {args.temperature}")
         if not args.cache and not args.teacher:
-            raise KdmemError("distill --mode soft needs --cache (top-k logits) or --teacher (online KD)")
-        kd, optim = {**soft, "temperature": args.temperature}, soft["optim"]
+            raise KdmemError("distill --mode soft needs --cache (top-k or sampled logits) or --teacher (online KD)")
+        if args.cache and soft["cache"] == "dense":
+            raise KdmemError("distill: distill.soft.cache is dense (online KD), but --cache was given; drop --cache or set cache: topk or sampled")
+        if args.cache and soft["cache"] == "sampled" and args.loss != "forward_kl":
+            raise KdmemError(f"distill: a sampled cache estimates the forward KL only, not {args.loss}; use cache: topk or dense")
+        kd, optim = {**soft, "temperature": args.temperature, "loss": args.loss}, soft["optim"]
+        meta["cache"] = soft["cache"]
         if args.cache:
-            expect = {"temperature": args.temperature, "k": soft["top_k"], "seq_len": len(train["input_ids"][0])}
+            width = {"k": soft["top_k"]} if soft["cache"] == "topk" else {"draws": soft["draws"]}
+            expect = {"kind": soft["cache"], "temperature": args.temperature, **width, "seq_len": len(train["input_ids"][0])}
             if args.teacher:  # with a cache, --teacher only proves the cache came from this teacher
                 expect.update(teacher_identity(args.teacher, tok))
             cache, mode = CacheReader(args.cache, expect), "cache"
-            meta["cache_top_k"], meta["cache_mean_tail_mass"] = soft["top_k"], cache.meta.get("mean_tail_mass")
+            meta["cache_top_k"], meta["cache_draws"] = soft.get("top_k"), soft.get("draws")
+            meta["cache_mean_tail_mass"] = cache.meta.get("mean_tail_mass")
+            meta["cache_bytes_per_token"] = cache.meta.get("bytes_per_token")
         else:
             teacher, _ = c.load_family_model(cfg, args.family, "teacher", args.teacher, tok, f"{args.family}/teacher")
             mode = "online"

@@ -10,6 +10,8 @@ from kdmem.commands import common as c
 def cache_logits_args(p: argparse.ArgumentParser) -> None:
     c.teacher_pass_options(p, "train.parquet (every sample is cached once)")
     c.option(p, "--temperature", help="T the cached distributions are softened with")
+    p.add_argument("--kind", default="topk", choices=["topk", "sampled"],
+                   help="topk: top_k log-probs + tail mass; sampled: `draws` ids drawn from the teacher at T (default topk)")
     c.option(p, "--out", help="cache folder to write")
 
 
@@ -19,15 +21,16 @@ def cache_logits(args: argparse.Namespace) -> None:
     from kdmem.logit_cache import teacher_identity, write_cache
     from kdmem.tokenizer import load_tokenizer
 
-    cfg = c.load_config(args, "cache_logits", family=args.family)
+    cfg = c.load_config(args, "cache_logits", family=args.family, kind=args.kind)
     if args.temperature <= 0:
         raise KdmemError(f"temperature must be > 0, got {args.temperature}")
     tok = load_tokenizer(args.tokenizer)
     model, vocab = c.load_family_model(cfg, args.family, "teacher", args.teacher, tok, f"{args.family}/teacher")
+    soft = cfg["distill"]["soft"]
     write_cache(
-        model, c.device(cfg), read_samples(args.train), vocab, args.temperature, cfg["distill"]["soft"]["top_k"], args.out,
+        model, c.device(cfg), read_samples(args.train), vocab, args.temperature, soft.get("top_k", 0), args.out,
         meta={**teacher_identity(args.teacher, tok), "family": args.family, "dataset": args.dataset},
-        batch_size=cfg["memorization"]["batch_size"],
+        batch_size=cfg["memorization"]["batch_size"], kind=args.kind, draws=soft.get("draws", 0), seed=cfg.get("seed", 0),
     )
 
 
@@ -50,6 +53,6 @@ def generate_hard(args: argparse.Namespace) -> None:
 
 
 COMMANDS = [
-    c.Command("cache-logits", "cache the teacher's top-k log-probs + tail mass at temperature T", cache_logits_args, cache_logits),
+    c.Command("cache-logits", "cache the teacher at temperature T: top-k log-probs + tail mass, or sampled ids", cache_logits_args, cache_logits),
     c.Command("generate-hard", "teacher greedily continues each sample's prefix: hard-KD data", generate_hard_args, generate_hard),
 ]
