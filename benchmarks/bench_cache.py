@@ -1,27 +1,43 @@
-"""Logit cache targets, measured side by side in one run on the embedded default:
-- bytes per token of the cache at the default k;
-- validation loss of a student distilled from the top-k cache vs one distilled from dense full-vocab
-  teacher logits (the same schedule; ratio should be within 1 %);
-- speed of a cached-KD step vs an online-KD step that runs the teacher forward inside the step.
+"""The student's view of the teacher, side by side in one run on the embedded default's trained teacher:
+`distill.soft.cache` topk (k = 30), sampled (16 draws, random-sampling KD) and dense (online KD).
+
+For each kind it runs the pipeline's own commands with the embedded config and only that key changed, exactly
+as `make run` with `cache: <kind>` runs them: `kdmem cache-logits` (timed: write tokens/s, bytes/token),
+`kdmem distill --mode soft` (validation loss), `kdmem score` (every training sample's exact verdict). It
+reports each student's memorized count and the overlap of its memorized set with the dense student's.
+It also times one KD step from each cache against an online step.
+
+Needs the teacher, data and T = 1 cache of a completed embedded-default run: `make run` (results/), or any
+run of a config with the same data and teacher, e.g. KDMEM_BENCH_RESULTS=results/sweep-temperature.
+About 10 minutes on 2 cores (three students of 4 epochs).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
+import polars as pl
 import torch
-from common import RESULTS, need
+import yaml
+from common import ROOT, need
 
 from kdmem import config as kconfig
 from kdmem.data import read_samples
 from kdmem.logit_cache import CacheReader
-from kdmem.models import load_model, pick_device
+from kdmem.models import load_model
 from kdmem.tokenizer import load_tokenizer
-from kdmem.training import Collator, KdmemTrainer, SampleDataset, train_model
+from kdmem.training import Collator, KdmemTrainer, SampleDataset
+
+RESULTS = Path(os.environ.get("KDMEM_BENCH_RESULTS", ROOT / "results")) / "tiny" / "wiki"
+KDMEM = str(Path(sys.executable).parent / "kdmem")
+KINDS = ("topk", "sampled", "dense")
 
 
 def step_time(mode, cache, teacher, student, train, kd, batch=32, steps=20):
@@ -39,34 +55,67 @@ def step_time(mode, cache, teacher, student, train, kd, batch=32, steps=20):
     return (time.perf_counter() - t) / steps
 
 
+def _kdmem(*args: str) -> None:
+    subprocess.run([KDMEM, *map(str, args)], check=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+
+
+def one_kind(kind: str, cfg: dict, work: Path, teacher: Path, data: Path, t: float) -> dict:
+    """cache-logits, distill and score with `distill.soft.cache: kind`, as the pipeline runs them."""
+    cfg = {**cfg, "distill": {**cfg["distill"], "soft": {**cfg["distill"]["soft"], "cache": kind}}}
+    cfg_file = work / f"{kind}.yaml"
+    cfg_file.write_text(yaml.safe_dump(cfg))
+    fam = cfg["families"]["tiny"]
+    common = ["--config", cfg_file, "--family", "tiny", "--dataset", "wiki", "--tokenizer", fam["tokenizer"]]
+    out: dict = {"kind": kind}
+    cache_args: list = []
+    if kind != "dense":
+        t0 = time.perf_counter()
+        _kdmem("cache-logits", *common, "--teacher", teacher, "--train", data / "train.parquet", "--temperature", t,
+               "--kind", kind, "--out", work / f"cache-{kind}")
+        meta = json.loads((work / f"cache-{kind}" / "meta.json").read_text())
+        out |= {"cache_write_s": time.perf_counter() - t0, "bytes_per_token": meta["bytes_per_token"],
+                "mean_tail_mass": meta.get("mean_tail_mass"), "mean_covered_mass": meta.get("mean_covered_mass"),
+                "mean_distinct_ids": meta.get("mean_distinct_ids")}
+        out["cache_write_tokens_per_s"] = meta["n_samples"] * meta["seq_len"] / out["cache_write_s"]
+        cache_args = ["--cache", work / f"cache-{kind}"]
+    t0 = time.perf_counter()
+    _kdmem("distill", *common, "--mode", "soft", "--seed", 0, "--temperature", t, "--base", fam["small"]["checkpoint"], *cache_args,
+           "--teacher", teacher, "--train", data / "train.parquet", "--val", data / "val.parquet", "--out", work / f"student-{kind}",
+           "--ckpt", work / f"ckpt-{kind}")
+    out["distill_s"] = time.perf_counter() - t0
+    out["val_loss"] = json.loads((work / f"student-{kind}" / "metrics.json").read_text())["val_loss"]
+    scores = work / f"scores-{kind}.parquet"
+    _kdmem("score", *common, "--model", work / f"student-{kind}", "--split", "train", "--samples", data / "train.parquet",
+           "--cache", RESULTS / "cache" / "T1.0", "--teacher", teacher, "--out", scores, "--summary", work / f"scores-{kind}.json")
+    out["memorized_ids"] = sorted(pl.read_parquet(scores).filter(pl.col("exact"))["sample_id"].to_list())
+    return out
+
+
 def main() -> dict:
     cfg = kconfig.load("config.yaml")
     soft = cfg["distill"]["soft"]
-    T = cfg["analysis"]["primary_temperature"]
-    teacher_dir = need(RESULTS / "models" / "teacher-s0")
-    cache_dir = need(RESULTS / "cache" / f"T{T}")
-    small = cfg["families"]["tiny"]["small"]  # the shipped base (init: checkpoint), or the pipeline's pretrained one
-    base = need(Path(small["checkpoint"]) if small["init"] == "checkpoint" else Path("results/tiny/base/small"))
-    tok = load_tokenizer(str(teacher_dir))
-    train, val = read_samples(RESULTS / "data" / "train.parquet"), read_samples(RESULTS / "data" / "val.parquet")
-    meta = json.loads((cache_dir / "meta.json").read_text())
-    cache = CacheReader(cache_dir, {"temperature": T})
-    teacher = load_model(str(teacher_dir))
-    dev = pick_device("cpu")
-    kd = {**soft, "temperature": T, "vocab": len(tok)}
-    t_cached = step_time("cache", cache, None, load_model(str(base)), train, kd)
-    t_online = step_time("online", None, teacher, load_model(str(base)), train, kd)
+    t = cfg["analysis"]["primary_temperature"]
+    teacher = need(RESULTS / "models" / "teacher-s0")
+    need(RESULTS / "cache" / "T1.0")
+    data = RESULTS / "data"
     work = Path(tempfile.mkdtemp())
-    common = {"tok": tok, "vocab": len(tok), "train_df": train, "val_df": val, "optim": soft["optim"], "seed": 0, "dev": dev, "kd": {**soft, "temperature": T}}
-    m_cache = train_model(model=load_model(str(base)), out_dir=work / "c", ckpt_dir=work / "cc", mode="cache", cache=cache, **common)
-    m_dense = train_model(model=load_model(str(base)), out_dir=work / "d", ckpt_dir=work / "dc", mode="online", teacher=teacher, **common)
-    shutil.rmtree(work, ignore_errors=True)
-    out = {
-        "top_k": soft["top_k"], "bytes_per_token": meta["bytes_per_token"], "target_bytes_per_token": 130,
-        "val_loss_cached": m_cache["val_loss"], "val_loss_dense": m_dense["val_loss"],
-        "val_loss_ratio_cached_over_dense": m_cache["val_loss"] / m_dense["val_loss"],
-        "step_s_cached": t_cached, "step_s_online": t_online, "speedup_cached_vs_online": t_online / t_cached,
-    }
+    try:
+        kinds = {k: one_kind(k, cfg, work, teacher, data, t) for k in KINDS}
+        # one KD step from each cache against an online step (the teacher's forward inside the step)
+        tok = load_tokenizer(str(teacher))
+        train, base = read_samples(data / "train.parquet"), cfg["families"]["tiny"]["small"]["checkpoint"]
+        kd = {**soft, "loss": "forward_kl", "temperature": t, "vocab": len(tok)}
+        steps = {k: step_time("cache", CacheReader(work / f"cache-{k}", {"kind": k}), None, load_model(base), train, kd) for k in ("topk", "sampled")}
+        steps["dense"] = step_time("online", None, load_model(str(teacher)), load_model(base), train, kd)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    dense = set(kinds["dense"]["memorized_ids"])
+    for k, r in kinds.items():
+        mem = set(r.pop("memorized_ids"))
+        r |= {"memorized": len(mem), "shared_with_dense": len(mem & dense), "jaccard_with_dense": len(mem & dense) / len(mem | dense) if mem | dense else None,
+              "val_loss_over_dense": r["val_loss"] / kinds["dense"]["val_loss"], "kd_step_s": steps[k]}
+    out = {"results": str(RESULTS), "top_k": soft["top_k"], "draws": soft["draws"], "temperature": t, "kinds": kinds,
+           "targets": {"sampled_bytes_per_token_max": 40, "sampled_val_loss_within": 0.01}}
     print(json.dumps(out, indent=2))
     return out
 

@@ -138,6 +138,10 @@ def kd_steps(teacher, student_arch, dev, samples: pl.DataFrame, sh: Shape, work:
     meta = write_cache(teacher, dev, samples, sh.vocab, 2.0, 30, work / "cache", meta={}, batch_size=sh.batch)
     write_s = time.perf_counter() - t0
     cache = CacheReader(work / "cache", {"temperature": 2.0})
+    t0 = time.perf_counter()
+    meta_s = write_cache(teacher, dev, samples, sh.vocab, 2.0, 0, work / "sampled", meta={}, batch_size=sh.batch, kind="sampled", draws=16)
+    write_sampled_s = time.perf_counter() - t0
+    sampled = CacheReader(work / "sampled", {"kind": "sampled"})
     kd = {"temperature": 2.0, "loss": "forward_kl", "jsd_beta": 0.5, "alpha_ce": 0.0, "kl_chunk": 1024, "tail": "uniform", "vocab": sh.vocab}
     seq = sh.seq_len
 
@@ -146,9 +150,14 @@ def kd_steps(teacher, student_arch, dev, samples: pl.DataFrame, sh: Shape, work:
 
     t_cached = step_time("cache", cache, None, student(), samples, kd, batch=sh.kd_batch, steps=sh.kd_steps)
     t_online = step_time("online", None, teacher, student(), samples, kd, batch=sh.kd_batch, steps=sh.kd_steps)
+    t_sampled = step_time("cache", sampled, None, student(), samples, kd, batch=sh.kd_batch, steps=sh.kd_steps)
     return {
         "student_params": n_params(student()), "cached_step_s": t_cached, "online_step_s": t_online, "cached_vs_online": t_online / t_cached,
         "cache_write_tokens_per_s": samples.height * seq / write_s, "cache_bytes_per_token": meta["bytes_per_token"],
+        "sampled_step_s": t_sampled, "sampled_vs_online": t_online / t_sampled,
+        "sampled_write_tokens_per_s": samples.height * seq / write_sampled_s, "sampled_bytes_per_token": meta_s["bytes_per_token"],
+        "sampled_mean_distinct_ids": meta_s["mean_distinct_ids"], "sampled_mean_covered_mass": meta_s["mean_covered_mass"],
+        "topk_mean_tail_mass": meta["mean_tail_mass"],
     }
 
 
