@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import tomllib
 
 import yaml
@@ -48,3 +49,15 @@ def test_default_profile_cannot_override_the_other_profiles():
         clash = {k for k in set(default) & set(prof) if default[k] != prof[k]}
         assert clash == set(), f"profiles/default overrides profiles/{other}: {clash}"
     assert yaml.safe_load((root / "slurm" / "config.yaml").read_text())["retries"] >= 1
+
+
+def test_a_copied_rule_gets_the_gpu_its_original_gets():
+    """`use rule X as Y` copies X's rule but not its profile entry: a Y missing from a profile's set-resources
+    (cache_logits_sampled, distill_cleaned) would silently run on the CPU of a GPU node."""
+    text = "\n".join(p.read_text() for p in sorted((ROOT / "rules").glob("*.smk")))
+    copies = [m.groups() for m in re.finditer(r"^use rule (\w+) as (\w+)", text, flags=re.M)]
+    assert ("cache_logits", "cache_logits_sampled") in copies and ("distill_soft", "distill_cleaned") in copies
+    for profile in ("gpu", "slurm"):
+        res = yaml.safe_load((ROOT / "profiles" / profile / "config.yaml").read_text())["set-resources"]
+        for original, copy in copies:
+            assert res.get(copy, {}).get("gpu", 0) == res.get(original, {}).get("gpu", 0) >= 1, (profile, copy)
