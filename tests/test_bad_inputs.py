@@ -97,6 +97,12 @@ CONFIG_CASES = [
     ("absolute results", _set(("results",), "/tmp/out"), "must be a relative path inside the working directory"),
     ("primary temperature not distilled", _set(("distill", "soft", "temperatures"), [1.0, 4.0]),
      "analysis.primary_temperature = 2 is not one of distill.soft.temperatures [1.0, 4.0]; add it there or name one of them"),
+    ("primary loss not distilled", _set(("distill", "soft", "losses"), ["jsd"]),
+     "analysis.primary_loss = forward_kl is not one of distill.soft.losses ['jsd']; add it there or name one of them"),
+    ("sampled cache with a loss it cannot estimate", lambda c: c["distill"]["soft"].update(cache="sampled", losses=["forward_kl", "reverse_kl"]),
+     "distill.soft.cache = sampled estimates the forward KL only, but distill.soft.losses has reverse_kl; use cache: topk or dense for it"),
+    ("unknown cache kind", _set(("distill", "soft", "cache"), "full"), "distill.soft.cache"),
+    ("unknown architecture", _set(("families", "tiny", "small", "arch", "type"), "mamba"), "families.tiny.small.arch.type"),
 ]
 
 
