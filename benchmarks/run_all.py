@@ -68,7 +68,8 @@ def cache_rows(cache: dict) -> list[str]:
             "|---|---|---|---|---|---|---|"]
     for name, r in k.items():
         label = {"topk": f"topk (k = {cache['top_k']})", "sampled": f"sampled ({cache['draws']} draws)", "dense": "dense (online)"}[name]
-        rows.append(f"| {label} | {r.get('bytes_per_token', 0):.1f} | {r.get('cache_write_tokens_per_s', 0):,.0f} | {r['kd_step_s']:.3f} | "
+        stored = f"{r['bytes_per_token']:.1f} | {r['cache_write_tokens_per_s']:,.0f}" if "bytes_per_token" in r else "– (no cache) | –"
+        rows.append(f"| {label} | {stored} | {r['kd_step_s']:.3f} | "
                     f"{r['val_loss']:.4f} ({r['val_loss_over_dense']:.4f}) | {r['memorized']} | {r['shared_with_dense']} ({r['jaccard_with_dense'] or 0:.2f}) |")
     s = k["sampled"]
     rows += ["", "| target | measured | met |", "|---|---|---|",
@@ -80,13 +81,10 @@ def cache_rows(cache: dict) -> list[str]:
     return rows
 
 
-def main() -> None:
-    t0 = time.time()
-    shapes = bench_shapes.main()
-    cache = bench_cache.main()
-    duck = bench_duckdb.main()
-    jobs = bench_jobs.main(ROOT / "results")
-    lines = [
+def render(raw: dict, seconds: float) -> list[str]:
+    """The measured section from the raw results (re-renderable from the JSON the section embeds)."""
+    shapes, cache, duck, jobs = raw["shapes"], raw["cache"], raw["duckdb"], raw["jobs"]
+    return [
         "# Benchmarks", "",
         f"Measured by `make bench` (`benchmarks/run_all.py`) on {time.strftime('%Y-%m-%d')}, {platform.processor() or platform.machine()}, "
         f"{os.cpu_count()} CPU cores, fp32, no GPU. Each ratio is measured side by side in one run.", "",
@@ -101,9 +99,15 @@ def main() -> None:
         "", "## Each job's fixed cost (`bench_jobs.py`; fresh process, best of 3)", "",
         "| command | `kdmem <cmd> --help`, s | its body's imports, s | imports the HF Trainer |", "|---|---|---|---|",
         *[f"| `{k}` | {v['help_s']:.2f} | {v['body_import_s']:.2f} | {'yes' if v['imports_trainer'] else 'no'} |" for k, v in jobs["commands"].items()],
-        "", f"Total benchmark time {time.time() - t0:.0f} s.", "",
-        "Raw results:", "", "```json", json.dumps({"shapes": shapes, "cache": cache, "duckdb": duck, "jobs": jobs}, indent=2), "```", "",
+        "", f"Total benchmark time {seconds:.0f} s.", "",
+        "Raw results:", "", "```json", json.dumps(raw, indent=2), "```", "",
     ]
+
+
+def main() -> None:
+    t0 = time.time()
+    raw = {"shapes": bench_shapes.main(), "cache": bench_cache.main(), "duckdb": bench_duckdb.main(), "jobs": bench_jobs.main(ROOT / "results")}
+    lines = render(raw, time.time() - t0)
     write_measured(ROOT / "reports" / "benchmarks.md", "\n".join(lines[2:]))
     print("\n".join(lines[:40]))
 
