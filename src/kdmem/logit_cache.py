@@ -105,7 +105,7 @@ def write_cache(
         total = sum(f["bytes"] for s in shards for f in s["files"].values())
         full["bytes_per_token"] = total / (n * seq_len)
         write_json(full, tmp / "meta.json")
-    stat = {k: round(v, 4) for k, v in full.items() if k.startswith("mean_")}
+    stat = {key: round(v, 4) for key, v in full.items() if key.startswith("mean_")}
     log.info("cached %d samples, %s at T=%s: %.1f bytes/token, %s", n, kind, temperature, full["bytes_per_token"], stat)
     return full
 
