@@ -79,6 +79,11 @@ def topk_kd_sum(
     return total
 
 
+def draw_counts(draws: torch.Tensor) -> torch.Tensor:
+    """(N, D) drawn ids -> (N, D): how often each draw's id occurs in its row (its count c; p^ = c / D)."""
+    return (draws.unsqueeze(-1) == draws.unsqueeze(-2)).sum(-1)
+
+
 def sampled_kd_sum(
     student_logits: torch.Tensor,  # (N, V) raw student logits
     t_draws: torch.Tensor,  # (N, D) long: D ids drawn from the teacher at T, an id drawn c times appears c times
@@ -94,7 +99,7 @@ def sampled_kd_sum(
         logq = z.gather(-1, draws) - torch.logsumexp(z, dim=-1, keepdim=True)  # (c, D)
         # Each draw carries weight 1/D; summed per id that is count/D. The entropy term sum p^ log p^
         # does not move the gradient, but makes the value a KL (>= 0, comparable with the top-k loss).
-        counts = (draws.unsqueeze(-1) == draws.unsqueeze(-2)).sum(-1).float()  # (c, D): count of each draw's id
+        counts = draw_counts(draws).float()
         total = total + ((torch.log(counts / d) - logq) / d).sum()
     return total
 
@@ -104,8 +109,7 @@ def teacher_draws(teacher_logits: torch.Tensor, temperature: float, draws: int, 
     and the teacher mass the distinct drawn ids cover (N,), the sampled cache's analogue of 1 - tail."""
     p = F.softmax(teacher_logits.float() / temperature, dim=-1)
     ids = torch.multinomial(p, draws, replacement=True, generator=generator).sort(-1).values
-    counts = (ids.unsqueeze(-1) == ids.unsqueeze(-2)).sum(-1)
-    covered = (p.gather(-1, ids) / counts).sum(-1)  # each distinct id counted once
+    covered = (p.gather(-1, ids) / draw_counts(ids)).sum(-1)  # each distinct id counted once
     return ids, covered
 
 
