@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from kdmem.kd import dense_kd_sum, sampled_kd_sum, teacher_draws, teacher_topk, topk_kd_sum
+from kdmem.kd import dense_kd_sum, draw_counts, sampled_kd_sum, teacher_draws, teacher_topk, topk_kd_sum
 
 
 def _softmax(z):
@@ -105,6 +105,12 @@ def test_sampled_kd_is_the_kl_of_the_draws_empirical_distribution():
     # chunking is exact
     zz, dd = torch.randn(10, 7), torch.randint(0, 7, (10, 5))
     assert sampled_kd_sum(zz, dd, 1.5, chunk=3).item() == pytest.approx(sampled_kd_sum(zz, dd, 1.5).item(), rel=1e-6)
+
+
+def test_draw_counts_count_each_id_in_its_row_sorted_or_not():
+    """Hand-made rows: the count sits at each draw's own position, whatever the order of the row."""
+    draws = torch.tensor([[3, 0, 3, 1, 3], [2, 2, 2, 2, 2], [4, 1, 0, 1, 9]])
+    assert draw_counts(draws).tolist() == [[3, 1, 3, 1, 3], [5, 5, 5, 5, 5], [1, 2, 1, 2, 1]]
 
 
 def test_sampled_kd_gradient_is_unbiased_and_topk_is_not():
