@@ -59,10 +59,12 @@ def _kdmem(*args: str) -> None:
     subprocess.run([KDMEM, *map(str, args)], check=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
 
 
-def one_kind(kind: str, cfg: dict, work: Path, teacher: Path, data: Path, t: float) -> dict:
-    """cache-logits, distill and score with `distill.soft.cache: kind`, as the pipeline runs them."""
-    cfg = {**cfg, "distill": {**cfg["distill"], "soft": {**cfg["distill"]["soft"], "cache": kind}}}
-    cfg_file = work / f"{kind}.yaml"
+def one_kind(kind: str, cfg: dict, work: Path, teacher: Path, data: Path, t: float, name: str | None = None, **soft: object) -> dict:
+    """cache-logits, distill and score with `distill.soft.cache: kind` (and any other `distill.soft` keys given),
+    as the pipeline runs them. `name` keeps several variants of one kind apart in `work`."""
+    cfg = {**cfg, "distill": {**cfg["distill"], "soft": {**cfg["distill"]["soft"], "cache": kind, **soft}}}
+    tag = name or kind
+    cfg_file = work / f"{tag}.yaml"
     cfg_file.write_text(yaml.safe_dump(cfg))
     fam = cfg["families"]["tiny"]
     common = ["--config", cfg_file, "--family", "tiny", "--dataset", "wiki", "--tokenizer", fam["tokenizer"]]
@@ -71,22 +73,22 @@ def one_kind(kind: str, cfg: dict, work: Path, teacher: Path, data: Path, t: flo
     if kind != "dense":
         t0 = time.perf_counter()
         _kdmem("cache-logits", *common, "--teacher", teacher, "--train", data / "train.parquet", "--temperature", t,
-               "--kind", kind, "--out", work / f"cache-{kind}")
-        meta = json.loads((work / f"cache-{kind}" / "meta.json").read_text())
+               "--kind", kind, "--out", work / f"cache-{tag}")
+        meta = json.loads((work / f"cache-{tag}" / "meta.json").read_text())
         out |= {"cache_write_s": time.perf_counter() - t0, "bytes_per_token": meta["bytes_per_token"],
                 "mean_tail_mass": meta.get("mean_tail_mass"), "mean_covered_mass": meta.get("mean_covered_mass"),
                 "mean_distinct_ids": meta.get("mean_distinct_ids")}
         out["cache_write_tokens_per_s"] = meta["n_samples"] * meta["seq_len"] / out["cache_write_s"]
-        cache_args = ["--cache", work / f"cache-{kind}"]
+        cache_args = ["--cache", work / f"cache-{tag}"]
     t0 = time.perf_counter()
     _kdmem("distill", *common, "--mode", "soft", "--seed", 0, "--temperature", t, "--base", fam["small"]["checkpoint"], *cache_args,
-           "--teacher", teacher, "--train", data / "train.parquet", "--val", data / "val.parquet", "--out", work / f"student-{kind}",
-           "--ckpt", work / f"ckpt-{kind}")
+           "--teacher", teacher, "--train", data / "train.parquet", "--val", data / "val.parquet", "--out", work / f"student-{tag}",
+           "--ckpt", work / f"ckpt-{tag}")
     out["distill_s"] = time.perf_counter() - t0
-    out["val_loss"] = json.loads((work / f"student-{kind}" / "metrics.json").read_text())["val_loss"]
-    scores = work / f"scores-{kind}.parquet"
-    _kdmem("score", *common, "--model", work / f"student-{kind}", "--split", "train", "--samples", data / "train.parquet",
-           "--cache", RESULTS / "cache" / "T1.0", "--teacher", teacher, "--out", scores, "--summary", work / f"scores-{kind}.json")
+    out["val_loss"] = json.loads((work / f"student-{tag}" / "metrics.json").read_text())["val_loss"]
+    scores = work / f"scores-{tag}.parquet"
+    _kdmem("score", *common, "--model", work / f"student-{tag}", "--split", "train", "--samples", data / "train.parquet",
+           "--cache", RESULTS / "cache" / "T1.0", "--teacher", teacher, "--out", scores, "--summary", work / f"scores-{tag}.json")
     out["memorized_ids"] = sorted(pl.read_parquet(scores).filter(pl.col("exact"))["sample_id"].to_list())
     return out
 

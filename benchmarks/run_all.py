@@ -115,12 +115,13 @@ def main() -> None:
 BEGIN, END = "<!-- begin make bench: written by benchmarks/run_all.py -->", "<!-- end make bench -->"
 
 
-def write_measured(path, text: str) -> None:
-    """Replace the measured part of the report, keeping the written analysis around it."""
+def write_measured(path, text: str, begin: str = BEGIN, end: str = END) -> None:
+    """Replace the measured part between the markers, keeping the written analysis around it (a first run
+    appends the markers)."""
     old = path.read_text() if path.is_file() else "# Benchmarks\n\n"
-    head, _, rest = old.partition(BEGIN)
-    tail = rest.partition(END)[2] if rest else ""
-    path.write_text(f"{head.rstrip()}\n\n{BEGIN}\n{text}\n{END}\n{tail.lstrip()}")
+    head, _, rest = old.partition(begin)
+    tail = rest.partition(end)[2] if rest else ""
+    path.write_text(f"{head.rstrip()}\n\n{begin}\n{text}\n{end}\n{tail.lstrip()}")
 
 
 if __name__ == "__main__":
