@@ -8,9 +8,8 @@ sampled 16 and top-k 30 at T = 1, where the miniature teacher is more peaked. Th
 explanation that T = 2 flattens this teacher beyond what 16 draws can carry; they are a diagnosis, not a
 setting of the default (the paper distils at T = 2).
 
-Each row also gives the bytes RS-KD's packed format would take (Anshumann et al. 2025: one entry per
-distinct id, its id and its count, ceil(log2 V) + ceil(log2(D + 1)) bits) from the cache's measured
-mean distinct ids; kdmem stores every draw as a 2-byte id instead (2D bytes/token).
+The sampled cache stores each distinct drawn id once with its count (RS-KD's format), so its bytes grow
+with the distinct ids per position, which the table gives beside them.
 
 Needs a completed embedded-default run (`make run`, or KDMEM_BENCH_RESULTS=<a results dir with the same
 teacher>). About 30 minutes on 2 cores. Writes its section of reports/benchmarks.md between its markers.
@@ -19,7 +18,6 @@ teacher>). About 30 minutes on 2 cores. Writes its section of reports/benchmarks
 from __future__ import annotations
 
 import json
-import math
 import os
 import platform
 import shutil
@@ -49,16 +47,10 @@ VARIANTS = [
 BEGIN, END = "<!-- begin cache frontier: written by benchmarks/bench_cache_frontier.py -->", "<!-- end cache frontier -->"
 
 
-def packed_bytes(distinct: float, vocab: int, draws: int) -> float:
-    """RS-KD's format: per distinct id, the id and its count."""
-    return distinct * (math.ceil(math.log2(vocab)) + math.ceil(math.log2(draws + 1))) / 8
-
-
 def main() -> dict:
     cfg = kconfig.load("config.yaml")
     teacher = need(RESULTS / "models" / "teacher-s0")
     need(RESULTS / "cache" / "T1.0")
-    vocab = json.loads((RESULTS / "cache" / "T1.0" / "meta.json").read_text())["vocab"]
     work = Path(tempfile.mkdtemp())
     rows: dict = {}
     t0 = time.time()
@@ -78,9 +70,7 @@ def main() -> dict:
         dense = f"dense T{r['temperature']:g}"
         r |= {"memorized": len(ids[name]), "shared_with_dense": len(ids[name] & ids[dense]),
               "val_loss_over_dense": r["val_loss"] / rows[dense]["val_loss"]}
-        if r["kind"] == "sampled":
-            r["packed_bytes_per_token"] = packed_bytes(r["mean_distinct_ids"], vocab, r["draws"])
-    out = {"results": str(RESULTS), "vocab": vocab, "seconds": time.time() - t0, "rows": rows}
+    out = {"results": str(RESULTS), "seconds": time.time() - t0, "rows": rows}
     write_measured(ROOT / "reports" / "benchmarks.md", "\n".join(render(out)), BEGIN, END)
     print(json.dumps(out, indent=2))
     return out
@@ -93,14 +83,14 @@ def render(out: dict) -> list[str]:
         f"in one run of {out['seconds'] / 60:.0f} min on the embedded default's teacher and data. Each row is "
         "`kdmem cache-logits`, `distill --mode soft` and `score` with only the named keys changed; ÷ dense is "
         "against the dense student at the same T.", "",
-        "| variant | T | bytes/token (stored) | RS-KD packed, est. | teacher mass covered | student val loss | ÷ dense | memorized | shared with dense |",
+        "| variant | T | bytes/token | distinct ids per position | teacher mass covered | student val loss | ÷ dense | memorized | shared with dense |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for name, r in out["rows"].items():
         stored = f"{r['bytes_per_token']:.1f}" if "bytes_per_token" in r else "–"
-        packed = f"{r['packed_bytes_per_token']:.1f}" if "packed_bytes_per_token" in r else "–"
+        distinct = f"{r['mean_distinct_ids']:.1f}" if r.get("mean_distinct_ids") is not None else "–"
         cov = r.get("mean_covered_mass") if r["kind"] == "sampled" else (1 - r["mean_tail_mass"] if r.get("mean_tail_mass") is not None else None)
-        lines.append(f"| {name} | {r['temperature']:g} | {stored} | {packed} | {'–' if cov is None else f'{cov:.2f}'} | "
+        lines.append(f"| {name} | {r['temperature']:g} | {stored} | {distinct} | {'–' if cov is None else f'{cov:.2f}'} | "
                      f"{r['val_loss']:.4f} | {r['val_loss_over_dense']:.3f} | {r['memorized']} | {r['shared_with_dense']} |")
     return [*lines, "", "Raw results:", "", "```json", json.dumps(out, indent=2), "```"]
 

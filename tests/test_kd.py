@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from kdmem.kd import dense_kd_sum, draw_counts, sampled_kd_sum, teacher_draws, teacher_topk, topk_kd_sum
+from kdmem.kd import dense_kd_sum, distinct_draws, draw_counts, sampled_kd_sum, teacher_draws, teacher_topk, topk_kd_sum
 
 
 def _softmax(z):
@@ -96,15 +96,21 @@ def test_topk_with_uniform_tail_matches_full_kl_against_the_uniform_tail_teacher
 
 
 def test_sampled_kd_is_the_kl_of_the_draws_empirical_distribution():
-    """Hand-computed: draws (0, 0, 1, 3) are p^ = (1/2, 1/4, 0, 1/4); the loss is KL(p^ || q) at T."""
+    """Hand-computed: draws (0, 0, 1, 3) are p^ = (1/2, 1/4, 0, 1/4); the loss is KL(p^ || q) at T. Stored as
+    distinct ids with counts, a padding entry (count 0) adds nothing, whatever its id."""
     z = torch.tensor([[1.0, 0.0, -1.0, 0.5]])
     q = torch.log_softmax(z / 2.0, -1)[0].tolist()
     want = 0.5 * (math.log(0.5) - q[0]) + 0.25 * (math.log(0.25) - q[1]) + 0.25 * (math.log(0.25) - q[3])
-    got = sampled_kd_sum(z, torch.tensor([[0, 0, 1, 3]]), 2.0)
+    got = sampled_kd_sum(z, torch.tensor([[0, 1, 3]]), torch.tensor([[2, 1, 1]]), 2.0)
     assert got.item() == pytest.approx(want, rel=1e-6)
+    padded = sampled_kd_sum(z, torch.tensor([[0, 1, 3, 2]]), torch.tensor([[2, 1, 1, 0]]), 2.0)
+    assert padded.item() == pytest.approx(want, rel=1e-6)
+    ids, counts = distinct_draws(torch.tensor([[3, 0, 1, 0]]))
+    assert ids.tolist() == [[0, 0, 1, 3]] and counts.tolist() == [[2, 0, 1, 1]]
+    assert sampled_kd_sum(z, ids, counts, 2.0).item() == pytest.approx(want, rel=1e-6)
     # chunking is exact
-    zz, dd = torch.randn(10, 7), torch.randint(0, 7, (10, 5))
-    assert sampled_kd_sum(zz, dd, 1.5, chunk=3).item() == pytest.approx(sampled_kd_sum(zz, dd, 1.5).item(), rel=1e-6)
+    zz, (dd, cc) = torch.randn(10, 7), distinct_draws(torch.randint(0, 7, (10, 5)))
+    assert sampled_kd_sum(zz, dd, cc, 1.5, chunk=3).item() == pytest.approx(sampled_kd_sum(zz, dd, cc, 1.5).item(), rel=1e-6)
 
 
 def test_draw_counts_count_each_id_in_its_row_sorted_or_not():
@@ -129,7 +135,7 @@ def test_sampled_kd_gradient_is_unbiased_and_topk_is_not():
     draws, covered = teacher_draws(t_logits.expand(rows, -1), 2.0, 8, g)
     assert draws.shape == (rows, 8) and bool((draws[:, 1:] >= draws[:, :-1]).all())  # sorted per row
     assert float(covered.min()) > 0 and float(covered.max()) <= 1 + 1e-6
-    sampled = grad(lambda z: sampled_kd_sum(z.expand(rows, -1), draws, 2.0) / rows)
+    sampled = grad(lambda z: sampled_kd_sum(z.expand(rows, -1), *distinct_draws(draws), 2.0) / rows)
     ids, vals, tail = teacher_topk(t_logits, 2.0, 2)
     topk = grad(lambda z: topk_kd_sum(z, ids, vals, tail, 2.0))
     err_sampled, err_topk = (sampled - dense).abs().max().item(), (topk - dense).abs().max().item()

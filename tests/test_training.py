@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -14,7 +15,7 @@ import pytest
 import torch
 
 from kdmem.errors import KdmemError
-from kdmem.logit_cache import CacheReader, write_cache
+from kdmem.logit_cache import CacheReader, entry_bytes, pack_entries, unpack_entries, write_cache
 from kdmem.models import load_model, pick_device, shared_vocab
 from kdmem.tokenizer import load_tokenizer
 from kdmem.training import evaluate_loss, train_model
@@ -226,32 +227,65 @@ def test_resumed_training_is_bit_identical_to_an_uninterrupted_one(world, tmp_pa
     assert resumed["val_loss"] == full["val_loss"]
 
 
+def test_packed_entries_take_the_fewest_whole_bytes_and_roundtrip():
+    """RS-KD's packing, id * (D + 1) + count: 2 bytes at the miniature's shape, 3 at Pythia's (17 + 5 bits),
+    4 at a 256k vocabulary with 255 draws; little-endian, by hand."""
+    assert (entry_bytes(2048, 16), entry_bytes(50_304, 16), entry_bytes(50_304, 64), entry_bytes(256_000, 255)) == (2, 3, 3, 4)
+    packed = pack_entries(np.array([1, 256, 65_537]), 3)
+    assert packed.dtype == np.uint8 and packed.tolist() == [[1, 0, 0], [0, 1, 0], [1, 0, 1]]
+    big = np.array([0, 50_303 * 17 + 16, 12_345])
+    assert unpack_entries(pack_entries(big, 3)).tolist() == big.tolist()
+
+
 def test_sampled_cache_roundtrip_determinism_and_training(world):
-    """A sampled cache: D sorted ids per position, drawn from the teacher at T (every drawn id has teacher
-    probability > 0 and the frequent ids are the teacher's likely ones), the same bytes for the same seed,
-    refused for another kind or width, and a student trains on it."""
+    """A sampled cache: D draws per position from the teacher at T, stored as distinct ids with counts
+    (every drawn id has teacher probability > 0, the counts sum to D, the frequent ids are the teacher's
+    likely ones), the same bytes for the same seed, refused for another kind or width, and a student
+    trains on it."""
     teacher = load_model(str(world["teacher"]))
     V = len(world["tok"])
     a, b, c = (world["dir"] / n for n in ("sampled-a", "sampled-b", "sampled-c"))
     meta = write_cache(teacher, CPU, world["train"], V, 2.0, 0, a, meta={}, kind="sampled", draws=6, seed=3, shard_size=20)
     write_cache(teacher, CPU, world["train"], V, 2.0, 0, b, meta={}, kind="sampled", draws=6, seed=3, shard_size=20)
     write_cache(teacher, CPU, world["train"], V, 2.0, 0, c, meta={}, kind="sampled", draws=6, seed=4, shard_size=20)
-    files = [s["files"]["draw_ids"]["file"] for s in meta["shards"]]
+    files = [f["file"] for s in meta["shards"] for f in s["files"].values()]
     assert all((a / f).read_bytes() == (b / f).read_bytes() for f in files)
     assert any((a / f).read_bytes() != (c / f).read_bytes() for f in files)
-    assert meta["kind"] == "sampled" and meta["bytes_per_token"] < 2 * 6 and 0 < meta["mean_covered_mass"] <= 1
+    assert meta["kind"] == "sampled" and meta["entry_bytes"] == entry_bytes(V, 6) and 0 < meta["mean_covered_mass"] <= 1
     assert 1 <= meta["mean_distinct_ids"] <= 6
+    seq = len(world["train"]["input_ids"][0])
+    # bytes: entry_bytes per distinct id and one per position; per shard, 8 per sample start (and the end)
+    # and three 128-byte .npy headers
+    n, positions = meta["n_samples"], meta["n_samples"] * (seq - 1)
+    want = meta["entry_bytes"] * meta["mean_distinct_ids"] * positions + positions + 8 * n + len(meta["shards"]) * (8 + 3 * 128)
+    assert meta["bytes_per_token"] == pytest.approx(want / (n * seq))
     r = CacheReader(a, {"kind": "sampled", "draws": 6, "temperature": 2.0})
-    got = r.get(r.rows(world["train"]["sample_id"].to_list()))["t_draws"]  # (n, L-1, 6)
+    rows = r.rows(world["train"]["sample_id"].to_list())
+    got = r.get(rows)
+    ids, counts = got["t_draw_ids"], got["t_draw_counts"]  # (n, L-1, W)
     x = torch.tensor(world["train"]["input_ids"].to_list())
     with torch.inference_mode():
         p = torch.softmax(teacher(input_ids=x).logits[:, :-1, :V] / 2.0, -1)
-    assert got.shape == (*p.shape[:2], 6) and bool((got[..., 1:] >= got[..., :-1]).all())
-    drawn_p = p.gather(-1, got)
-    assert float(drawn_p.min()) > 0 and float(drawn_p.mean()) > float((p * p).sum(-1).mean()) * 0.5  # draws follow p
+    assert ids.shape[:2] == p.shape[:2] and ids.shape == counts.shape and ids.shape[-1] <= 6
+    assert bool((counts.sum(-1) == 6).all()) and float((counts > 0).sum()) / counts[..., 0].numel() == pytest.approx(meta["mean_distinct_ids"])
+    drawn = counts > 0
+    drawn_p = p.gather(-1, ids)[drawn]
+    assert float(drawn_p.min()) > 0 and float((drawn_p * counts[drawn]).sum() / counts.sum()) > float((p * p).sum(-1).mean()) * 0.5  # draws follow p
+    # one row read alone equals its row in the batch, up to the batch's padding
+    one = r.get(rows[3:4])
+    w = one["t_draw_ids"].shape[-1]
+    assert torch.equal(one["t_draw_counts"][0], counts[3, :, :w]) and torch.equal(one["t_draw_ids"][0][one["t_draw_counts"][0] > 0], ids[3][counts[3] > 0])
     for key, bad in (("kind", "topk"), ("draws", 8)):
         with pytest.raises(KdmemError, match=f"stale: its {key}"):
             CacheReader(a, {key: bad})
+    # a sampled cache of format 1 (every draw stored as an id, no counts) is refused in one line
+    old = json.loads((c / "meta.json").read_text())
+    old["format"] = "kdmem-logit-cache/1"
+    for sh in old["shards"]:
+        sh["files"] = {"draw_ids": sh["files"]["draw_entries"]}
+    (c / "meta.json").write_text(json.dumps(old))
+    with pytest.raises(KdmemError, match="has no n_distinct array .format kdmem-logit-cache/1.*rerun cache-logits"):
+        CacheReader(c, {"kind": "sampled"})
     kd = {"temperature": 2.0, "loss": "forward_kl", "jsd_beta": 0.5, "alpha_ce": 0.0, "kl_chunk": 64}
     m = _train(world, world["dir"] / "sampled-student", mode="cache", cache=r, kd=kd)
     losses = [r["loss"] for r in map(eval_json, (world["dir"] / "sampled-student" / "train_log.jsonl").read_text().splitlines()) if "loss" in r]

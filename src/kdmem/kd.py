@@ -86,23 +86,32 @@ def draw_counts(draws: torch.Tensor) -> torch.Tensor:
     return torch.searchsorted(ordered, draws, right=True) - torch.searchsorted(ordered, draws)
 
 
+def distinct_draws(draws: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(N, D) drawn ids -> (ids, counts), both (N, D): each distinct id with its count at its first
+    occurrence in the sorted row, every repeat with count 0 (a padding entry the loss weighs 0)."""
+    ids = draws.sort(-1).values
+    first = torch.ones_like(ids, dtype=torch.bool)
+    first[:, 1:] = ids[:, 1:] != ids[:, :-1]
+    return ids, torch.where(first, draw_counts(ids), 0)
+
+
 def sampled_kd_sum(
     student_logits: torch.Tensor,  # (N, V) raw student logits
-    t_draws: torch.Tensor,  # (N, D) long: D ids drawn from the teacher at T, an id drawn c times appears c times
+    t_ids: torch.Tensor,  # (N, W) long: the distinct ids drawn from the teacher at T (padding: any id)
+    t_counts: torch.Tensor,  # (N, W): how often each was drawn (padding: 0); a row sums to the draws D
     temperature: float,
     chunk: int = 1024,
 ) -> torch.Tensor:
-    """Sum over rows of KL(p^ || q), p^ the draws' empirical distribution (count / D), q the student at T."""
+    """Sum over rows of KL(p^ || q), p^ = count / D the draws' empirical distribution, q the student at T."""
     total = student_logits.new_zeros(())
-    d = t_draws.shape[-1]
     for s in range(0, student_logits.shape[0], chunk):
         z = student_logits[s : s + chunk].float() / temperature
-        draws = t_draws[s : s + chunk]
-        logq = z.gather(-1, draws) - torch.logsumexp(z, dim=-1, keepdim=True)  # (c, D)
-        # Each draw carries weight 1/D; summed per id that is count/D. The entropy term sum p^ log p^
-        # does not move the gradient, but makes the value a KL (>= 0, comparable with the top-k loss).
-        counts = draw_counts(draws).float()
-        total = total + ((torch.log(counts / d) - logq) / d).sum()
+        ids, c = t_ids[s : s + chunk], t_counts[s : s + chunk].float()
+        p = c / c.sum(-1, keepdim=True)
+        logq = z.gather(-1, ids) - torch.logsumexp(z, dim=-1, keepdim=True)  # (c, W)
+        # The entropy term sum p^ log p^ does not move the gradient, but makes the value a KL (>= 0,
+        # comparable with the top-k loss). xlogy and p * logq give padding entries (p = 0) weight 0.
+        total = total + (torch.xlogy(p, p) - p * logq).sum()
     return total
 
 

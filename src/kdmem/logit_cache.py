@@ -10,11 +10,16 @@ topk (the default):
   That is 4k + 2 bytes per position (122 B at k = 30). meta.json records the mean tail mass: the share
   of the teacher's distribution at T that the top k leave out, averaged over every position.
 sampled (random-sampling KD, Anshumann et al. 2025; kdmem.kd):
-  draw_ids   (n, L-1, D)  D ids drawn with replacement from the teacher at T, sorted; an id drawn c
-                          times is stored c times, so its count (the estimate's weight c / D) needs no
-                          second array. 2D bytes per position (32 B at D = 16), uint16 as above.
-  meta.json records the mean teacher mass the distinct drawn ids cover, and their mean number.
-  The draws come from a generator seeded with `seed`, so the same teacher and seed give the same cache.
+  D ids are drawn with replacement from the teacher at T per position; each distinct id is stored once
+  with its count c (the estimate's weight c / D), packed as RS-KD packs them: one integer
+  id * (D + 1) + c in the fewest whole bytes that hold it (2 at the miniature's vocabulary and 16 draws,
+  3 at Pythia's), so a peaked teacher costs fewer bytes than a flat one.
+  n_distinct   (n, L-1)       uint8 (uint16 above 255 draws): distinct ids per position
+  draw_entries (E, b)         uint8: the packed entries, position after position, little-endian
+  row_start    (n + 1,)       int64: each sample's first entry in draw_entries
+  About b * distinct + 1 bytes per position. meta.json records the mean teacher mass the distinct ids
+  cover, their mean number and b. The draws come from a generator seeded with `seed`, so the same
+  teacher and seed give the same cache.
 
 Values depend on T, so each cache is valid for one temperature, recorded in its metadata.
 
@@ -35,22 +40,42 @@ from tqdm import tqdm
 
 from kdmem.errors import KdmemError
 from kdmem.io import atomic_path, read_json, sha256_file, write_json
-from kdmem.kd import teacher_draws, teacher_topk
+from kdmem.kd import distinct_draws, teacher_draws, teacher_topk
 
 log = logging.getLogger(__name__)
-ARRAYS = {"topk": ("topk_ids", "topk_logp", "tail"), "sampled": ("draw_ids",)}
+ARRAYS = {"topk": ("topk_ids", "topk_logp", "tail"), "sampled": ("n_distinct", "draw_entries", "row_start")}
 KINDS = tuple(ARRAYS)
-FORMAT = "kdmem-logit-cache/1"
+FORMAT = "kdmem-logit-cache/2"  # 2: sampled caches store distinct ids with counts
 
 
 def _per_position(kind: str, logits: torch.Tensor, temperature: float, width: int, gen: torch.Generator):
-    """One batch's (N, V) logits -> the kind's arrays (each (N, ...)), and the per-position statistic
-    meta.json averages: the tail mass (topk) or the teacher mass the drawn ids cover (sampled)."""
+    """One batch's (N, V) logits -> the kind's arrays, and the per-position statistic meta.json averages:
+    the tail mass (topk) or the teacher mass the drawn ids cover (sampled). Sampled returns each position's
+    number of distinct ids (N,) and the packed entries id * (D + 1) + count, position after position."""
     if kind == "topk":
         ids, vals, tail = teacher_topk(logits, temperature, width)
         return {"topk_ids": ids, "topk_logp": vals, "tail": tail}, tail
     ids, covered = teacher_draws(logits, temperature, width, gen)
-    return {"draw_ids": ids}, covered
+    ids, counts = distinct_draws(ids)
+    keep = counts > 0
+    return {"n_distinct": keep.sum(-1), "draw_entries": ids[keep] * (width + 1) + counts[keep]}, covered
+
+
+def entry_bytes(vocab: int, draws: int) -> int:
+    """Whole bytes that hold the largest packed entry, (vocab - 1) * (draws + 1) + draws."""
+    return max(1, -(-(vocab * (draws + 1) - 1).bit_length() // 8))
+
+
+def pack_entries(values: np.ndarray, nbytes: int) -> np.ndarray:
+    """(E,) non-negative integers -> (E, nbytes) uint8, little-endian."""
+    return np.ascontiguousarray(values.astype("<u8").view(np.uint8).reshape(-1, 8)[:, :nbytes])
+
+
+def unpack_entries(packed: np.ndarray) -> np.ndarray:
+    """(E, nbytes) uint8 -> (E,) int64."""
+    full = np.zeros((packed.shape[0], 8), np.uint8)
+    full[:, : packed.shape[1]] = packed
+    return full.view("<u8").ravel().astype(np.int64)
 
 
 def write_cache(
@@ -60,9 +85,12 @@ def write_cache(
     """k: top-k width (kind topk); draws and seed: ids drawn per position and the draws' seed (kind sampled)."""
     ids_dtype = np.uint16 if vocab <= 65536 else np.int32
     width = k if kind == "topk" else draws
-    dtypes = {"topk_ids": ids_dtype, "topk_logp": np.float16, "tail": np.float16, "draw_ids": ids_dtype}
-    n = samples.height
+    nbytes = entry_bytes(vocab, draws)
+    dtypes = {"topk_ids": ids_dtype, "topk_logp": np.float16, "tail": np.float16, "n_distinct": np.uint8 if draws <= 255 else np.uint16}
     seq_len = len(samples["input_ids"][0])
+    m = seq_len - 1  # predicted positions per sample
+    per_row = {"topk_ids": (m, width), "topk_logp": (m, width), "tail": (m,), "n_distinct": (m,)}
+    n = samples.height
     gen = torch.Generator(device=dev.device).manual_seed(seed)
     model.to(dev.device).eval()
     with atomic_path(out_dir, is_dir=True) as tmp:
@@ -72,8 +100,8 @@ def write_cache(
         stat_sum = distinct_sum = 0.0
         for s0 in range(0, n, shard_size):
             part = samples.slice(s0, shard_size)
-            per_row = {a: (seq_len - 1,) if a == "tail" else (seq_len - 1, width) for a in ARRAYS[kind]}
-            arrs = {a: np.empty((part.height, *shape), dtypes[a]) for a, shape in per_row.items()}
+            arrs = {a: np.empty((part.height, *per_row[a]), dtypes[a]) for a in ARRAYS[kind] if a in per_row}
+            entries: list[np.ndarray] = []  # sampled: ragged, joined at the shard's end
             for b0 in tqdm(range(0, part.height, batch_size), desc=f"cache {kind} T={temperature} shard {len(shards)}", mininterval=5):
                 x = torch.tensor(part["input_ids"].slice(b0, batch_size).to_list(), device=dev.device)
                 with torch.inference_mode(), dev.autocast():
@@ -82,11 +110,16 @@ def write_cache(
                 with torch.inference_mode():
                     out, stat = _per_position(kind, logits.reshape(-1, vocab), temperature, width, gen)
                 for a, v in out.items():
-                    arrs[a][b0 : b0 + b] = v.reshape(b, *per_row[a]).cpu().numpy().astype(dtypes[a])
+                    if a == "draw_entries":
+                        entries.append(v.cpu().numpy())
+                    else:
+                        arrs[a][b0 : b0 + b] = v.reshape(b, *per_row[a]).cpu().numpy().astype(dtypes[a])
                 stat_sum += float(stat.double().sum())
                 if kind == "sampled":
-                    d = out["draw_ids"]
-                    distinct_sum += float((d[:, 1:] != d[:, :-1]).sum() + d.shape[0])  # sorted rows: distinct = changes + 1
+                    distinct_sum += float(out["n_distinct"].sum())
+            if kind == "sampled":
+                arrs["draw_entries"] = pack_entries(np.concatenate(entries), nbytes)
+                arrs["row_start"] = np.concatenate([[0], np.cumsum(arrs["n_distinct"].sum(-1, dtype=np.int64))]).astype(np.int64)
             files = {}
             for name, a in arrs.items():
                 f = tmp / f"shard{len(shards):05d}.{name}.npy"
@@ -101,7 +134,7 @@ def write_cache(
         if kind == "topk":
             full.update(k=k, mean_tail_mass=stat_sum / positions)
         else:
-            full.update(draws=draws, seed=seed, mean_covered_mass=stat_sum / positions, mean_distinct_ids=distinct_sum / positions)
+            full.update(draws=draws, seed=seed, entry_bytes=nbytes, mean_covered_mass=stat_sum / positions, mean_distinct_ids=distinct_sum / positions)
         total = sum(f["bytes"] for s in shards for f in s["files"].values())
         full["bytes_per_token"] = total / (n * seq_len)
         write_json(full, tmp / "meta.json")
@@ -140,7 +173,10 @@ class CacheReader:
         for s in self.meta["shards"]:
             loaded = {}
             for name in ARRAYS[self.kind]:
-                info = s["files"][name]
+                info = s["files"].get(name)
+                if info is None:  # e.g. a sampled cache of format 1 (every draw stored, no counts)
+                    raise KdmemError(f"logit cache {self.path} has no {name} array (format {self.meta.get('format')}, "
+                                     f"this kdmem reads {FORMAT}); delete it and rerun cache-logits")
                 f = self.path / info["file"]
                 if not f.is_file():
                     raise KdmemError(f"logit cache shard {f} is missing; delete the cache and rerun cache-logits")
@@ -162,21 +198,30 @@ class CacheReader:
 
     def get(self, rows: list[int]) -> dict[str, torch.Tensor]:
         """Teacher targets for cache rows. topk: t_ids (B, L-1, k) long, t_logp (B, L-1, k), t_tail (B, L-1);
-        sampled: t_draws (B, L-1, D) long."""
+        sampled: t_draw_ids, t_draw_counts (B, L-1, W) long, W the most distinct ids at any position in
+        the batch, the shorter positions padded with count 0."""
         rows_a = np.asarray(rows)
         shard = np.searchsorted(self._starts, rows_a, side="right") - 1
-        out = {name: [] for name in ARRAYS[self.kind]}
-        for r, sh in zip(rows_a, shard, strict=True):
-            local = r - self._starts[sh]
-            for name in out:
-                out[name].append(self._arrays[sh][name][local])
+        where = [(self._arrays[sh], r - self._starts[sh]) for r, sh in zip(rows_a, shard, strict=True)]
         if self.kind == "sampled":
-            return {"t_draws": torch.from_numpy(np.stack(out["draw_ids"]).astype(np.int64))}
+            return self._get_sampled(where)
         return {
-            "t_ids": torch.from_numpy(np.stack(out["topk_ids"]).astype(np.int64)),
-            "t_logp": torch.from_numpy(np.stack(out["topk_logp"]).astype(np.float32)),
-            "t_tail": torch.from_numpy(np.stack(out["tail"]).astype(np.float32)),
+            "t_ids": torch.from_numpy(np.stack([a["topk_ids"][i] for a, i in where]).astype(np.int64)),
+            "t_logp": torch.from_numpy(np.stack([a["topk_logp"][i] for a, i in where]).astype(np.float32)),
+            "t_tail": torch.from_numpy(np.stack([a["tail"][i] for a, i in where]).astype(np.float32)),
         }
+
+    def _get_sampled(self, where: list[tuple[dict[str, np.ndarray], int]]) -> dict[str, torch.Tensor]:
+        nd = np.stack([a["n_distinct"][i] for a, i in where]).astype(np.int64)  # (B, P)
+        values = np.concatenate([unpack_entries(a["draw_entries"][a["row_start"][i] : a["row_start"][i + 1]]) for a, i in where])
+        # entry j of position (b, p) goes to slot j - (the entries before that position)
+        flat_pos = np.repeat(np.arange(nd.size), nd.ravel())
+        slot = np.arange(values.size) - np.repeat(np.cumsum(nd.ravel()) - nd.ravel(), nd.ravel())
+        d1 = self.meta["draws"] + 1
+        ids, counts = np.zeros((nd.size, int(nd.max())), np.int64), np.zeros((nd.size, int(nd.max())), np.int64)
+        ids[flat_pos, slot], counts[flat_pos, slot] = values // d1, values % d1
+        shape = (*nd.shape, -1)
+        return {"t_draw_ids": torch.from_numpy(ids.reshape(shape)), "t_draw_counts": torch.from_numpy(counts.reshape(shape))}
 
 
 def teacher_identity(teacher_dir: str | Path, tok) -> dict:

@@ -95,8 +95,8 @@ class KdmemTrainer(Trainer):
             loss = loss + alpha * F.cross_entropy(flat.float(), x[:, 1:].reshape(-1))
         if self.mode != "ce":
             t, kind, beta, chunk = self.kd["temperature"], self.kd["loss"], self.kd["jsd_beta"], self.kd["kl_chunk"]
-            if self.mode == "cache" and "t_draws" in inputs:  # sampled cache: forward KL only (config checks)
-                kd = sampled_kd_sum(flat, inputs["t_draws"].reshape(n, -1), t, chunk)
+            if self.mode == "cache" and "t_draw_ids" in inputs:  # sampled cache: forward KL only (config checks)
+                kd = sampled_kd_sum(flat, inputs["t_draw_ids"].reshape(n, -1), inputs["t_draw_counts"].reshape(n, -1), t, chunk)
             elif self.mode == "cache":
                 k = inputs["t_ids"].shape[-1]
                 kd = topk_kd_sum(
