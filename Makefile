@@ -3,7 +3,7 @@ PY := .venv/bin/python
 CORES ?= 2
 CONFIG ?= config.yaml
 
-.PHONY: setup run bases test test-long test-slurm test-faults test-configs lint dry clean bench
+.PHONY: setup run bases test test-long test-slurm test-faults test-configs lint dry clean bench bench-frontier
 
 .venv/.done: pyproject.toml
 	python3 -m venv .venv
@@ -53,6 +53,10 @@ lint: setup
 
 bench: setup
 	cd benchmarks && ../$(PY) run_all.py
+
+# The sampled cache's bytes against the student's val loss (about 25 min; needs `make run`'s outputs)
+bench-frontier: setup
+	cd benchmarks && ../$(PY) bench_cache_frontier.py
 
 clean:
 	rm -rf results .snakemake
