@@ -62,7 +62,10 @@ def _arg(argv: list[str], name: str) -> str | None:
 
 def _mid_training(ckpt: Path) -> bool:
     """The newest complete checkpoint, the one a rerun resumes from, lies before the last step: a rerun
-    from the final step's checkpoint trains nothing and would not test resume."""
+    from the final step's checkpoint trains nothing and would not test resume.
+
+    Not training.last_complete_checkpoint: that one deletes incomplete checkpoints, which here would be
+    the live job's checkpoint still being written."""
     done = [p for p in ckpt.glob("checkpoint-*") if all((p / f).is_file() for f in CHECKPOINT_FILES)] if ckpt.is_dir() else []
     if not done:
         return False
