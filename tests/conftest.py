@@ -59,18 +59,20 @@ def reference_run(tmp_path_factory):
     from . import longrun
 
     work = tmp_path_factory.mktemp("reference")
-    proc, seconds = longrun.local_run(work, longrun.long_micro())
+    proc, seconds = longrun.local_run(work, longrun.long_micro(), umask=0o022)  # a single user's umask; the e2e run takes 002
     assert proc.returncode == 0, proc.stderr[-4000:]
     return work, longrun.fingerprint(work), seconds
 
 
 @pytest.fixture(scope="session")
 def micro_run(tmp_path_factory):
-    """The whole Snakefile on the micro config, once per session: the end-to-end and rerun tests read it."""
+    """The whole Snakefile on the micro config, once per session: the end-to-end and rerun tests read it.
+    It runs under umask 002, a lab's shared project folder, so the outputs' modes can be checked against it."""
     from . import longrun
 
     work = tmp_path_factory.mktemp("e2e")
     cfg = write_cfg(MICRO, work / "micro.yaml")
-    proc = longrun.snakemake(work, "--configfile", str(cfg), "--cores", "2", "--profile", str(ROOT / "profiles" / "default"), timeout=600)
+    proc = longrun.snakemake(work, "--configfile", str(cfg), "--cores", "2", "--profile", str(ROOT / "profiles" / "default"), timeout=600,
+                             umask=0o002)
     assert proc.returncode == 0, proc.stderr[-4000:]
     return work, proc

@@ -54,14 +54,32 @@ def snakemake_cmd(workdir: Path, *args: str) -> list[str]:
     return [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"), "--directory", str(workdir), *args]
 
 
-def snakemake(workdir: Path, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:
-    return subprocess.run(snakemake_cmd(workdir, *args), capture_output=True, text=True, env=env(), timeout=timeout, cwd=workdir)
+def snakemake(workdir: Path, *args: str, timeout: int = 900, umask: int | None = None) -> subprocess.CompletedProcess:
+    """The pipeline in a subprocess; `umask` sets the process umask its jobs inherit (a shared project folder's 002, say)."""
+    preexec = None if umask is None else (lambda: os.umask(umask))
+    return subprocess.run(snakemake_cmd(workdir, *args), capture_output=True, text=True, env=env(), timeout=timeout, cwd=workdir,
+                          preexec_fn=preexec)
 
 
-def local_run(workdir: Path, cfg: dict) -> tuple[subprocess.CompletedProcess, float]:
+def mode_violations(root: Path, umask: int) -> list[str]:
+    """Files and folders under root whose permission bits differ from what a plain open()/mkdir() gives under
+    `umask` (0666/0777 masked): what a colleague on a shared folder could not read, or write, that they should."""
+    bad = []
+    for p in [root, *root.rglob("*")]:
+        if p.is_symlink():
+            continue
+        want = (0o777 if p.is_dir() else 0o666) & ~umask
+        have = p.stat().st_mode & 0o777
+        # An executable bit a job sets on purpose (none today) would be extra, never missing: compare the rw bits.
+        if have & 0o666 != want & 0o666 or (p.is_dir() and have != want):
+            bad.append(f"{oct(have)} {p.relative_to(root)}")
+    return bad
+
+
+def local_run(workdir: Path, cfg: dict, umask: int | None = None) -> tuple[subprocess.CompletedProcess, float]:
     cfg_path = write_cfg(cfg, workdir / "micro.yaml")
     t0 = time.time()
-    proc = snakemake(workdir, "--configfile", str(cfg_path), "--cores", "2", "--profile", str(ROOT / "profiles" / "default"))
+    proc = snakemake(workdir, "--configfile", str(cfg_path), "--cores", "2", "--profile", str(ROOT / "profiles" / "default"), umask=umask)
     return proc, time.time() - t0
 
 

@@ -120,7 +120,7 @@ def _kill_stage(work: Path, args: tuple[str, ...], stage: str, pattern: str, wha
         # past its stage fills it and blocks its jobs on their next write.
         with open(work / f"{stage}-{attempt}.out", "w+") as out:
             proc = subprocess.Popen(longrun.snakemake_cmd(work, *args), cwd=work, env=longrun.env(),
-                                    stdout=out, stderr=subprocess.STDOUT, text=True)
+                                    stdout=out, stderr=subprocess.STDOUT, text=True, preexec_fn=lambda: os.umask(SHARED_UMASK))
             # Retries kill at once: on a fast machine the random delay outlasted the job's last steps.
             hit = _kill_when_ready(proc, work, pattern, what, delay if attempt == 0 else 0.0, rng)
             if hit is not None and not hit["landed"]:
@@ -138,8 +138,11 @@ def _kill_stage(work: Path, args: tuple[str, ...], stage: str, pattern: str, wha
     raise AssertionError(f"{stage}: {tries} kills all landed after training ended; the stage is too short to test resume")
 
 
+SHARED_UMASK = 0o002  # a lab's shared project folder: the kill/resume paths must keep group-write
+
+
 def test_kill9_each_long_stage_then_rerun_equals_uninterrupted(reference_run, tmp_path):
-    _, ref_print, _ = reference_run
+    ref_dir, ref_print, _ = reference_run
     work = tmp_path / "chaos"
     work.mkdir()
     cfg = write_cfg(longrun.long_micro(), work / "micro.yaml")
@@ -148,8 +151,12 @@ def test_kill9_each_long_stage_then_rerun_equals_uninterrupted(reference_run, tm
     killed = {}
     for stage, pattern, what, delay in STAGES:
         killed[stage] = _kill_stage(work, args, stage, pattern, what, delay, rng)
-    final = longrun.snakemake(work, *args)
+    final = longrun.snakemake(work, *args, umask=SHARED_UMASK)
     assert final.returncode == 0, final.stdout[-3000:] + final.stderr[-3000:]
+    # Killed, resumed and rerun jobs leave the modes the umask gives: group-writable here (002), and the
+    # uninterrupted reference run's (022) readable by all.
+    assert longrun.mode_violations(work / "results", SHARED_UMASK) == []
+    assert longrun.mode_violations(ref_dir / "results", 0o022) == []
 
     for stage in ("pretrain", "finetune", "distill"):
         metrics = json.loads((work / killed[stage]["out"] / "metrics.json").read_text())

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from kdmem.io import atomic_path, write_json
@@ -24,3 +26,35 @@ def test_leftover_of_a_killed_writer_is_removed_on_the_next_write(tmp_path):
         (tmp / "meta.json").write_text("{}")
     write_json({"a": 1}, tmp_path / "m.json")
     assert sorted(p.name for p in tmp_path.iterdir()) == [".other.q.tmp", "cache", "m.json"]
+
+
+@pytest.fixture(params=[0o022, 0o002], ids=["umask022", "umask002"])
+def umask(request):
+    old = os.umask(request.param)
+    yield request.param
+    os.umask(old)
+
+
+def test_outputs_get_the_mode_the_umask_gives(tmp_path, umask):
+    """mkstemp/mkdtemp make 0600/0700 temporaries; the renamed output must have open()/mkdir()'s mode instead."""
+    import polars as pl
+
+    from kdmem import db
+    from kdmem.io import write_parquet
+
+    with atomic_path(tmp_path / "model", is_dir=True) as tmp:  # a model folder or a cache, as training and caching write them
+        (tmp / "model.safetensors").write_bytes(b"x")
+    write_parquet(pl.DataFrame({"sample_id": ["a"], "input_ids": [[1, 2]]}), tmp_path / "train.parquet")
+    write_json({"a": 1}, tmp_path / "analysis.json")
+    with atomic_path(tmp_path / "report.html") as tmp:
+        tmp.write_text("<html>")
+    scores = tmp_path / "scores.parquet"
+    pl.DataFrame({"model": ["m"], "family": ["f"], "dataset": ["d"], "split": ["train"], "sample_id": ["a"], "zlib": [3]}).write_parquet(scores)
+    samples = tmp_path / "samples.parquet"
+    pl.DataFrame({"family": ["f"], "dataset": ["d"], "split": ["train"], "sample_id": ["a"], "doc_id": ["x"], "offset": [0],
+                  "n_exposures": [1], "text": ["t"], "input_ids": [[1]]}).write_parquet(samples)
+    db.build(tmp_path / "kdmem.duckdb", samples=[str(samples)], models=[], scores=[str(scores)])
+    for name in ("model", "model/model.safetensors", "train.parquet", "analysis.json", "report.html", "kdmem.duckdb"):
+        p = tmp_path / name
+        want = (0o777 if p.is_dir() else 0o666) & ~umask
+        assert oct(p.stat().st_mode & 0o777) == oct(want), name

@@ -148,3 +148,12 @@ def test_dry_runs_and_lint_write_nothing_into_the_repository():
     proc = subprocess.run([sys.executable, "-m", "snakemake", "--lint", "--cores", "1"], cwd=ROOT, env=longrun.env(),
                           capture_output=True, text=True, timeout=120)
     assert _git_status() == before
+
+
+@pytest.mark.slow
+def test_every_output_follows_the_umask(micro_run):
+    """The run took umask 002, a lab's shared folder: every file and folder it wrote is group-writable and
+    readable by others, as plain open()/mkdir() would make them (the atomic writer's temporaries are 0600/0700)."""
+    work, _ = micro_run
+    bad = longrun.mode_violations(work / "results", 0o002)
+    assert bad == [], bad[:20]

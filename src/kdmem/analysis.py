@@ -1,9 +1,8 @@
 """Analyses of the paper (docs/protocol.md "Overlaps", "Entropy vs log-probability", "Soft vs hard",
-"Predicting memorization", removal), computed in SQL on the DuckDB store, plus the findings table
-with bootstrap CIs over samples (and over seeds, for the baseline).
+"Predicting memorization", removal), computed in SQL on the DuckDB store, and the per-sample arrays
+(kdmem.findings.Study) that the findings, the rates and the exposure-response curves read.
 
-Nothing here pulls all scores into Python lists: sets and counts are SQL; the bootstrap draws over
-numpy arrays of per-sample booleans.
+Sets and counts are SQL; intervals (kdmem.stats) draw over numpy arrays of per-sample booleans.
 """
 
 from __future__ import annotations
@@ -13,12 +12,9 @@ import logging
 import duckdb
 import numpy as np
 
+from kdmem import findings, stats
+
 log = logging.getLogger(__name__)
-
-PAPER_RATES = {  # Pythia / FineWeb, in % (docs/protocol.md headline table)
-    "teacher": 0.33, "baseline": 0.17, "student": 0.07, "hard_student": 0.07,
-}
-
 
 def _one(con, sql: str, params: list) -> dict:
     cur = con.execute(sql, params)
@@ -89,223 +85,117 @@ def entropy_vs_logprob(con, family: str, dataset: str) -> tuple[list[dict], dict
     return rows, points
 
 
-def exposure_curve(con, family: str, dataset: str) -> dict:
-    rows = _rows(con, """SELECT m.role || CASE WHEN m.data_variant = 'cleaned' THEN '_cleaned' ELSE '' END AS role,
-                                s.n_exposures, avg(s.exact::INT) AS rate, count(*) AS n
-                         FROM scores s JOIN models m USING (model, family, dataset)
-                         WHERE s.split = 'train' AND m.is_primary AND m.family = ? AND m.dataset = ?
-                         GROUP BY ALL ORDER BY 1, 2""", [family, dataset])
-    out: dict[str, tuple[list, list]] = {}
-    for r in rows:
-        out.setdefault(r["role"], ([], []))
-        out[r["role"]][0].append(r["n_exposures"])
-        out[r["role"]][1].append(r["rate"])
-    return out
+def _primary_student_filter() -> str:
+    """SQL: the soft students of the primary temperature and loss (every seed), on the full D."""
+    return """m.role = 'student' AND m.data_variant = 'full' AND EXISTS (
+                  SELECT 1 FROM models p WHERE p.role = 'student' AND p.is_primary AND p.data_variant = 'full'
+                    AND p.family = m.family AND p.dataset = m.dataset AND p.temperature = m.temperature AND p.loss = m.loss)"""
 
 
-def _arrays(con, family: str, dataset: str) -> dict[str, np.ndarray]:
-    cur = con.execute(
-        """SELECT coalesce(teacher, false) AS teacher, coalesce(baseline, false) AS baseline,
-                  coalesce(student, false) AS student, coalesce(hard_student, false) AS hard_student,
-                  coalesce(student_cleaned, false) AS student_cleaned
-           FROM "overlaps" WHERE family = ? AND dataset = ? ORDER BY sample_id""", [family, dataset])
-    arr = {k: np.asarray(v, dtype=bool) for k, v in cur.fetchnumpy().items()}
-    seeds = con.execute(
-        """SELECT list(s.exact ORDER BY s.sample_id) FROM scores s JOIN models m USING (model, family, dataset)
-           WHERE s.split = 'train' AND m.role = 'baseline' AND m.family = ? AND m.dataset = ? GROUP BY m.seed ORDER BY m.seed""",
-        [family, dataset]).fetchall()
-    arr["baseline_seeds"] = np.asarray([r[0] for r in seeds], dtype=bool)  # (n_seeds, n)
-    val = con.execute(
-        """SELECT m.role, list(ln(s.ppl) ORDER BY s.sample_id) FROM scores s JOIN models m USING (model, family, dataset)
-           WHERE s.split = 'val' AND m.data_variant = 'full' AND m.family = ? AND m.dataset = ?
-             AND (m.is_primary OR m.role = 'baseline') GROUP BY m.role, m.seed ORDER BY m.role, m.seed""",
-        [family, dataset]).fetchall()
-    for role, losses in val:
-        arr.setdefault(f"val_{role}", [])
-        arr[f"val_{role}"].append(np.asarray(losses, dtype=float))
-    return arr
+# Which models make up each role of a study, every seed: the SQL condition on models m.
+ROLE_FILTERS = {
+    "teacher": "m.role = 'teacher'",
+    "baseline": "m.role = 'baseline'",
+    "student": _primary_student_filter(),
+    "hard_student": "m.role = 'hard_student'",
+    "student_cleaned": "m.role = 'student' AND m.data_variant = 'cleaned'",
+    "base_teacher": "m.role = 'base' AND m.model = 'base-teacher'",
+    "base_small": "m.role = 'base' AND m.model = 'base-small'",
+}
 
 
-def _ci(vals: np.ndarray) -> tuple[float, float]:
-    vals = vals[~np.isnan(vals)]
-    if len(vals) == 0:
-        return (float("nan"), float("nan"))
-    return float(np.percentile(vals, 2.5)), float(np.percentile(vals, 97.5))
+def study(con, family: str, dataset: str) -> findings.Study:
+    """The per-sample arrays the findings read: every seed of every role, D's documents and exposures,
+    the classifier's removed set and the validation losses."""
+    pair = [family, dataset]
+    ids = con.execute("""SELECT list(doc_id ORDER BY sample_id), list(n_exposures ORDER BY sample_id) FROM samples
+                         WHERE split = 'train' AND family = ? AND dataset = ?""", pair).fetchone()
+    mem, val = {}, {}
+    for role, cond in ROLE_FILTERS.items():
+        rows = con.execute(f"""SELECT s.split, list(s.exact ORDER BY s.sample_id), list(ln(s.ppl) ORDER BY s.sample_id)
+                               FROM scores s JOIN models m USING (model, family, dataset)
+                               WHERE m.family = ? AND m.dataset = ? AND {cond} GROUP BY s.split, m.seed, m.model
+                               ORDER BY s.split, m.seed, m.model""", pair).fetchall()  # cond: a fixed string above
+        train = [r[1] for r in rows if r[0] == "train"]
+        if train:
+            mem[role] = np.asarray(train, dtype=bool)
+        if vals := [r[2] for r in rows if r[0] == "val"]:
+            val[role] = [np.asarray(v, dtype=float) for v in vals]
+    removed = None
+    if _one(con, "SELECT count(*) AS n FROM information_schema.tables WHERE table_name = 'predictions'", [])["n"]:
+        r = con.execute("""SELECT list(coalesce(p.predicted, false) ORDER BY s.sample_id) FROM samples s LEFT JOIN predictions p
+                           USING (family, dataset, sample_id) WHERE s.split = 'train' AND s.family = ? AND s.dataset = ?""", pair).fetchone()
+        removed = np.asarray(r[0], dtype=bool) if r and r[0] else None
+    val_docs = con.execute("""SELECT list(doc_id ORDER BY sample_id) FROM samples WHERE split = 'val' AND family = ? AND dataset = ?""",
+                           pair).fetchone()[0]
+    return findings.Study(doc_ids=np.asarray(ids[0] or []), exposures=np.asarray(ids[1] or [], dtype=np.int64), mem=mem,
+                          removed=removed, val=val, val_doc_ids=np.asarray(val_docs) if val_docs else None)
 
 
-def _seed_mean(seeds: np.ndarray, i: np.ndarray, pick: np.ndarray) -> float:
-    """Mean memorization rate over the picked baseline seeds, on the resampled samples i."""
-    return float(seeds[pick][:, i].mean())
-
-
-def bootstrap(a: dict[str, np.ndarray], n_boot: int, seed: int) -> dict[str, np.ndarray]:
-    """Distributions of each finding's statistic under resampling.
-
-    Samples are resampled with replacement; the baseline's rate is the mean over its seeds, and the
-    seeds are resampled too (with replacement, as many as there are), so F1, F2 and the baseline's
-    rate CI measure the same seed-mean statistic as their point values."""
-    rng = np.random.default_rng(seed)
-    n = len(a["teacher"])
-    out: dict[str, list] = {k: [] for k in ("F1", "F2", "F3", "F4", "F8", "rate_baseline_seeds")}
-    seeds = a["baseline_seeds"]
-    n_seeds = seeds.shape[0] if seeds.size else 0
-    for _ in range(n_boot):
-        i = rng.integers(0, n, n)
-        t, s, h = a["teacher"][i], a["student"][i], a["hard_student"][i]
-        b_rate = _seed_mean(seeds, i, rng.integers(0, n_seeds, n_seeds)) if n_seeds else float(a["baseline"][i].mean())
-        b_primary = a["baseline"][i]
-        out["F1"].append(b_rate - s.mean())
-        out["F2"].append(t.mean() - b_rate)
-        out["F3"].append((s & t & b_primary).sum() / s.sum() if s.sum() else np.nan)
-        to = t & ~b_primary
-        out["F4"].append((s & to).sum() / to.sum() if to.sum() else np.nan)
-        out["F8"].append(float((h & to).sum()) - float((s & to).sum()))
-        out["rate_baseline_seeds"].append(b_rate)
-    return {k: np.asarray(v, dtype=float) for k, v in out.items()}
-
-
-def removal_effect(student: np.ndarray, cleaned: np.ndarray, n_boot: int, seed: int) -> tuple[float | None, tuple[float, float]]:
-    """The removal's own effect: 1 - (cleaned student's memorized) / (student-on-D's memorized), with a
-    bootstrap CI over samples. None when the student on D memorized nothing (no effect to measure)."""
-    if not student.sum():
-        return None, (float("nan"), float("nan"))
-    value = 1 - cleaned.sum() / student.sum()
-    rng = np.random.default_rng(seed)
-    draws = []
-    for _ in range(n_boot):
-        i = rng.integers(0, len(student), len(student))
-        d = student[i].sum()
-        draws.append(1 - cleaned[i].sum() / d if d else np.nan)
-    return float(value), _ci(np.asarray(draws))
-
-
-def trial_interval(aucs: list[float]) -> tuple[float, float]:
-    """2.5-97.5 percentiles of the classifier's trial AUCs: the spread of one trial's AUC over resampled
-    negatives and splits (not the uncertainty of their mean)."""
-    return _ci(np.asarray(aucs, dtype=float))
-
-
-def findings(con, family: str, dataset: str, classifier: dict | None, n_boot: int, seed: int, min_positives: int = 25) -> list[dict]:
-    """The paper's qualitative claims F1-F8: measured value, 95 % CI, reproduced or not, and the rule used."""
-    present = roles_present(con, family, dataset)
-    a = _arrays(con, family, dataset)
-    boot = bootstrap(a, n_boot, seed)
-    ov = overlaps(con, family, dataset)
-    rows = []
-
-    def add(fid, claim, value, ci, ok, rule, paper, needs=()):
-        missing = [r for r in needs if r not in present]
-        if missing:
-            rows.append({"id": fid, "claim": claim, "value": None, "ci": None, "verdict": f"not computed: no {', '.join(missing)} in this run",
-                         "rule": rule, "paper": paper})
-            return
-        verdict = "n/a" if value is None or (isinstance(value, float) and np.isnan(value)) else ("reproduced" if ok else "not reproduced")
-        rows.append({"id": fid, "claim": claim, "value": value, "ci": ci, "verdict": verdict, "rule": rule, "paper": paper})
-
-    f1 = float(a["baseline_seeds"].mean() - a["student"].mean()) if a["baseline_seeds"].size else float("nan")
-    lo, hi = _ci(boot["F1"])
-    add("F1", "student memorizes less than the baseline (rate difference, baseline seed mean - student)", f1, (lo, hi), lo > 0,
-        "95 % CI of the difference > 0", "0.17 % vs 0.07 % (2.4x)", ("baseline", "student"))
-    b_mean = float(a["baseline_seeds"].mean()) if a["baseline_seeds"].size else float(a["baseline"].mean())
-    f2 = float(a["teacher"].mean()) - b_mean
-    lo, hi = _ci(boot["F2"])
-    add("F2", "teacher memorizes more than the baseline (rate difference, teacher - baseline seed mean)", f2, (lo, hi), lo > 0,
-        "95 % CI of the difference > 0", "0.33 % vs 0.17 %", ("teacher", "baseline"))
-    f3 = ov.get("share_student_in_teacher_and_baseline")
-    lo, hi = _ci(boot["F3"])
-    add("F3", "student-memorized samples lie in teacher∩baseline (share)", f3, (lo, hi), f3 is not None and lo >= 0.7,
-        "CI lower bound >= 0.70 (the lowest share the paper reports, Qwen-3)", "95.7 % (70-96 % across settings)", ("teacher", "baseline", "student"))
-    f4 = ov.get("share_teacher_only_inherited")
-    lo, hi = _ci(boot["F4"])
-    add("F4", "the student inherits little of the teacher-only set (share inherited)", f4, (lo, hi), f4 is not None and hi < 0.27,
-        "CI upper bound < 0.27 (the highest share the paper reports)", "0.9 % (18 of 1,955)", ("teacher", "baseline", "student"))
-    n_student = int(a["student"].sum())
-    if n_student == 0:
-        rows[-1]["verdict"] += " (vacuous: the student memorized no sample)"
-    elif n_student < 5:
-        for r in rows[-2:]:  # F3 and F4 rest on the student's memorized set
-            r["verdict"] += f" (on only {n_student} student-memorized sample{'s' if n_student > 1 else ''})"
-    val_s, val_b = a.get("val_student"), a.get("val_baseline")
-    if val_s and val_b:
-        diff = np.mean([v.mean() for v in val_b]) - val_s[0].mean()
-        rng = np.random.default_rng(seed)
-        draws = []
-        m = len(val_s[0])
-        for _ in range(n_boot):
-            i = rng.integers(0, m, m)
-            draws.append(val_b[rng.integers(0, len(val_b))][i].mean() - val_s[0][i].mean())
-        lo, hi = _ci(np.asarray(draws))
-        add("F5", "student validation loss <= baseline's (baseline - student, nats)", float(diff), (lo, hi), diff >= 0,
-            "point estimate >= 0 (CI shown)", "2.85 vs 2.87 (Pythia)", ("baseline", "student"))
-    else:
-        add("F5", "student validation loss <= baseline's", None, None, False, "point estimate >= 0", "2.85 vs 2.87", ("baseline", "student"))
-    if classifier and classifier.get("status") == "ok":
-        auc = classifier["auc_mean"]
-        aucs = classifier.get("trial_aucs") or [auc]
-        add("F6", "memorization is predictable before distillation (mean ROC-AUC over trials; interval: 2.5-97.5 percentile of trial AUCs)",
-            auc, trial_interval(aucs), auc >= 0.9, "mean AUC over trials >= 0.90", "0.9997 ± 0.0005")
-    else:
-        msg = (classifier or {}).get("message", "no classifier output")
-        rows.append({"id": "F6", "claim": "memorization is predictable before distillation (ROC-AUC)", "value": None, "ci": None,
-                     "verdict": f"not computed: {msg}", "rule": "mean AUC >= 0.90", "paper": "0.9997 ± 0.0005"})
-    rem = _one(con, "SELECT * FROM removal WHERE family = ? AND dataset = ?", [family, dataset])
-    removed = (classifier or {}).get("n_predicted", 0) if (classifier or {}).get("status") == "ok" else 0
-    f7_claim = "removing predicted-memorized samples cuts the student's memorization (1 - cleaned student / student on D)"
-    f7_rule = "reduction >= 90 % and its 95 % CI > 0"
-    f7_paper = "99.8 % against the baseline (1,698 -> 4), 99.4 % against the student (706 -> 4)"
-    if "student_cleaned" in present and not removed:
-        rows.append({"id": "F7", "claim": f7_claim, "value": None, "ci": None,
-                     "verdict": "not computed: the classifier removed no sample, so the cleaned D equals D", "rule": f7_rule, "paper": f7_paper})
-    elif "student_cleaned" in present and rem.get("student_on_d"):
-        red, (lo, hi) = removal_effect(a["student"], a["student_cleaned"], n_boot, seed)
-        add("F7", f7_claim, red, (lo, hi), red is not None and red >= 0.9 and lo > 0, f7_rule, f7_paper, ("student", "student_cleaned"))
-        rows[-1]["verdict"] += (f" (removed {removed}; baseline on D {rem['baseline_on_d']}, student on D {rem['student_on_d']}, "
-                                f"student on cleaned D {rem['student_on_cleaned_d']}, of which {rem['new_in_cleaned']} new)")
-    else:
-        add("F7", f7_claim, None, None, False, f7_rule, f7_paper, ("student", "student_cleaned"))
-    f8 = ov.get("hard_inherits_teacher_only", 0) - ov.get("student_inherits_teacher_only", 0) if ov else None
-    lo, hi = _ci(boot["F8"])
-    add("F8", "hard KD inherits more teacher-only samples than soft KD (count difference)", f8, (lo, hi), f8 is not None and lo > 0,
-        "95 % CI of the difference > 0", "50 vs 18", ("hard_student", "student", "teacher", "baseline"))
-    # How many memorized samples (or validation samples, for F5) each verdict rests on.
-    teacher_only = int((a["teacher"] & ~a["baseline"]).sum())
-    n_val = len(a["val_student"][0]) if a.get("val_student") else 0
-    positives = {"F1": n_student, "F2": int(a["baseline"].sum()), "F3": n_student, "F4": teacher_only, "F5": n_val,
-                 "F6": int((classifier or {}).get("n_positives", 0)), "F7": n_student, "F8": teacher_only}
-    for r in rows:
-        r["positives"] = positives.get(r["id"])
-        if r["value"] is not None and r["positives"] is not None and r["positives"] < min_positives:
-            r["verdict"] += f" (rests on {r['positives']} < {min_positives} positives)"
-    return rows
+def all_findings(con, family: str, dataset: str, classifier: dict | None, n_boot: int, seed: int, min_positives: int = 25,
+                 margin: float = 0.05) -> list[dict]:
+    """F1-F8 of one (family, dataset): value, interval, placebo, exposure strata and verdict (kdmem.findings)."""
+    return findings.all_findings(study(con, family, dataset), n_boot, seed, classifier, margin, min_positives)
 
 
 def rate_rows(con, family: str, dataset: str, n_boot: int, seed: int) -> list[dict]:
-    """Rates of the primary models with 95 % CIs; the baseline's CI spans seeds and samples."""
-    # join on the model name only: temperature is NULL for most roles, and NULL never equals NULL
-    rows = _rows(con, """SELECT r.role || CASE WHEN r.data_variant = 'cleaned' THEN '_cleaned' ELSE '' END AS role, r.model, r.rate, r.memorized, r.n
-                         FROM memorization_rates r JOIN models m ON r.model = m.model AND r.family = m.family AND r.dataset = m.dataset
-                         WHERE r.split = 'train' AND r.family = ? AND r.dataset = ? AND (m.is_primary OR r.role = 'baseline')
-                         ORDER BY 1, 2""", [family, dataset])
-    a = _arrays(con, family, dataset)
-    rng = np.random.default_rng(seed)
+    """Each role's memorization rate (seed mean) with its interval: exact (Clopper-Pearson) for one model,
+    a bootstrap over documents and seeds for several; and the newly memorized count (not memorized by the
+    checkpoint the role started from), where the bases were scored."""
+    s = study(con, family, dataset)
+    clusters = stats.Clusters.of(s.doc_ids)
     out = []
-    for r in rows:
-        key = r["role"]
-        if key == "baseline":
+    for role in ("teacher", "baseline", "student", "hard_student", "student_cleaned", "base_teacher", "base_small"):
+        if not s.has(role):
             continue
-        v = a.get(key)
-        draws = [v[rng.integers(0, len(v), len(v))].mean() for _ in range(n_boot)] if v is not None and len(v) else [np.nan]
-        lo, hi = _ci(np.asarray(draws))
-        out.append({"role": key, "label": r["model"], "rate": r["rate"], "lo": lo, "hi": hi, "memorized": r["memorized"], "n": r["n"]})
-    seeds = a["baseline_seeds"]
-    if seeds.size:
-        boot = bootstrap(a, n_boot, seed)["rate_baseline_seeds"]
-        lo, hi = _ci(boot)
-        counts = seeds.sum(1).tolist()
-        out.append({"role": "baseline", "label": f"baseline ({len(counts)} seeds)", "rate": float(seeds.mean()), "lo": lo, "hi": hi,
-                    "memorized": counts, "n": int(seeds.shape[1])})
-    order = {"teacher": 0, "baseline": 1, "student": 2, "hard_student": 3, "student_cleaned": 4}
-    return sorted(out, key=lambda r: order.get(r["role"], 9))
+        m = s.mem[role]
+        k, n = int(m.sum()), m.size
+        cp = stats.clopper_pearson(k, n)
+        if m.shape[0] > 1:
+            draws = stats.cluster_bootstrap(lambda i, rng, m=m: stats.seed_mean(m, i, rng), clusters, n_boot, seed)
+            (lo, hi), method = stats.interval(draws, cp)
+        else:
+            (lo, hi), method = cp, "clopper-pearson"
+        start = "base_teacher" if role == "teacher" else "base_small"
+        new = (m & ~s.mem[start][0]).sum(1).tolist() if s.has(start) and not role.startswith("base") else None
+        out.append({"role": role, "seeds": m.shape[0], "memorized": m.sum(1).tolist(), "newly_memorized": new, "n": s.n,
+                    "rate": float(m.mean()), "lo": lo, "hi": hi, "ci_method": method})
+    return out
+
+
+def exposure_response(con, family: str, dataset: str, n_boot: int, seed: int) -> dict[str, dict]:
+    """Per role: memorization rate at each exposure level (exact intervals), a logistic fit of memorized on
+    log(exposures) pooled over seeds, and E50, the exposure at which half the samples are memorized, with a
+    bootstrap interval over documents. E50 is None where the fit has no rising slope (no dose response)."""
+    s = study(con, family, dataset)
+    levels = np.unique(s.exposures)
+    clusters = stats.Clusters.of(s.doc_ids)
+    out = {}
+    for role, m in s.mem.items():
+        points = []
+        for v in levels:
+            sel = m[:, s.exposures == v]
+            k, n = int(sel.sum()), sel.size
+            points.append({"n_exposures": int(v), "memorized": k, "n": n, "rate": k / n, "ci": stats.clopper_pearson(k, n)})
+        fit = _logistic_e50(m, s.exposures)
+        draws = stats.cluster_bootstrap(lambda i, rng, m=m: _logistic_e50(m[:, i], s.exposures[i])["e50"] or np.nan, clusters, n_boot, seed) \
+            if fit["e50"] is not None else np.asarray([])
+        out[role] = {"points": points, **fit, "e50_ci": stats.percentile(draws) if draws.size else None}
+    return out
+
+
+def _logistic_e50(m: np.ndarray, exposures: np.ndarray) -> dict:
+    """memorized ~ a + b·log(exposures), every seed's rows pooled; E50 = exp(-a / b). A weak ridge (C = 1e4)
+    keeps the fit finite where the levels separate perfectly; E50 then lies between the two levels."""
+    from sklearn.linear_model import LogisticRegression
+
+    y = m.reshape(-1)
+    x = np.tile(np.log(exposures.astype(float)), m.shape[0])[:, None]
+    if y.all() or not y.any() or np.unique(x).size < 2:
+        return {"intercept": None, "slope": None, "e50": None}
+    lr = LogisticRegression(C=1e4, max_iter=2000).fit(x, y)
+    a, b = float(lr.intercept_[0]), float(lr.coef_[0, 0])
+    return {"intercept": a, "slope": b, "e50": float(np.exp(-a / b)) if b > 0 else None}
 
 
 def connect_ro(path) -> duckdb.DuckDBPyConnection:
@@ -342,3 +232,69 @@ def sweep_rows(rows: list[dict], by: str) -> list[dict]:
     keep = "loss" if by == "temperature" else "temperature"
     primary = [r[keep] for r in rows if r["is_primary"]]
     return [r for r in rows if primary and r[keep] == primary[0]]
+
+
+def removal_rows(con, family: str, dataset: str) -> dict:
+    """The removal experiment (view `removal`), the new-in-cleaned count with its exact interval over the
+    retained samples, and the removed set's make-up by exposure level."""
+    rem = _one(con, 'SELECT * FROM "removal" WHERE family = ? AND dataset = ?', [family, dataset])
+    if not rem or not rem.get("removed"):
+        return rem
+    rem["new_in_cleaned_rate_ci"] = stats.clopper_pearson(int(rem["new_in_cleaned"]), int(rem["retained"]))
+    rem["by_exposure"] = _rows(con, """
+        SELECT o.n_exposures, count(*) AS in_d, count(*) FILTER (WHERE coalesce(p.predicted, false)) AS removed,
+               count(*) FILTER (WHERE o.student) AS student_on_d,
+               count(*) FILTER (WHERE o.student_cleaned AND NOT coalesce(p.predicted, false)) AS cleaned_on_retained
+        FROM "overlaps" o LEFT JOIN predictions p USING (family, dataset, sample_id)
+        WHERE o.family = ? AND o.dataset = ? GROUP BY o.n_exposures ORDER BY o.n_exposures""", [family, dataset])
+    return rem
+
+
+def analyze(db, classifiers: dict[tuple[str, str], dict], out_dir, cfg: dict) -> dict:
+    """Every analysis per (family, dataset) into analysis.json, and its figures, in out_dir. The report renders
+    this and computes nothing."""
+    from pathlib import Path
+
+    from kdmem import families, figures
+    from kdmem.io import write_json
+
+    a = cfg["analysis"]
+    n_boot, seed = a["bootstrap"], cfg["seed"]
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    con = connect_ro(db)
+    result: dict = {"pairs": []}
+    for family, dataset in pairs(con):
+        tag = f"{family}-{dataset}"
+        clf = classifiers.get((family, dataset))
+        rates = rate_rows(con, family, dataset, n_boot, seed)
+        ent_rows, points = entropy_vs_logprob(con, family, dataset)
+        expo = exposure_response(con, family, dataset, n_boot, seed)
+        figures.rates(rates, out_dir / f"{tag}-rates.png")
+        figures.venn(venn_regions(con, family, dataset), out_dir / f"{tag}-venn.png")
+        figures.entropy_logprob(points, out_dir / f"{tag}-entropy.png")
+        figures.exposure_curve(expo, out_dir / f"{tag}-exposure.png")
+        soft = soft_student_rows(con, family, dataset)
+        sweeps = {by: sweep_rows(soft, by) for by in ("temperature", "loss")}
+        for by, rows in sweeps.items():
+            if len(rows) > 1:
+                figures.soft_sweep(rows, by, out_dir / f"{tag}-{by}.png")
+        result["pairs"].append({
+            "family": family, "dataset": dataset, "rates": rates, "overlaps": overlaps(con, family, dataset),
+            "entropy_vs_logprob": ent_rows, "exposure": expo,
+            "findings": all_findings(con, family, dataset, clf, n_boot, seed, a["min_positives"], a["utility_margin"]),
+            "removal": removal_rows(con, family, dataset),
+            "classifier": {k: v for k, v in (clf or {}).items() if k != "model"},
+            "roles_present": sorted(roles_present(con, family, dataset)),
+            "mia": mia_rows(con, family, dataset),
+            "soft_students": soft,
+            "sweeps": sweeps,
+        })
+    result["across_families"] = families.across_families(con, n_boot, seed)
+    for x in result["across_families"]:
+        figures.coverage(x["overlaps"], out_dir / f"families-{x['dataset']}-coverage.png")
+    result["rates_all"] = _rows(con, "SELECT * FROM memorization_rates", [])
+    result["utility"] = _rows(con, "SELECT * FROM utility", [])
+    con.close()
+    write_json(result, out_dir / "analysis.json")
+    return result

@@ -86,7 +86,6 @@ def export(family: str, cfg: dict, tokenizer: Path, teacher: Path, small: Path, 
     metrics = {"teacher": read_json(teacher / "metrics.json"), "small": read_json(small / "metrics.json")}
     corpus_sha = sha256_file(cfg["datasets"][cfg["pretrain"]["dataset"]]["path"])
     with atomic_path(out, is_dir=True) as tmp:
-        tmp.chmod(0o755)  # a tracked folder: mkdtemp's 0700 would follow it into every clone's umask-less copy
         written = _copy(tokenizer, tmp / "tokenizer", TOKENIZER_FILES)
         written += _copy(teacher, tmp / "teacher", MODEL_FILES)
         written += _copy(small, tmp / "small", MODEL_FILES)

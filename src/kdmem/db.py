@@ -46,32 +46,42 @@ VIEWS = {
         FROM scores s JOIN models m USING (model, family, dataset)
         WHERE s.split = 'train'
         GROUP BY s.family, s.dataset, s.sample_id""",
+    # Teacher-only and teacher ∩ baseline against every baseline seed: against one seed, samples another
+    # seed memorizes would count as the teacher's own (docs/protocol.md "Findings").
     "inheritance": """
         SELECT family, dataset,
             count(*) AS n_train,
             count(*) FILTER (WHERE teacher) AS teacher,
             count(*) FILTER (WHERE baseline) AS baseline,
+            count(*) FILTER (WHERE baseline_any_seed) AS baseline_any_seed,
             count(*) FILTER (WHERE student) AS student,
             count(*) FILTER (WHERE hard_student) AS hard_student,
-            count(*) FILTER (WHERE teacher AND baseline) AS teacher_and_baseline,
-            count(*) FILTER (WHERE teacher AND NOT baseline) AS teacher_only,
-            count(*) FILTER (WHERE student AND teacher AND baseline) AS student_in_teacher_and_baseline,
-            count(*) FILTER (WHERE student AND teacher AND NOT baseline) AS student_inherits_teacher_only,
-            count(*) FILTER (WHERE hard_student AND teacher AND NOT baseline) AS hard_inherits_teacher_only,
-            count(*) FILTER (WHERE hard_student AND teacher AND baseline) AS hard_in_teacher_and_baseline,
-            count(*) FILTER (WHERE teacher AND baseline AND NOT student) AS teacher_and_baseline_not_student,
+            count(*) FILTER (WHERE teacher AND baseline_any_seed) AS teacher_and_baseline,
+            count(*) FILTER (WHERE teacher AND NOT baseline_any_seed) AS teacher_only,
+            count(*) FILTER (WHERE student AND teacher AND baseline_any_seed) AS student_in_teacher_and_baseline,
+            count(*) FILTER (WHERE student AND teacher AND NOT baseline_any_seed) AS student_inherits_teacher_only,
+            count(*) FILTER (WHERE hard_student AND teacher AND NOT baseline_any_seed) AS hard_inherits_teacher_only,
+            count(*) FILTER (WHERE hard_student AND teacher AND baseline_any_seed) AS hard_in_teacher_and_baseline,
+            count(*) FILTER (WHERE teacher AND baseline_any_seed AND NOT student) AS teacher_and_baseline_not_student,
             count(*) FILTER (WHERE baseline_all_seeds AND NOT student) AS baseline_all_seeds_student_none,
             count(*) FILTER (WHERE baseline AND teacher) AS baseline_covered_by_teacher,
             count(*) FILTER (WHERE student AND hard_student) AS student_and_hard
         FROM "overlaps" GROUP BY family, dataset""",
+    # The removal experiment: the cleaned student is compared with the student on D on the samples it
+    # trained on (retained); a removed sample is not "forgotten" by a student that never saw it.
     "removal": """
-        SELECT family, dataset,
+        SELECT o.family, o.dataset,
             count(*) FILTER (WHERE baseline) AS baseline_on_d,
             count(*) FILTER (WHERE student) AS student_on_d,
             count(*) FILTER (WHERE student_cleaned) AS student_on_cleaned_d,
+            count(*) FILTER (WHERE coalesce(p.predicted, false)) AS removed,
+            count(*) FILTER (WHERE coalesce(p.predicted, false) AND student) AS removed_memorized_by_student,
+            count(*) FILTER (WHERE NOT coalesce(p.predicted, false)) AS retained,
+            count(*) FILTER (WHERE student AND NOT coalesce(p.predicted, false)) AS student_on_retained,
+            count(*) FILTER (WHERE student_cleaned AND NOT coalesce(p.predicted, false)) AS cleaned_on_retained,
             count(*) FILTER (WHERE student_cleaned AND NOT student) AS new_in_cleaned,
             count(*) FILTER (WHERE student_cleaned AND student) AS kept_in_cleaned
-        FROM "overlaps" GROUP BY family, dataset""",
+        FROM "overlaps" o LEFT JOIN predictions p USING (family, dataset, sample_id) GROUP BY o.family, o.dataset""",
     # Every model's validation loss, beside its starting checkpoint's and a unigram model's, so a reader
     # sees whether the bases are language models and whether training kept or lost utility.
     "utility": """
@@ -165,13 +175,16 @@ def build(
         )
         if rows:
             con.executemany("INSERT INTO models VALUES (" + ",".join(["?"] * 23) + ")", sorted(rows, key=lambda r: (r[1], r[2], r[0])))
-        for table, files, order in (("classifier_trials", trials, "family, dataset, trial"),
+        for table, files, order in (("classifier_trials", trials, "family, dataset, protocol, features, trial"),
                                     ("classifier_coefficients", coefficients, "family, dataset, feature"),
                                     ("predictions", predictions, "family, dataset, sample_id"),
                                     ("mia", mia, "family, dataset, model, signal"),
                                     ("mia_scores", mia_scores, "family, dataset, model, split, sample_id")):
             if files:
                 _read_parquets(con, table, list(files), order)
+        if not predictions:  # the removal view joins it; a run without a classifier has an empty one
+            con.execute("""CREATE TABLE predictions (sample_id VARCHAR, prob DOUBLE, predicted BOOLEAN, label BOOLEAN,
+                           family VARCHAR, dataset VARCHAR)""")
         # The starting checkpoints and the unigram reference, on the same validation samples as every model.
         base_rows = []
         for f in bases:

@@ -12,7 +12,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from kdmem.io import atomic_path  # noqa: E402
 
-ROLE_COLORS = {"teacher": "#1f77b4", "baseline": "#ff7f0e", "student": "#2ca02c", "hard_student": "#9467bd", "student_cleaned": "#8c564b"}
+ROLE_COLORS = {"teacher": "#1f77b4", "baseline": "#ff7f0e", "student": "#2ca02c", "hard_student": "#9467bd", "student_cleaned": "#8c564b",
+               "base_teacher": "#7f7f7f", "base_small": "#bcbd22"}
 
 
 def _save(fig, out: str | Path) -> None:
@@ -32,9 +33,9 @@ def roc(curves: list[dict], auc: float | None, status: str, out: str | Path) -> 
 
 
 def rates(rows: list[dict], out: str | Path) -> None:
-    """Memorization rate per role; error bars are 95 % CIs (bootstrap over samples, seeds for the baseline)."""
-    fig, ax = plt.subplots(figsize=(5.5, 3.6))
-    names = [r["label"] for r in rows]
+    """Memorization rate per role; error bars are 95 % intervals (exact for one model, clustered bootstrap for several seeds)."""
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    names = [f"{r['role']} ({r['seeds']} seed{'s' if r['seeds'] > 1 else ''})" for r in rows]
     vals = [100 * r["rate"] for r in rows]
     err = [[100 * (r["rate"] - r["lo"]) for r in rows], [100 * (r["hi"] - r["rate"]) for r in rows]]
     ax.bar(names, vals, yerr=err, capsize=4, color=[ROLE_COLORS.get(r["role"], "grey") for r in rows])
@@ -70,12 +71,20 @@ def entropy_logprob(points: dict[str, tuple[list[float], list[float]]], out: str
     _save(fig, out)
 
 
-def exposure_curve(series: dict[str, tuple[list[int], list[float]]], out: str | Path) -> None:
-    fig, ax = plt.subplots(figsize=(5, 3.6))
-    for role, (x, y) in series.items():
-        ax.plot(x, [100 * v for v in y], marker="o", label=role, color=ROLE_COLORS.get(role, "grey"))
-    ax.set(xscale="log", xlabel="exposures per epoch (n_exposures)", ylabel="memorized (%)", title="Memorization vs exposure")
-    ax.legend(fontsize=8)
+def exposure_curve(curves: dict[str, dict], out: str | Path) -> None:
+    """Exposure-response per role: measured rates with exact intervals, and the logistic fit in log(exposures)."""
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    for role, c in curves.items():
+        x = [p["n_exposures"] for p in c["points"]]
+        y = [100 * p["rate"] for p in c["points"]]
+        err = [[100 * (p["rate"] - p["ci"][0]) for p in c["points"]], [100 * (p["ci"][1] - p["rate"]) for p in c["points"]]]
+        color = ROLE_COLORS.get(role, "grey")
+        ax.errorbar(x, y, yerr=err, fmt="o", ms=4, capsize=2, color=color, label=role)
+        if c.get("slope") is not None and len(x) > 1:
+            grid = np.exp(np.linspace(np.log(min(x)), np.log(max(x)), 100))
+            ax.plot(grid, 100 / (1 + np.exp(-(c["intercept"] + c["slope"] * np.log(grid)))), color=color, lw=1, alpha=0.7)
+    ax.set(xscale="log", xlabel="exposures per epoch (n_exposures)", ylabel="memorized (%)", title="Exposure-response, logistic fits")
+    ax.legend(fontsize=7)
     _save(fig, out)
 
 

@@ -21,6 +21,13 @@ from typing import Any
 import polars as pl
 
 
+def _umask() -> int:
+    """The process umask. os.umask can only be read by setting it, so set it back at once."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path, is_dir: bool = False) -> Iterator[Path]:
     """Yield a temporary path next to `path`; rename it onto `path` only if the block succeeds."""
@@ -36,6 +43,10 @@ def atomic_path(path: str | Path, is_dir: bool = False) -> Iterator[Path]:
         fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         os.close(fd)
         tmp = Path(name)
+    # mkstemp/mkdtemp create 0600/0700 whatever the umask, and the rename keeps that mode, so on a shared
+    # project folder colleagues could not read a result. Give the temporary the mode a plain open() or
+    # mkdir() would have under the caller's umask (0644/0755 under 022, 0664/0775 under 002).
+    tmp.chmod((0o777 if is_dir else 0o666) & ~_umask())
     try:
         yield tmp
         if is_dir and path.exists():

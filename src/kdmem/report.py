@@ -1,7 +1,7 @@
 """The report: one self-contained HTML page (inline CSS, figures as base64 PNG, no scripts or
-fonts fetched), readable offline. It recomputes the paper's tables from the DuckDB store and puts
-the paper's value beside ours wherever one exists. Findings are never tuned: where the miniature
-disagrees with the paper, the verdict says so.
+fonts fetched), readable offline. It renders what `kdmem.analysis.analyze` computed (analysis.json)
+and computes nothing itself; the paper's values come from kdmem.paper. Findings are never tuned:
+where the miniature disagrees with the paper, the verdict says so.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import math
 from pathlib import Path
 from typing import Any
 
-from kdmem import analysis, families, figures
-from kdmem.io import atomic_path, write_json
+from kdmem import paper
+from kdmem.io import atomic_path
 
 SWEEPS = {"temperature": "primary_temperature", "loss": "primary_loss"}  # what a soft-student sweep varies, and the key naming the primary
 
@@ -48,49 +48,6 @@ def table(rows: list[dict], cols: list[str] | None = None, title: str = "") -> s
 def _img(path: Path, caption: str) -> str:
     data = base64.b64encode(path.read_bytes()).decode()
     return f"<figure><img alt='{html.escape(caption)}' src='data:image/png;base64,{data}' width=480><figcaption>{html.escape(caption)}</figcaption></figure>"
-
-
-def analyze(db: str | Path, classifiers: dict[tuple[str, str], dict], out_dir: str | Path, n_boot: int, seed: int,
-            min_positives: int = 25) -> dict:
-    """Every analysis per (family, dataset) into analysis.json and figures in out_dir."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    con = analysis.connect_ro(db)
-    result: dict[str, Any] = {"pairs": []}
-    for family, dataset in analysis.pairs(con):
-        tag = f"{family}-{dataset}"
-        clf = classifiers.get((family, dataset))
-        rates = analysis.rate_rows(con, family, dataset, n_boot, seed)
-        ent_rows, points = analysis.entropy_vs_logprob(con, family, dataset)
-        expo = analysis.exposure_curve(con, family, dataset)
-        figures.rates(rates, out_dir / f"{tag}-rates.png")
-        figures.venn(analysis.venn_regions(con, family, dataset), out_dir / f"{tag}-venn.png")
-        figures.entropy_logprob(points, out_dir / f"{tag}-entropy.png")
-        figures.exposure_curve(expo, out_dir / f"{tag}-exposure.png")
-        soft = analysis.soft_student_rows(con, family, dataset)
-        sweeps = {by: analysis.sweep_rows(soft, by) for by in SWEEPS}
-        for by, rows in sweeps.items():
-            if len(rows) > 1:
-                figures.soft_sweep(rows, by, out_dir / f"{tag}-{by}.png")
-        result["pairs"].append({
-            "family": family, "dataset": dataset, "rates": rates, "overlaps": analysis.overlaps(con, family, dataset),
-            "entropy_vs_logprob": ent_rows, "exposure": {k: {"n_exposures": v[0], "rate": v[1]} for k, v in expo.items()},
-            "findings": analysis.findings(con, family, dataset, clf, n_boot, seed, min_positives),
-            "removal": analysis._one(con, "SELECT * FROM removal WHERE family = ? AND dataset = ?", [family, dataset]),
-            "classifier": {k: v for k, v in (clf or {}).items() if k != "model"},
-            "roles_present": sorted(analysis.roles_present(con, family, dataset)),
-            "mia": analysis.mia_rows(con, family, dataset),
-            "soft_students": soft,
-            "sweeps": sweeps,
-        })
-    result["across_families"] = families.across_families(con, n_boot, seed)
-    for x in result["across_families"]:
-        figures.coverage(x["overlaps"], out_dir / f"families-{x['dataset']}-coverage.png")
-    result["rates_all"] = analysis._rows(con, "SELECT * FROM memorization_rates", [])
-    result["utility"] = analysis._rows(con, "SELECT * FROM utility", [])
-    con.close()
-    write_json(result, out_dir / "analysis.json")
-    return result
 
 
 def mia_section(rows: list[dict]) -> str:
@@ -137,54 +94,129 @@ def families_section(x: dict, fig_dir: Path) -> str:
     return "\n".join(parts)
 
 
+def _interval(ci) -> str:
+    return "–" if not ci or any(v is None or (isinstance(v, float) and math.isnan(v)) for v in ci) else f"[{ci[0]:.4g}, {ci[1]:.4g}]"
+
+
+def _strata(d: dict) -> str:
+    return "; ".join(f"{k}×: {_fmt(v)}" if str(k).isdigit() else f"{k}: {_fmt(v)}" for k, v in (d or {}).items()) or "–"
+
+
+def findings_table(findings: list[dict]) -> str:
+    rows = []
+    for f in findings:
+        eo = f.get("exposure_only") or {}
+        rows.append({"finding": f["id"], "claim": f["claim"], "measured": f["value"], "95 % interval": _interval(f["ci"]),
+                     "interval method": f["ci_method"] or "–", "seed placebo": f["placebo"], "placebo is": f["placebo_what"] or "–",
+                     "within exposure strata": _strata(f["strata"]),
+                     "exposure alone gives": (f"{_fmt(eo.get('expected'))} {_interval(eo.get('ci'))}" if eo else "–"),
+                     "positives": f.get("positives"), "paper": f["paper"], "verdict": f["verdict"], "why": f["why"], "rule": f["rule"]})
+    t = table(rows, title="findings")
+    for v, cls in (("reproduced", "ok"), ("not reproduced", "no"), ("inconclusive", "na")):
+        t = t.replace(f"<td>{v}</td>", f"<td class={cls}>{v}</td>")
+    return t
+
+
+def classifier_section(c: dict) -> str:
+    parts = ["<h3>Classifier</h3>"]
+    if c.get("status") != "ok":
+        return parts[0] + f"<p class=no>Classifier not fitted: {html.escape(c.get('message', 'no classifier output'))}</p>"
+    for name, p in c["protocols"].items():
+        label = {"paper": "paper protocol (random negatives, 1:3)", "exposure_matched": "exposure-matched negatives"}[name]
+        if p.get("status") != "ok":
+            parts.append(f"<p class=na>{html.escape(label)}: {html.escape(p.get('message', 'not run'))}</p>")
+            continue
+        rows = [{"features": "all four", "AUC": p["all"]["auc"], "95 % trial interval": _interval(p["all"]["ci"]),
+                 "precision": p["all"]["precision"], "recall": p["all"]["recall"]}]
+        for f in p["single"]:
+            rows.append({"features": f"only {f}", "AUC": p["single"][f]["auc"], "95 % trial interval": _interval(p["single"][f]["ci"])})
+        for f in p["drop_one"]:
+            rows.append({"features": f"all but {f}", "AUC": p["drop_one"][f]["auc"], "95 % trial interval": _interval(p["drop_one"][f]["ci"])})
+        for f, v in p["permutation"].items():
+            rows.append({"features": f"permutation importance of {f} (AUC lost)", "AUC": v["mean"], "95 % trial interval": _interval(v["ci"])})
+        parts.append(f"<h4>{html.escape(label)}: C = {p['C']:.4g} (5-fold CV AUC), {p['n_negatives_per_trial']} negatives per trial</h4>")
+        parts.append(table(rows, title=f"classifier_{name}"))
+    d = c["on_all_of_d"]
+    parts.append(f"<p>Label-shuffled placebo AUC: {_fmt(c.get('placebo_auc'))}. The predicted set on all of D: {d['n_predicted']} samples, "
+                 f"precision {_fmt(d['precision'])} {_interval(d['precision_ci'])}, recall {_fmt(d['recall'])} {_interval(d['recall_ci'])} "
+                 "(exact intervals; the trial precision above is on rebalanced test splits).</p>")
+    parts.append(table([{"n_exposures": k, "in D": d["d_by_exposure"][k], "predicted": v} for k, v in d["predicted_by_exposure"].items()],
+                       title="classifier_predicted_by_exposure"))
+    parts.append(table(c["coefficients"], title="coefficients"))
+    parts.append(f"<p>Paper (Pythia/FineWeb): {html.escape(paper.CLASSIFIER)}. Standardized coefficients are shown for completeness "
+                 "only: where the classes nearly separate they are not identified (they move with C), so which feature matters is read "
+                 "from the single-feature, drop-one and permutation rows.</p>")
+    return "\n".join(parts)
+
+
+def exposure_section(expo: dict) -> str:
+    rows = [{"role": role, "slope (per log exposure)": c.get("slope"), "E50 (exposures per epoch)": c.get("e50"),
+             "E50 95 % interval": _interval(c.get("e50_ci")),
+             "rate by exposure": "; ".join(f"{p['n_exposures']}×: {p['memorized']}/{p['n']}" for p in c["points"])} for role, c in expo.items()]
+    return ("<h3>Exposure-response</h3>" + table(rows, title="exposure_response") +
+            "<p>Per role, a logistic fit of memorized on log(exposures per epoch), every seed pooled; E50 is the exposure at which half "
+            "the samples are memorized (bootstrap over documents). Roles compared on the same samples share their exposure distribution, "
+            "so a rate difference between them is a shift of this curve; a missing E50 means no rising fit.</p>")
+
+
+def removal_section(rem: dict) -> str:
+    parts = ["<h3>Removal experiment</h3>"]
+    if not rem:
+        return parts[0] + "<p class=na>No removal experiment in this run.</p>"
+    parts.append(table([{k: v for k, v in rem.items() if k not in ("by_exposure", "family", "dataset")}], title="removal"))
+    if rem.get("by_exposure"):
+        parts.append(table(rem["by_exposure"], title="removal_by_exposure"))
+    parts.append("<p>The cleaned student trained on D minus the classifier's predicted set; it is compared with the student on D "
+                 "on the retained samples (<code>student_on_retained</code> vs <code>cleaned_on_retained</code>), since a removed "
+                 "sample is not forgotten by a student that never saw it. <code>new_in_cleaned</code>: memorized by the cleaned student "
+                 f"and not by the student on D (the “privacy onion”), exact interval of its rate over the retained samples "
+                 f"{_interval(rem.get('new_in_cleaned_rate_ci'))}. Paper: {html.escape(paper.REMOVAL)}.</p>")
+    return "\n".join(parts)
+
+
 def render(result: dict, fig_dir: str | Path, out: str | Path, roc: dict[tuple[str, str], Path] | None = None) -> None:
     fig_dir = Path(fig_dir)
     parts = [f"<!doctype html><html><head><meta charset=utf-8><title>kdmem report</title><style>{CSS}</style></head><body>",
              "<h1>kdmem: memorization in knowledge distillation</h1>",
              "<p>Reproduction of Borkar et al. (2026), arXiv 2601.15394, on the configured study. Paper values are Pythia-12B → 1.4B "
-             "on FineWeb unless noted. Rates are exact discoverable memorization on every training sample.</p>"]
+             "on FineWeb unless noted. Rates are exact discoverable memorization on every training sample. Each finding carries an "
+             "interval, a seed placebo (the same statistic between two baseline seeds) and its value within exposure strata; it is "
+             "<b>reproduced</b> only if its interval lies on the paper's side, beyond the placebo, and beyond what exposure alone gives, "
+             "<b>not reproduced</b> if the interval lies on the other side, and <b>inconclusive</b> otherwise.</p>"]
     for p in result["pairs"]:
         fam, ds = p["family"], p["dataset"]
         tag = f"{fam}-{ds}"
         parts.append(f"<h2>{html.escape(fam)} / {html.escape(ds)}</h2>")
         parts.append("<h3>Findings</h3>")
-        frows = [{"finding": f["id"], "claim": f["claim"], "measured": f["value"], "95 % CI": f["ci"], "positives": f.get("positives"),
-                  "paper": f["paper"], "verdict": f["verdict"], "rule": f["rule"]} for f in p["findings"]]
-        ft = table(frows, title="findings")
-        ft = ft.replace("<td>reproduced</td>", "<td class=ok>reproduced</td>").replace("<td>not reproduced</td>", "<td class=no>not reproduced</td>")
-        parts.append(ft)
+        parts.append(findings_table(p["findings"]))
+        figs = [(f"{tag}-rates.png", "Memorization rate per role; 95 % intervals (exact for one model, clustered bootstrap over seeds)."),
+                (f"{tag}-exposure.png", "Exposure-response per role: rates with exact intervals and logistic fits."),
+                (f"{tag}-venn.png", "Teacher / baseline / student memorized sets."),
+                (f"{tag}-entropy.png", "Entropy vs suffix log-prob on teacher∩baseline∖student, per role."),
+                (f"{tag}-temperature.png", "Soft students by temperature: memorized, validation loss, MIA AUC."),
+                (f"{tag}-loss.png", "Soft students by KD loss: memorized, validation loss, MIA AUC.")]
+        parts.append("<h3>Figures</h3>")
+        for name, cap in figs:
+            if (fig_dir / name).is_file():
+                parts.append(_img(fig_dir / name, cap))
+        if roc and (fam, ds) in roc and Path(roc[(fam, ds)]).is_file():
+            parts.append(_img(Path(roc[(fam, ds)]), "Classifier ROC over trials (paper protocol)."))
         parts.append("<h3>Memorization rate per role (train split)</h3>")
-        rrows = [{"role": r["role"], "model": r["label"], "memorized": r["memorized"], "n": r["n"], "rate %": 100 * r["rate"],
-                  "95 % CI %": (100 * r["lo"], 100 * r["hi"]), "paper %": analysis.PAPER_RATES.get(r["role"])} for r in p["rates"]]
+        rrows = [{"role": r["role"], "seeds": r["seeds"], "memorized": r["memorized"], "newly memorized (not by its base)": r["newly_memorized"],
+                  "n": r["n"], "rate %": 100 * r["rate"], "95 % interval %": (100 * r["lo"], 100 * r["hi"]), "interval method": r["ci_method"],
+                  "paper %": paper.RATES.get(r["role"])} for r in p["rates"]]
         parts.append(table(rrows, title="rates"))
+        parts.append(exposure_section(p.get("exposure") or {}))
         parts.append("<h3>Overlaps and inheritance</h3>")
         ov = p["overlaps"]
-        paper_ov = {"student_in_teacher_and_baseline": "676 of 706", "share_student_in_teacher_and_baseline": "95.7 %",
-                    "teacher_only": "1,955", "student_inherits_teacher_only": "18", "share_teacher_only_inherited": "0.9 %",
-                    "teacher_and_baseline_not_student": "696", "baseline_all_seeds_student_none": "494",
-                    "teacher_coverage_of_baseline": "~80 %", "hard_inherits_teacher_only": "50",
-                    "share_hard_in_teacher_and_baseline": "~90 %", "share_soft_also_hard": "~70 %"}
-        parts.append(table([{"quantity": k, "ours": v, "paper": paper_ov.get(k)} for k, v in ov.items() if k not in ("family", "dataset")], title="overlaps"))
+        parts.append(table([{"quantity": paper.OVERLAPS.get(k, (k, None))[0], "ours": v, "paper": paper.OVERLAPS.get(k, (k, None))[1]}
+                            for k, v in ov.items() if k not in ("family", "dataset")], title="overlaps"))
+        parts.append("<p>“Baseline” in teacher ∩ baseline and teacher-only means any baseline seed.</p>")
         parts.append("<h3>Entropy vs log-probability (teacher∩baseline, not student)</h3>")
         parts.append(table(p["entropy_vs_logprob"], title="entropy_vs_logprob"))
         parts.append("<p>Paper: teacher low entropy / high log-prob; baseline high entropy and high log-prob; student high entropy, low log-prob.</p>")
-        parts.append("<h3>Classifier</h3>")
-        c = p["classifier"]
-        if c.get("status") == "ok":
-            parts.append(table([{"metric": m, "mean": c[f"{m}_mean"], "sd over trials": c[f"{m}_std"]} for m in ("auc", "precision", "recall")], title="classifier"))
-            if "auc_p2.5" in c:
-                parts.append(f"<p>Trial AUCs ({c['n_positives']} positives, {len(c.get('trial_aucs', []))} trials): 2.5–97.5 percentile "
-                             f"{c['auc_p2.5']:.4f}–{c['auc_p97.5']:.4f}.</p>")
-            parts.append(table(c["coefficients"], title="coefficients"))
-            parts.append("<p>Paper (Pythia/FineWeb): AUC 0.9997 ± 0.0005, precision 0.992, recall 1.0; coefficients teacher ppl −0.33, baseline ppl −0.40, zlib −4.50, KL −1.06.</p>")
-        else:
-            parts.append(f"<p class=no>Classifier not fitted: {html.escape(c.get('message', 'no classifier output'))}</p>")
-        parts.append("<h3>Removal experiment</h3>")
-        parts.append(table([p["removal"]] if p["removal"] else [], title="removal"))
-        parts.append("<p>Three rows, as the paper frames it: baseline on D, student on D, student on the cleaned D (D minus the "
-                     "classifier's predicted-memorized samples), and how many of the cleaned student's memorized samples are new. "
-                     "The removal's own effect (F7) is the student on D against the student on the cleaned D. "
-                     "Paper: baseline 1,698 on D; student on cleaned D 4, all new (the “privacy onion”).</p>")
+        parts.append(classifier_section(p["classifier"]))
+        parts.append(removal_section(p["removal"]))
         parts.append(mia_section(p.get("mia") or []))
         for by, key in SWEEPS.items():
             rows = p.get("sweeps", {}).get(by) or []
@@ -194,18 +226,6 @@ def render(result: dict, fig_dir: str | Path, out: str | Path, roc: dict[tuple[s
                 parts.append(f"<p>The overlaps, classifier and removal use the student at <code>analysis.{key}</code> "
                              "(<code>is_primary</code>). <code>shared_with_primary</code>: how many of a student's memorized "
                              "samples the primary student memorizes too.</p>")
-        figs = [(f"{tag}-rates.png", "Memorization rate per role; 95 % bootstrap CIs (baseline: over seeds and samples)."),
-                (f"{tag}-venn.png", "Teacher / baseline / student memorized sets."),
-                (f"{tag}-entropy.png", "Entropy vs suffix log-prob on teacher∩baseline∖student, per role."),
-                (f"{tag}-exposure.png", "Memorization vs n_exposures per epoch."),
-                (f"{tag}-temperature.png", "Soft students by temperature: memorized, validation loss, MIA AUC."),
-                (f"{tag}-loss.png", "Soft students by KD loss: memorized, validation loss, MIA AUC.")]
-        parts.append("<h3>Figures</h3>")
-        for name, cap in figs:
-            if (fig_dir / name).is_file():
-                parts.append(_img(fig_dir / name, cap))
-        if roc and (fam, ds) in roc and Path(roc[(fam, ds)]).is_file():
-            parts.append(_img(Path(roc[(fam, ds)]), "Classifier ROC over trials."))
     for x in result.get("across_families", []):
         parts.append(families_section(x, fig_dir))
     parts.append("<h2>Utility (validation loss / perplexity)</h2>")
@@ -214,12 +234,10 @@ def render(result: dict, fig_dir: str | Path, out: str | Path, roc: dict[tuple[s
                  "reference (a unigram model of the reference tokens, add-one smoothed: a base below it by a wide margin is a "
                  "language model), the two base checkpoints every role starts from, then every trained model. "
                  "<code>cache_mean_tail_mass</code>: for each soft student, the share of the teacher's distribution at T that "
-                 "its top-k cache left out, averaged over positions. "
-                 "Paper (Pythia/FineWeb): teacher 2.75 / 15.66, baseline 2.87 / 17.69, student 2.85 / 17.31; "
+                 f"its top-k cache left out, averaged over positions. Paper (Pythia/FineWeb): {html.escape(paper.UTILITY)}; "
                  "each fine-tune improves on its base.</p>")
     parts.append("<h2>All rates (per model and split)</h2>")
     parts.append(table(result["rates_all"], title="rates_all"))
     parts.append("</body></html>")
     with atomic_path(out) as tmp:
         tmp.write_text("\n".join(parts))
-

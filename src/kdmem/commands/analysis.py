@@ -72,12 +72,12 @@ def analyze_args(p: argparse.ArgumentParser) -> None:
 
 
 def analyze(args: argparse.Namespace) -> None:
-    from kdmem import report
+    from kdmem import analysis
     from kdmem.io import read_json
 
     cfg = c.load_config(args, "analyze")
     clfs = {(c["family"], c["dataset"]): c for c in map(read_json, args.classifier or [])}
-    report.analyze(args.db, clfs, args.out_dir, cfg["analysis"]["bootstrap"], cfg["seed"], cfg["analysis"]["min_positives"])
+    analysis.analyze(args.db, clfs, args.out_dir, cfg)
 
 
 def report_args(p: argparse.ArgumentParser) -> None:
