@@ -152,7 +152,8 @@ def db_inputs():
         "samples": [L.samples(f, d, s) for f in FAMILIES for d in DATASETS for s in SPLITS],
         "models": [L.model(f, d, m) for f, d, m in every],
         "bases": per_pair(L.bases_json),
-        "scores": [L.scores(f, d, m, s) for f, d, m in every for s in SPLITS],
+        "scores": [L.scores(f, d, m, s) for f, d, m in every for s in SPLITS]
+        + [L.scores(f, d, f"base-{size}", s) for f in FAMILIES for d in DATASETS for size in ("teacher", "small") for s in SPLITS],
         "trials": per_pair(L.classifier_trials),
         "coefficients": per_pair(L.classifier_coefficients),
         "predictions": per_pair(L.predictions),

@@ -36,3 +36,39 @@ rule score:
         " --model {input.model} --tokenizer {params.tokenizer} --split train val --samples {input.train} {input.val}"
         " --cache {input.cache} --teacher {input.teacher} --out {output.train} {output.val}"
         " --summary {output.train_summary} {output.val_summary} --log {log}"
+
+
+# The base-model control: both starting checkpoints scored on D and validation with the same scorer, as
+# models of role `base` (base-teacher, base-small). A sample a fine-tune "memorizes" that its own base
+# already reproduces is predictable text, not memorization (memorization_rates.newly_memorized).
+rule score_base:
+    input:
+        tokenizer_input,
+        lambda w: base_input(w.family, w.size),
+        train=L.samples(split="train"),
+        val=L.samples(split="val"),
+    output:
+        train=L.scores(model="base-{size}", split="train"),
+        val=L.scores(model="base-{size}", split="val"),
+        train_summary=L.score_summary(model="base-{size}", split="train"),
+        val_summary=L.score_summary(model="base-{size}", split="val"),
+    params:
+        cfg=sliced("score", family="family", size="size"),
+        tokenizer=tokenizer_of,
+        base=lambda w: base_of(w.family, w.size),
+    log:
+        L.log("score-base-{size}", "{family}", "{dataset}"),
+    benchmark:
+        L.benchmark("score-base-{size}", "{family}", "{dataset}")
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=120,
+        gpu=0,
+    conda:
+        "../envs/kdmem.yaml"
+    shell:
+        "kdmem score --config-json {params.cfg:q} --family {wildcards.family} --dataset {wildcards.dataset}"
+        " --model {params.base} --base-size {wildcards.size} --tokenizer {params.tokenizer} --split train val"
+        " --samples {input.train} {input.val} --out {output.train} {output.val}"
+        " --summary {output.train_summary} {output.val_summary} --log {log}"

@@ -368,3 +368,35 @@ def test_soft_students_by_temperature_and_loss(tmp_path):
                    (4.0, "forward_kl", "student-T4.0-s0", 3, 2, 2.5, None)]  # 10 and 11
     assert [r["model"] for r in analysis.sweep_rows(rows, "temperature")] == ["student-T2.0-s0", "student-T4.0-s0"]
     assert [r["model"] for r in analysis.sweep_rows(rows, "loss")] == ["student-T2.0-s0", "student-T2.0-jsd-s0"]
+
+
+def test_bases_are_scored_models_and_newly_memorized_subtracts_each_roles_own_base(tmp_path):
+    """base-teacher reproduces sample 0, base-small samples 10 and 11: the teacher's newly memorized set loses 0, every
+    small-model role loses 10 and 11 where it memorized them, and the bases themselves have no 'newly'."""
+    files = make_world(tmp_path)
+    base = tmp_path / "results" / "anywhere"
+    for name, mem in (("base-teacher", {0}), ("base-small", {10, 11})):
+        for split in ("train", "val"):
+            ids = IDS if split == "train" else [i + "v" for i in IDS[:5]]
+            one = pl.read_parquet(files["scores"][0 if split == "train" else 1]).with_columns(
+                model=pl.lit(name), role=pl.lit("base"), seed=pl.lit(None, dtype=pl.Int64), temperature=pl.lit(None, dtype=pl.Float64),
+                sample_id=pl.Series(ids), exact=pl.Series([split == "train" and i in mem for i in range(len(ids))]))
+            one.write_parquet(base / f"{name}-{split}.parquet")
+            files["scores"].append(str(base / f"{name}-{split}.parquet"))
+    out = tmp_path / "b.duckdb"
+    db.build(out, **files, primary={"models": ["teacher-s0", "baseline-s0", "student-T2.0-s0", "hard_student-s0", "student-T2.0-s0-cleaned"]})
+    con = duckdb.connect(str(out), read_only=True)
+    got = {m: (int(k), None if nw is None else int(nw)) for m, k, nw in
+           con.execute("SELECT model, memorized, newly_memorized FROM memorization_rates WHERE split = 'train'").fetchall()}
+    assert got["teacher-s0"] == (20, 19) and got["baseline-s0"] == (20, 18) and got["student-T2.0-s0"] == (7, 5)
+    assert got["hard_student-s0"] == (7, 5) and got["base-small"] == (2, None) and got["base-teacher"] == (1, None)
+    assert con.execute("SELECT count(*) FROM models WHERE role = 'base'").fetchone()[0] == 2
+    assert con.execute("SELECT count(*) FROM utility WHERE model LIKE 'base-%'").fetchone()[0] == 0  # their val loss is the bases table's
+    rows = {r["role"]: r for r in analysis.rate_rows(con, "fam", "ds", 50, 0)}
+    assert rows["teacher"]["newly_memorized"] == [19] and rows["baseline"]["newly_memorized"] == [18, 14]
+    assert rows["base_small"]["memorized"] == [2] and rows["base_small"]["newly_memorized"] is None
+    # without scored bases, 'newly' is unknown (null), never 0
+    plain = tmp_path / "p.duckdb"
+    db.build(plain, **make_world(tmp_path / "again"))
+    assert duckdb.connect(str(plain), read_only=True).execute(
+        "SELECT count(newly_memorized) FROM memorization_rates").fetchone()[0] == 0

@@ -50,7 +50,7 @@ def test_duckdb_and_readme_queries(micro_run):
     assert {"samples", "models", "scores", "classifier_trials", "classifier_coefficients", "predictions", "runs",
             "memorization_rates", "overlaps", "inheritance", "removal", "utility"} <= tables
     n_scores = con.execute("SELECT count(*) FROM scores").fetchone()[0]
-    assert n_scores == 6 * (48 + 16)
+    assert n_scores == (6 + 2) * (48 + 16)  # six trained models and the two bases (the base-model control)
     expected_columns = {"rate per role": ["role", "rate"], "memorized by the baseline in every seed and by the student in none":
                         ["sample_id", "n_exposures"], "top-10 lowest-zlib memorized samples": ["sample_id", "zlib", "text"],
                         "memorization against exposures, per model": ["model", "n_exposures", "rate", "n"],

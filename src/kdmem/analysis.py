@@ -157,7 +157,7 @@ def rate_rows(con, family: str, dataset: str, n_boot: int, seed: int) -> list[di
         else:
             (lo, hi), method = cp, "clopper-pearson"
         start = "base_teacher" if role == "teacher" else "base_small"
-        new = (m & ~s.mem[start][0]).sum(1).tolist() if s.has(start) and not role.startswith("base") else None
+        new = (m & ~s.mem[start][0]).sum(1).tolist() if s.has(start) and role not in ("base_teacher", "base_small") else None
         out.append({"role": role, "seeds": m.shape[0], "memorized": m.sum(1).tolist(), "newly_memorized": new, "n": s.n,
                     "rate": float(m.mean()), "lo": lo, "hi": hi, "ci_method": method})
     return out

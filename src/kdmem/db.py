@@ -27,10 +27,15 @@ from kdmem.errors import KdmemError
 log = logging.getLogger(__name__)
 
 VIEWS = {
+    # newly_memorized: memorized by the model and not by the base it started from (the teacher's base for the
+    # teacher, the small base for every other role); null where the bases were not scored.
     "memorization_rates": """
         SELECT m.model, m.family, m.dataset, m.role, m.seed, m.temperature, m.loss, m.data_variant, s.split,
-               count(*) AS n, sum(s.exact::INT) AS memorized, avg(s.exact::INT) AS rate
+               count(*) AS n, sum(s.exact::INT) AS memorized, avg(s.exact::INT) AS rate,
+               sum(CASE WHEN b.exact IS NULL THEN NULL ELSE (s.exact AND NOT b.exact)::INT END) AS newly_memorized
         FROM scores s JOIN models m USING (model, family, dataset)
+        LEFT JOIN scores b ON b.family = s.family AND b.dataset = s.dataset AND b.split = s.split AND b.sample_id = s.sample_id
+             AND b.model = CASE m.role WHEN 'base' THEN NULL WHEN 'teacher' THEN 'base-teacher' ELSE 'base-small' END
         GROUP BY ALL ORDER BY m.family, m.dataset, s.split, m.role, m.seed, m.temperature, m.loss, m.data_variant""",
     # One row per training sample: which primary models memorized it (the paper's overlap sets).
     "overlaps": """
@@ -87,7 +92,7 @@ VIEWS = {
     "utility": """
         SELECT model, family, dataset, role, seed, temperature, loss, data_variant, n_params, val_loss, val_ppl, tokens_per_s,
                cache, cache_mean_tail_mass, 2 AS sort_key
-        FROM models
+        FROM models WHERE role <> 'base'
         UNION ALL
         SELECT model, family, dataset, 'base' AS role, NULL, NULL, NULL, size, n_params, val_loss, val_ppl, NULL, NULL, NULL, 1 FROM bases
         UNION ALL
@@ -175,6 +180,11 @@ def build(
         )
         if rows:
             con.executemany("INSERT INTO models VALUES (" + ",".join(["?"] * 23) + ")", sorted(rows, key=lambda r: (r[1], r[2], r[0])))
+        # The scored bases (role base, the base-model control) are models too, so every view that joins scores
+        # to models sees them; their validation loss lives in the bases table.
+        con.execute("""INSERT INTO models (model, family, dataset, role, data_variant, fingerprint, is_primary)
+                       SELECT DISTINCT model, family, dataset, role, data_variant, fingerprint, false FROM scores
+                       WHERE role = 'base' ORDER BY family, dataset, model""")
         for table, files, order in (("classifier_trials", trials, "family, dataset, protocol, features, trial"),
                                     ("classifier_coefficients", coefficients, "family, dataset, feature"),
                                     ("predictions", predictions, "family, dataset, sample_id"),
@@ -199,7 +209,7 @@ def build(
             con.executemany("INSERT INTO bases VALUES (" + ",".join(["?"] * 10) + ")", sorted(base_rows))
         con.execute(
             """CREATE TABLE runs AS SELECT model AS what, config_hash, git_commit, versions, started_at, finished_at
-               FROM models ORDER BY what"""
+               FROM models WHERE role <> 'base' ORDER BY what"""
         )
         if run:
             con.execute("INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?)",

@@ -150,6 +150,16 @@ def model_identity(model_dir: str | Path) -> dict:
     }
 
 
+def base_identity(checkpoint: str, size: str, family: str, dataset: str) -> dict:
+    """The identity of a base checkpoint scored as a control: model base-<size>, role base. A local folder is
+    fingerprinted by its files; a hub name stands for itself."""
+    from kdmem.io import sha256_dir
+
+    p = Path(checkpoint)
+    return {"model": f"base-{size}", "family": family, "dataset": dataset, "role": "base", "seed": None, "temperature": None,
+            "data_variant": "full", "fingerprint": sha256_dir(p) if p.is_dir() else checkpoint}
+
+
 def read_scores(path: str | Path) -> pl.DataFrame:
     """A scores parquet written by `kdmem score`, checked for the columns the classifier reads."""
     try:

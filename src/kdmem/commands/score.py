@@ -12,7 +12,9 @@ log = logging.getLogger("kdmem")
 
 def score_args(p: argparse.ArgumentParser) -> None:
     c.pair_options(p)
-    p.add_argument("--model", required=True, help="trained model folder (with metrics.json)")
+    p.add_argument("--model", required=True, help="trained model folder (with metrics.json), or with --base-size a base checkpoint")
+    p.add_argument("--base-size", choices=["teacher", "small"], help="score a base checkpoint (folder or hub name) as model "
+                   "base-<size>, role base: the control that says what any model of that size reproduces before fine-tuning on D")
     c.option(p, "--tokenizer")
     p.add_argument("--split", nargs="+", required=True, choices=["train", "val"], help="the splits to score, in order")
     c.option(p, "--samples", help="one samples parquet per --split")
@@ -28,7 +30,7 @@ def score(args: argparse.Namespace) -> None:
     from kdmem.io import write_json, write_parquet
     from kdmem.layout import SIZE_OF_ROLE
     from kdmem.logit_cache import CacheReader, teacher_identity
-    from kdmem.scoring import model_identity, score_samples, summary, with_identity
+    from kdmem.scoring import base_identity, model_identity, score_samples, summary, with_identity
     from kdmem.tokenizer import load_tokenizer
 
     if not len(args.split) == len(args.samples) == len(args.out) == len(args.summary):
@@ -36,11 +38,12 @@ def score(args: argparse.Namespace) -> None:
     import time
 
     t0 = time.perf_counter()
-    ident = model_identity(args.model)
-    cfg = c.load_config(args, "score", family=args.family, size=SIZE_OF_ROLE[ident["role"]])
+    ident = base_identity(args.model, args.base_size, args.family, args.dataset) if args.base_size else model_identity(args.model)
+    size = args.base_size or SIZE_OF_ROLE[ident["role"]]
+    cfg = c.load_config(args, "score", family=args.family, size=size)
     mem = cfg["memorization"]
     tok = load_tokenizer(args.tokenizer)
-    model, vocab = c.load_family_model(cfg, args.family, SIZE_OF_ROLE[ident["role"]], args.model, tok, f"{args.family}/{ident['model']}")
+    model, vocab = c.load_family_model(cfg, args.family, size, args.model, tok, f"{args.family}/{ident['model']}")
     dev = c.device(cfg)
     log.info("loaded %s in %.1f s since the command started", ident["model"], time.perf_counter() - t0)
     done = []
