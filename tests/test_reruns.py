@@ -19,7 +19,7 @@ from . import longrun
 from .conftest import MICRO, write_cfg
 
 MODELS = ["pretrain", "finetune", "evaluate_bases", "cache_logits", "generate_hard", "distill_soft", "distill_hard", "distill_cleaned", "score",
-          "mia"]
+          "score_base", "mia"]
 TRAINING = ["pretrain", "finetune", "distill_soft", "distill_hard", "distill_cleaned"]
 R = "results/tiny"
 CASES = {
@@ -42,10 +42,12 @@ CASES = {
     "distill.hard.prefix_len": (15, ["generate_hard"]),
     "distill.hard.batch_size": (8, ["generate_hard"]),
     "distill.hard.optim.lr": (2.0e-3, ["distill_hard"]),
-    "memorization.batch_size": (16, ["cache_logits", "score", "mia"]),
-    "memorization.frac": (False, ["score"]),
+    "memorization.batch_size": (16, ["cache_logits", "score", "score_base", "mia"]),
+    "memorization.frac": (False, ["score", "score_base"]),
+    "memorization.extraction.top_k": (20, ["score", "score_base"]),
     "classifier.trials": (6, ["classify"]),
     "analysis.bootstrap": (60, ["analyze"]),
+    "analysis.utility_margin": (0.1, ["analyze"]),
     "mia.k": (0.3, ["mia"]),
     "mia.bootstrap": (20, ["mia"]),
 }

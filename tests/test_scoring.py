@@ -122,3 +122,43 @@ def test_bad_inputs(memorizer):
         write_cache(memorizer["model"], CPU, memorizer["train"].head(4), len(memorizer["tok"]), 1.0, 4,
                     memorizer["dir"] / "c_other", meta={"teacher_fingerprint": "teacher-A"})
         CacheReader(memorizer["dir"] / "c_other", {"teacher_fingerprint": "teacher-B"})
+
+
+def test_extraction_probability_equals_the_frequency_of_sampled_suffixes(memorizer):
+    """The one-pass extraction probability against transformers' own sampler. The targets are each validation
+    prefix followed by the model's own greedy 2-token continuation (always inside the top k, and of middling
+    probability on text the model never saw). For up to three targets whose probability under top-5 sampling
+    lies in (0.05, 0.95), `generate` draws the continuation 2,000 times, and the share of draws that reproduce
+    it lies within its 99.9 % binomial interval."""
+    from transformers import GenerationConfig
+
+    from kdmem.generate import greedy_continue
+    from kdmem.stats import clopper_pearson
+
+    model, tok = memorizer["model"], memorizer["tok"]
+    vocab = len(tok)
+    k, s = 5, 2
+    prompts = torch.tensor([ids[:P] for ids in memorizer["val"]["input_ids"].to_list()])
+    targets = greedy_continue(model, CPU, prompts, s, vocab, tok.pad_token_id)
+    df = pl.DataFrame({"sample_id": [f"v{i}" for i in range(len(targets))], "input_ids": targets.tolist(),
+                       "n_exposures": [1] * len(targets)}, schema_overrides={"input_ids": pl.List(pl.Int32)})
+    sc = score_samples(model, tok, CPU, df, vocab, P, s, batch_size=16, frac=False,
+                       extraction={"top_k": k, "temperature": 1.0, "n": 10, "p": 0.5})
+    prob = np.exp(sc["extract_logprob"].to_numpy())
+    mid = np.flatnonzero((prob > 0.05) & (prob < 0.95))
+    assert mid.size >= 2, f"need targets of middling extraction probability, got {np.round(prob, 3)}"
+    # (n, p) = (10, 0.5): extractable iff P >= 1 - 0.5 ** (1 / 10)
+    assert (sc["extractable"].to_numpy() == (prob >= 1 - 0.5 ** 0.1)).all()
+    gc = GenerationConfig(do_sample=True, top_k=k, top_p=1.0, temperature=1.0, max_new_tokens=s, eos_token_id=None,
+                          pad_token_id=tok.pad_token_id, suppress_tokens=list(range(vocab, model.get_output_embeddings().weight.shape[0])) or None)
+    torch.manual_seed(0)
+    draws = 2000
+    for i in mid[:3]:
+        ids = targets[int(i) : int(i) + 1]
+        prompt = ids[:, :P].repeat(draws, 1)
+        with torch.inference_mode():
+            out = model.generate(input_ids=prompt, attention_mask=torch.ones_like(prompt), generation_config=gc)
+        assert out.shape[1] == P + s  # no early stop: every draw is judged on all s tokens
+        hits = int((out[:, P:] == ids[:, P : P + s]).all(-1).sum())
+        lo, hi = clopper_pearson(hits, draws, alpha=0.001)
+        assert lo <= prob[i] <= hi, (int(i), prob[i], hits / draws)

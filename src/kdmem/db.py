@@ -32,7 +32,9 @@ VIEWS = {
     "memorization_rates": """
         SELECT m.model, m.family, m.dataset, m.role, m.seed, m.temperature, m.loss, m.data_variant, s.split,
                count(*) AS n, sum(s.exact::INT) AS memorized, avg(s.exact::INT) AS rate,
-               sum(CASE WHEN b.exact IS NULL THEN NULL ELSE (s.exact AND NOT b.exact)::INT END) AS newly_memorized
+               sum(CASE WHEN b.exact IS NULL THEN NULL ELSE (s.exact AND NOT b.exact)::INT END) AS newly_memorized,
+               sum(s.extractable::INT) AS extractable, avg(s.extractable::INT) AS extractable_rate,
+               avg(exp(s.extract_logprob)) AS mean_extract_prob
         FROM scores s JOIN models m USING (model, family, dataset)
         LEFT JOIN scores b ON b.family = s.family AND b.dataset = s.dataset AND b.split = s.split AND b.sample_id = s.sample_id
              AND b.model = CASE m.role WHEN 'base' THEN NULL WHEN 'teacher' THEN 'base-teacher' ELSE 'base-small' END

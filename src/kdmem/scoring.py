@@ -28,11 +28,18 @@ Columns (one row per sample_id):
                  i.e. tokens 0..P+S-1 (raw byte count; a ratio, if wanted, is named as such elsewhere)
   kl_to_teacher  per-token mean KL(teacher || model) over the sample, at T = 1, from the teacher
                  cache (top-k + tail); null for validation samples, which the cache does not cover
+  extract_logprob  log-probability that sampling from the prefix (temperature, top-k renormalised:
+                 memorization.extraction) emits exactly the suffix: the sum over suffix positions of
+                 the true token's log-probability under the truncated distribution, -inf where a true
+                 token falls outside the top k. Teacher forcing gives it, because a sampled path that
+                 emits the suffix conditions on exactly the true prefix at every step (as for `exact`).
+  extractable    (n, p)-discoverably extractable (Hayes et al. 2024): 1 - (1 - P)^n >= p, P = exp(extract_logprob)
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import zlib
 from pathlib import Path
 
@@ -47,9 +54,27 @@ def zlib_bytes(text: str) -> int:
     return len(zlib.compress(text.encode("utf-8")))
 
 
+def extraction_threshold(n: int, p: float) -> float:
+    """The least per-draw probability P with 1 - (1 - P)^n >= p."""
+    return -math.expm1(math.log1p(-p) / n)
+
+
+def truncated_logprob(logits, targets, top_k: int, temperature: float):
+    """(B, S, V) logits, (B, S) targets -> (B, S) log-probability of each target under the top-k truncated,
+    renormalised distribution at `temperature` (-inf outside it). Ties with the k-th logit stay in, as
+    transformers' TopKLogitsWarper keeps them."""
+    import torch
+
+    lg = logits / temperature
+    kth = lg.topk(min(top_k, lg.shape[-1]), dim=-1).values[..., -1:]  # (B, S, 1)
+    kept = torch.where(lg >= kth, lg, torch.full_like(lg, float("-inf")))
+    t = lg.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+    return torch.where(t >= kth.squeeze(-1), t - torch.logsumexp(kept, dim=-1), torch.full_like(t, float("-inf")))
+
+
 def score_samples(
     model, tok, dev, samples: pl.DataFrame, vocab: int, prefix_len: int, suffix_len: int,
-    batch_size: int = 64, frac: bool = True, cache=None,
+    batch_size: int = 64, frac: bool = True, cache=None, extraction: dict | None = None,
 ) -> pl.DataFrame:
     """Score every sample; stream in batches, never holding more than one batch of logits."""
     # torch here, not at the top: the classifier reads scores through this module without a model.
@@ -67,7 +92,8 @@ def score_samples(
         raise KdmemError(f"samples hold token id {top} but the model's vocabulary has {vocab} ids; score with the family's own model")
     P, S = prefix_len, suffix_len
     model.to(dev.device).eval()
-    cols: dict[str, list] = {k: [] for k in ("exact", "exact_gen", "frac", "tf_acc", "lp_sum", "lp_mean", "ppl", "entropy", "kl")}
+    ex = {"top_k": 40, "temperature": 1.0, "n": 100, "p": 0.9, **(extraction or {})}
+    cols: dict[str, list] = {k: [] for k in ("exact", "exact_gen", "frac", "tf_acc", "lp_sum", "lp_mean", "ppl", "entropy", "kl", "extract")}
     rows = cache.rows(samples["sample_id"].to_list()) if cache is not None else None
     for s in tqdm(range(0, samples.height, batch_size), desc="score", mininterval=5):
         x = torch.tensor(samples["input_ids"].slice(s, batch_size).to_list(), device=dev.device)  # (B, L)
@@ -90,6 +116,7 @@ def score_samples(
             cols["lp_mean"] += tok_lp[:, sl].mean(-1).tolist()
             cols["ppl"] += torch.exp(-tok_lp.mean(-1)).tolist()
             cols["entropy"] += ent.tolist()
+            cols["extract"] += truncated_logprob(logits[:, sl], tgt[:, sl], ex["top_k"], ex["temperature"]).sum(-1).tolist()
             if cache is not None:
                 t = cache.get(rows[s : s + x.shape[0]])
                 b, n1, k = t["t_ids"].shape
@@ -122,6 +149,8 @@ def score_samples(
             "entropy": pl.Series(cols["entropy"], dtype=pl.Float64),
             "zlib": pl.Series([zlib_bytes(w) for w in windows], dtype=pl.Int64),
             "kl_to_teacher": pl.Series(cols["kl"], dtype=pl.Float64),
+            "extract_logprob": pl.Series(cols["extract"], dtype=pl.Float64),
+            "extractable": pl.Series([v >= math.log(extraction_threshold(ex["n"], ex["p"])) for v in cols["extract"]], dtype=pl.Boolean),
             "n_exposures": samples["n_exposures"] if "n_exposures" in samples.columns else pl.Series([1] * samples.height, dtype=pl.Int32),
         }
     )

@@ -58,7 +58,8 @@ def score(args: argparse.Namespace) -> None:
         log.info("scoring %s on %s: %d samples", ident["model"], split, samples.height)
         t_split = time.perf_counter()
         scores = score_samples(model, tok, dev, samples, vocab, mem["prefix_len"], mem["suffix_len"],
-                               batch_size=mem["batch_size"], frac=mem["frac"], cache=cache)
+                               batch_size=mem["batch_size"], frac=mem["frac"], cache=cache,
+                               extraction=mem["extraction"])
         out = with_identity(scores, ident, split)
         log.info("scored %s on %s in %.1f s", ident["model"], split, time.perf_counter() - t_split)
         done.append((out, {**ident, "split": split, **summary(out)}))
