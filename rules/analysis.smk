@@ -65,16 +65,18 @@ use rule distill_soft as distill_cleaned with:
 rule mia:
     input:
         tokenizer_input,
-        lambda w: base_input(w.family, "small"),
+        lambda w: base_input(w.family, "small", "teacher"),
         models=lambda w: [L.model(w.family, w.dataset, m) for m in model_names(w.family)],
         train=L.samples(split="train"),
         val=L.samples(split="val"),
+        heldout=L.samples(split="heldout"),
     output:
         mia=L.mia(),
         scores=L.mia_scores(),
     params:
         cfg=sliced("mia", family="family"),
         reference=lambda w: base_of(w.family, "small"),
+        reference_teacher=lambda w: base_of(w.family, "teacher"),
         tokenizer=tokenizer_of,
     log:
         L.log("mia", "{family}", "{dataset}"),
@@ -90,7 +92,8 @@ rule mia:
     shell:
         "kdmem mia --config-json {params.cfg:q} --family {wildcards.family} --dataset {wildcards.dataset}"
         " --tokenizer {params.tokenizer} --models {input.models} --reference {params.reference}"
-        " --train {input.train} --val {input.val} --out {output.mia} --out-scores {output.scores} --log {log}"
+        " --reference-teacher {params.reference_teacher} --train {input.train} --val {input.val} --heldout {input.heldout}"
+        " --out {output.mia} --out-scores {output.scores} --log {log}"
 
 
 rule build_db:

@@ -124,22 +124,26 @@ def soft_cache(w):
     ]
 
 
+SOFT_SEEDS = CFG["distill"]["soft"]["seeds"]
+HARD_SEEDS = CFG["distill"]["hard"]["seeds"]
+
+
 def model_names(family):
     """Every model of a (family, dataset)."""
     names = [TEACHER] + [model_name("baseline", s) for s in CFG["baseline_seeds"]]
-    names += [model_name("student", SEED, t, loss=x) for t in TEMPERATURES for x in LOSSES]
+    names += [model_name("student", s, t, loss=x) for t in TEMPERATURES for x in LOSSES for s in SOFT_SEEDS]
     if HARD:
-        names.append(model_name("hard_student", SEED))
+        names += [model_name("hard_student", s) for s in HARD_SEEDS]
     if CFG["removal"]["enabled"]:
-        names.append(model_name("student", SEED, T0, cleaned=True, loss=LOSS0))
+        names.append(model_name("student", SOFT_SEEDS[0], T0, cleaned=True, loss=LOSS0))
     return names
 
 
 # ---- analysis ------------------------------------------------------------------------------
 PRIMARY_BASELINE = model_name("baseline", CFG["baseline_seeds"][0])
-PRIMARY_STUDENT = model_name("student", SEED, T0, loss=LOSS0)
-PRIMARY = [TEACHER, PRIMARY_BASELINE, PRIMARY_STUDENT, model_name("hard_student", SEED),
-           model_name("student", SEED, T0, cleaned=True, loss=LOSS0)]
+PRIMARY_STUDENT = model_name("student", SOFT_SEEDS[0], T0, loss=LOSS0)
+PRIMARY = [TEACHER, PRIMARY_BASELINE, PRIMARY_STUDENT, model_name("hard_student", HARD_SEEDS[0]),
+           model_name("student", SOFT_SEEDS[0], T0, cleaned=True, loss=LOSS0)]
 
 
 def per_pair(path_of):

@@ -27,6 +27,7 @@ rule prepare:
     output:
         train=L.samples(split="train"),
         val=L.samples(split="val"),
+        heldout=L.samples(split="heldout"),
         stats=L.data_stats(),
     params:
         cfg=sliced("prepare", dataset="dataset"),
@@ -45,6 +46,7 @@ rule prepare:
     shell:
         "kdmem prepare --config-json {params.cfg:q} --family {wildcards.family} --dataset {wildcards.dataset}"
         " --tokenizer {params.tokenizer} --out-train {output.train} --out-val {output.val}"
+        " --out-heldout {output.heldout}"
         " --out-stats {output.stats} --log {log}"
 
 

@@ -119,7 +119,7 @@ def test_duplicate_family_name(kit, tmp_path, capsys):
 def _prepare(kit, tmp_path, cfg):
     out = tmp_path / "data"
     return ["prepare", "--config", cfg, "--family", "tiny", "--dataset", "wiki", "--tokenizer", kit["tok"],
-            "--out-train", str(out / "train.parquet"), "--out-val", str(out / "val.parquet"), "--out-stats", str(out / "s.json")], out / "train.parquet"
+            "--out-train", str(out / "train.parquet"), "--out-val", str(out / "val.parquet"), "--out-heldout", str(out / "h.parquet"), "--out-stats", str(out / "s.json")], out / "train.parquet"
 
 
 def _doc(i, n=12):

@@ -69,7 +69,7 @@ def _run_prepare(cfg, tmp_path, tok, name="out"):
         [
             "prepare", "--config", str(write_cfg(cfg, tmp_path / f"{name}.yaml")), "--family", "tiny", "--dataset", "wiki",
             "--tokenizer", str(tok), "--out-train", str(d / "train.parquet"), "--out-val", str(d / "val.parquet"),
-            "--out-stats", str(d / "stats.json"), "--out-pretrain", str(d / "pretrain.parquet"),
+            "--out-heldout", str(d / "heldout.parquet"), "--out-stats", str(d / "stats.json"), "--out-pretrain", str(d / "pretrain.parquet"),
         ]
     )
     return rc, d
@@ -130,3 +130,26 @@ def test_hf_source_on_local_parquet_with_fineweb_columns(tmp_path, micro_cfg, mi
     assert out["train"].height == 48
     assert out["train"]["doc_id"].str.starts_with("<urn:uuid:").all()
     assert out["stats"]["docs_read"] == 80
+
+
+@pytest.mark.parametrize("val_split", ["window", "document"])
+def test_heldout_samples_come_from_documents_no_model_sees(micro_cfg, micro_tokenizer, val_split):
+    """n_heldout windows from documents outside D (window validation: whole documents out of the pool; document
+    validation: other windows of the validation documents); n_heldout = 0 leaves D and validation as they were."""
+    from kdmem import config as kconfig
+    from kdmem.data import prepare
+
+    tok = load_tokenizer(str(micro_tokenizer))
+    micro_cfg["datasets"]["wiki"]["val_split"] = val_split
+    plain = prepare(kconfig.validate(micro_cfg), "wiki", tok)
+    assert plain["heldout"].height == 0
+    micro_cfg["datasets"]["wiki"]["n_heldout"] = 12
+    out = prepare(kconfig.validate(micro_cfg), "wiki", tok)
+    held = out["heldout"]
+    assert held.height == 12 and held["sample_id"].n_unique() == 12
+    assert not set(held["doc_id"]) & set(out["train"]["doc_id"])  # no model trains on a held-out document
+    assert not set(held["sample_id"]) & set(out["val"]["sample_id"])
+    if val_split == "window":
+        assert not set(held["doc_id"]) & set(out["val"]["doc_id"])
+    else:
+        assert out["train"].equals(plain["train"]) and out["val"].equals(plain["val"])  # drawn after D and validation

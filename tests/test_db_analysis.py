@@ -58,7 +58,9 @@ def make_world(root: Path) -> dict:
                                "exact": [split == "train" and i in mem for i in range(len(ids))],
                                "entropy": [1.0 + i / 100 for i in range(len(ids))], "suffix_logprob_sum": [-5.0] * len(ids),
                                "ppl": [np.exp(2.0 + (0.1 if role == "baseline" else 0.0))] * len(ids), "zlib": [30 + i for i in range(len(ids))],
-                               "kl_to_teacher": [0.1] * len(ids), "n_exposures": [1] * len(ids)},
+                               "kl_to_teacher": [0.1] * len(ids), "n_exposures": [1] * len(ids),
+                               "extract_logprob": [-0.01 if split == "train" and i in mem else -30.0 for i in range(len(ids))],
+                               "extractable": [split == "train" and i in mem for i in range(len(ids))]},
                               schema_overrides={"temperature": pl.Float64, "seed": pl.Int64})
             f = base / f"m{k}-{split}-scores.parquet"
             sc.write_parquet(f)
@@ -94,6 +96,8 @@ def test_views_against_hand_counts(built):
     rates = dict(con.execute("SELECT model, memorized FROM memorization_rates WHERE split = 'train'").fetchall())
     assert rates == {k: len(v) for k, v in SETS.items()}
     assert con.execute("SELECT sum(memorized) FROM memorization_rates WHERE split = 'val'").fetchone()[0] == 0
+    extractable = dict(con.execute("SELECT model, extractable FROM memorization_rates WHERE split = 'train'").fetchall())
+    assert extractable == {k: len(v) for k, v in SETS.items()}  # this world makes exactly the memorized samples extractable
     assert analysis.venn_regions(con, "fam", "ds") == {"T": 10, "TB": 4, "TBS": 6, "B": 10, "S": 1}
     # samples got their zlib from the scores
     assert con.execute("SELECT min(zlib), max(zlib) FROM samples WHERE split = 'train'").fetchone() == (30, 69)

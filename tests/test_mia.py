@@ -16,12 +16,26 @@ def test_signals_on_a_hand_computed_sample():
     # one sample, 5 predicted tokens; the model's distribution has mean log p -2 and sd 1 at every position
     stats = {"logp": np.array([[-1.0, -2.0, -3.0, -4.0, -5.0]]), "mu": np.full((1, 5), -2.0), "sigma": np.ones((1, 5))}
     got = mia.signals(stats, zlib_bytes=np.array([10.0]), ref_loss=np.array([4.0]), k=0.4)
-    # loss L = 3; ceil(0.4 * 5) = 2 lowest tokens: -5 and -4; z = (logp + 2) / 1 = 1, 0, -1, -2, -3
+    # loss L = 3; int(0.4 * 5) = 2 lowest tokens: -5 and -4; z = (logp + 2) / 1 = 1, 0, -1, -2, -3
     assert got["loss"][0] == pytest.approx(-3.0)
     assert got["zlib"][0] == pytest.approx(-0.3)
     assert got["min_k"][0] == pytest.approx(-4.5)
     assert got["min_k_pp"][0] == pytest.approx(-2.5)
     assert got["reference"][0] == pytest.approx(1.0)  # the reference's loss 4 minus the model's 3
+
+
+def test_min_k_counts_int_k_n_tokens_as_mimir_does():
+    # k * n = 0.3 * 5 = 1.5: int() takes the single lowest token (-5), where ceil would also average -4
+    stats = {"logp": np.array([[-1.0, -2.0, -3.0, -4.0, -5.0]]), "mu": np.zeros((1, 5)), "sigma": np.ones((1, 5))}
+    assert mia.signals(stats, np.array([1.0]), np.array([0.0]), k=0.3)["min_k"][0] == pytest.approx(-5.0)
+
+
+def test_tpr_is_read_at_fpr_strictly_below_one_percent():
+    # 200 non-members scored 0..199; members at 197.5 and 300. FPR <= 1 % would admit the two non-members 198 and
+    # 199 and count both members; FPR < 1 % admits one (0.5 %) and counts only the member at 300.
+    labels = np.r_[np.zeros(200), np.ones(2)]
+    scores = np.r_[np.arange(200.0), [197.5, 300.0]]
+    assert mia.tpr_at_fpr(labels, scores, 0.01) == pytest.approx(0.5)
 
 
 def test_min_k_takes_at_least_one_token():
@@ -40,10 +54,13 @@ def test_tpr_at_one_percent_fpr_by_hand():
     assert mia.metrics(labels, scores, n_boot=20, seed=0)["auc"] == pytest.approx((500 + 262.5) / 1000)
 
 
-def test_perfect_separation_has_a_degenerate_interval():
+def test_perfect_separation_keeps_an_exact_tpr_interval():
+    """30 of 30 members found at FPR 0: the AUC bootstrap has nothing to vary, but the TPR's exact interval
+    still says what 30 members can show (lower bound 0.025 ** (1 / 30), the closed form for n / n)."""
     labels = np.r_[np.ones(30), np.zeros(30)]
     m = mia.metrics(labels, np.r_[np.full(30, 2.0), np.full(30, 1.0)], n_boot=50, seed=1)
-    assert (m["auc"], m["auc_lo"], m["auc_hi"], m["tpr_at_1pct_fpr"], m["tpr_lo"]) == (1.0, 1.0, 1.0, 1.0, 1.0)
+    assert (m["auc"], m["auc_lo"], m["auc_hi"], m["tpr_at_1pct_fpr"], m["tpr_hi"]) == (1.0, 1.0, 1.0, 1.0, 1.0)
+    assert m["tpr_lo"] == pytest.approx(0.025 ** (1 / 30))
     assert (m["n_members"], m["n_nonmembers"]) == (30, 30)
 
 
@@ -68,3 +85,12 @@ def test_members_are_all_of_d_or_a_seeded_sample():
     a, b = mia.pick_members(train, 5, 0), mia.pick_members(train, 5, 0)
     assert a.height == 5 and a.equals(b) and a["sample_id"].n_unique() == 5
     assert not mia.pick_members(train, 5, 1).equals(a)
+
+
+def test_nonmembers_come_from_the_heldout_split_when_there_is_one():
+    val = pl.DataFrame({"sample_id": [f"v{i}" for i in range(10)]})
+    held = pl.DataFrame({"sample_id": [f"h{i}" for i in range(30)]})
+    got, source = mia.pick_nonmembers(held, val, 20, 0)
+    assert source == "heldout" and got.height == 20 and set(got["sample_id"]) <= set(held["sample_id"])
+    got, source = mia.pick_nonmembers(held.head(0), val, 20, 0)
+    assert source == "val" and got.equals(val)

@@ -101,6 +101,17 @@ def test_a_dag_shape_key_adds_jobs_and_reruns_no_other(micro_run):
 
 
 @pytest.mark.slow
+def test_student_seeds_add_their_students_and_rerun_no_other_model(micro_run):
+    """distill.soft.seeds and distill.hard.seeds shape the DAG: a second seed of each adds exactly its own
+    student (the primary, cleaned one stays on the first seed), and no trained model reruns."""
+    work, _ = micro_run
+    cfg = _set(_set(MICRO, "distill.soft.seeds", [0, 3]), "distill.hard.seeds", [0, 1])
+    jobs = _dry(work, cfg, "student-seeds")
+    trained = [j for j in jobs if j.startswith(("tokenizer", "prepare", "pretrain", "finetune", "distill", "cache", "generate"))]
+    assert sorted(trained) == ["distill_hard family=tiny, dataset=wiki, seed=1", "distill_soft family=tiny, dataset=wiki, kd=T2.0, seed=3"], trained
+
+
+@pytest.mark.slow
 def test_another_loss_adds_its_student_and_another_kinds_key_reruns_nothing(micro_run):
     """distill.soft.losses shapes the DAG: a JSD student adds its own jobs and no trained model reruns. With the
     default top-k cache, the sampled cache's `draws` is in no slice: changing it reruns nothing."""

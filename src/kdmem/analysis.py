@@ -119,17 +119,18 @@ def study(con, family: str, dataset: str) -> findings.Study:
         train = [r[1] for r in rows if r[0] == "train"]
         if train:
             mem[role] = np.asarray(train, dtype=bool)
-        if vals := [r[2] for r in rows if r[0] == "val"]:
-            val[role] = [np.asarray(v, dtype=float) for v in vals]
+        for split in ("val", "heldout"):
+            if vals := [r[2] for r in rows if r[0] == split and r[2]]:
+                val.setdefault(split, {})[role] = [np.asarray(v, dtype=float) for v in vals]
     removed = None
     if _one(con, "SELECT count(*) AS n FROM information_schema.tables WHERE table_name = 'predictions'", [])["n"]:
         r = con.execute("""SELECT list(coalesce(p.predicted, false) ORDER BY s.sample_id) FROM samples s LEFT JOIN predictions p
                            USING (family, dataset, sample_id) WHERE s.split = 'train' AND s.family = ? AND s.dataset = ?""", pair).fetchone()
         removed = np.asarray(r[0], dtype=bool) if r and r[0] else None
-    val_docs = con.execute("""SELECT list(doc_id ORDER BY sample_id) FROM samples WHERE split = 'val' AND family = ? AND dataset = ?""",
-                           pair).fetchone()[0]
+    docs = {split: con.execute("""SELECT list(doc_id ORDER BY sample_id) FROM samples WHERE split = ? AND family = ? AND dataset = ?""",
+                               [split, *pair]).fetchone()[0] for split in ("val", "heldout")}
     return findings.Study(doc_ids=np.asarray(ids[0] or []), exposures=np.asarray(ids[1] or [], dtype=np.int64), mem=mem,
-                          removed=removed, val=val, val_doc_ids=np.asarray(val_docs) if val_docs else None)
+                          removed=removed, val=val, val_doc_ids={k: np.asarray(v) for k, v in docs.items() if v})
 
 
 def all_findings(con, family: str, dataset: str, classifier: dict | None, n_boot: int, seed: int, min_positives: int = 25,

@@ -8,6 +8,10 @@
   gives the same ids.
 - D takes `n_train` windows from the pool at random (seeded), validation `n_val`; then the
   duplication profile gives each training sample its `n_exposures` per epoch.
+- `n_heldout` windows come from documents no model sees (the held-out-document split): utility on
+  unseen documents and membership inference's non-members. With window validation they are whole
+  validation-share documents taken out of the pool; with document validation, other windows of the
+  validation documents. Empty when n_heldout is 0.
 """
 
 from __future__ import annotations
@@ -99,6 +103,19 @@ def _take(rows: list, n: int, rng: np.random.Generator, what: str, key: str, hav
     return [rows[i] for i in sorted(pick)]
 
 
+def _heldout_docs(docs: list[Doc], tok, seq_len: int, n: int, key: str) -> tuple[list[Doc], list[Doc]]:
+    """Split the validation-share documents into whole held-out documents, enough for n windows, and the rest."""
+    if n == 0:
+        return [], docs
+    have = 0
+    for i, d in enumerate(docs):
+        have += len(tok(d.text, add_special_tokens=False)["input_ids"]) // seq_len
+        if have >= n:
+            return docs[: i + 1], docs[i + 1 :]
+    raise KdmemError(f"{key}.n_heldout = {n} but the {len(docs)} validation-share documents give only {have} windows; "
+                     f"lower {key}.n_heldout or raise {key}.val_frac")
+
+
 def exposure_counts(n: int, profile: list[dict], rng: np.random.Generator) -> list[int]:
     """Per-sample exposures per epoch from the profile's shares, assigned in a seeded random order."""
     if not profile:
@@ -130,10 +147,18 @@ def prepare(cfg: dict, dataset: str, tok, with_pretrain: bool = False, cache_dir
     split = split_docs(docs, cfg["seed"], ds["val_frac"], ds["pretrain_frac"])
     drops: Counter = Counter(rstats.dropped)
     rng = np.random.default_rng(cfg["seed"])
+    n_held = ds["n_heldout"]
+    held_rows: list = []
+    held_rng = np.random.default_rng([cfg["seed"], 1])  # its own stream: adding held-out samples moves no draw of D's
     if ds["val_split"] == "window":
         # Validation windows come from the same documents as D (never the same window): in a corpus of a
         # few dozen articles a document split makes validation a topic shift that a web-scale corpus
-        # does not have. The pretraining documents stay disjoint from both.
+        # does not have. The pretraining documents stay disjoint from both. The held-out-document split
+        # (n_heldout) takes whole validation-share documents out of the pool, fewest first in hash order.
+        held_docs, split.val = _heldout_docs(split.val, tok, ds["seq_len"], n_held, key)
+        if held_docs:
+            held_rows = _take(chunk(held_docs, tok, dataset, ds["seq_len"], drops), n_held, held_rng, "held-out", f"{key}.n_heldout",
+                              len(held_docs))
         pool = chunk(split.train + split.val, tok, dataset, ds["seq_len"], drops)
         if len(pool) < ds["n_train"] + ds["n_val"]:
             raise KdmemError(
@@ -154,12 +179,16 @@ def prepare(cfg: dict, dataset: str, tok, with_pretrain: bool = False, cache_dir
             )
         train_rows = _take(train_pool, ds["n_train"], rng, "training", f"{key}.n_train", len(split.train))
         val_rows = _take(val_pool, ds["n_val"], rng, "validation", f"{key}.n_val", len(split.val))
+        if n_held:  # other windows of the validation documents: held out from every model, like validation
+            taken = {r[0] for r in val_rows}
+            held_rows = _take([r for r in val_pool if r[0] not in taken], n_held, held_rng, "held-out", f"{key}.n_heldout",
+                              len(split.val))
     exposures = exposure_counts(len(train_rows), ds["exposures"], rng)
     # _frame sorts by sample_id, so the exposures must follow their rows through that sort.
     order = sorted(range(len(train_rows)), key=lambda i: train_rows[i][0])
     train = _frame([train_rows[i] for i in order], tok, [exposures[i] for i in order])
     val = _frame(val_rows, tok)
-    out: dict = {"train": train, "val": val}
+    out: dict = {"train": train, "val": val, "heldout": _frame(held_rows, tok)}
     # The unigram reference: the pretraining documents when the config carves them out, else D's pool.
     ref = split.pretrain or split.train
     if with_pretrain:
@@ -175,7 +204,8 @@ def prepare(cfg: dict, dataset: str, tok, with_pretrain: bool = False, cache_dir
         "docs_read": rstats.read,
         "docs_kept": len(docs),
         "dropped": dict(drops),
-        "docs": {"val": len(split.val), "pretrain": len(split.pretrain), "train_pool": len(split.train)},
+        "docs": {"val": len(split.val), "pretrain": len(split.pretrain), "train_pool": len(split.train),
+                 "heldout": len({r[1] for r in held_rows})},
         "pool_samples": {"train": len(train_pool), "val": len(val_pool)},
         "samples": {k: v.height for k, v in out.items() if isinstance(v, pl.DataFrame)},
         "tokens": {k: v.height * ds["seq_len"] for k, v in out.items() if isinstance(v, pl.DataFrame)},

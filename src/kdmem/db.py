@@ -90,23 +90,31 @@ VIEWS = {
             count(*) FILTER (WHERE student_cleaned AND student) AS kept_in_cleaned
         FROM "overlaps" o LEFT JOIN predictions p USING (family, dataset, sample_id) GROUP BY o.family, o.dataset""",
     # Every model's validation loss, beside its starting checkpoint's and a unigram model's, so a reader
-    # sees whether the bases are language models and whether training kept or lost utility.
+    # sees whether the bases are language models and whether training kept or lost utility. val_loss is on
+    # windows of D's documents (or held-out documents, with val_split: document); heldout_loss on documents
+    # no model saw (datasets.*.n_heldout; null when there are none).
     "utility": """
-        SELECT model, family, dataset, role, seed, temperature, loss, data_variant, n_params, val_loss, val_ppl, tokens_per_s,
-               cache, cache_mean_tail_mass, 2 AS sort_key
-        FROM models WHERE role <> 'base'
-        UNION ALL
-        SELECT model, family, dataset, 'base' AS role, NULL, NULL, NULL, size, n_params, val_loss, val_ppl, NULL, NULL, NULL, 1 FROM bases
-        UNION ALL
-        SELECT DISTINCT 'unigram' AS model, family, dataset, 'reference' AS role, NULL, NULL, NULL, unigram_reference, NULL,
-               unigram_val_ce, exp(unigram_val_ce), NULL, NULL, NULL, 0 FROM bases
-        ORDER BY family, dataset, sort_key, role, seed, temperature, loss, model""",
+        WITH h AS (SELECT family, dataset, model, avg(ln(ppl)) AS heldout_loss FROM scores WHERE split = 'heldout' GROUP BY ALL),
+        u AS (
+            SELECT model, family, dataset, role, seed, temperature, loss, data_variant, n_params, val_loss, val_ppl, tokens_per_s,
+                   cache, cache_mean_tail_mass, 2 AS sort_key, model AS scored_as
+            FROM models WHERE role <> 'base'
+            UNION ALL
+            SELECT model, family, dataset, 'base' AS role, NULL, NULL, NULL, size, n_params, val_loss, val_ppl, NULL, NULL, NULL, 1,
+                   'base-' || size FROM bases
+            UNION ALL
+            SELECT DISTINCT 'unigram' AS model, family, dataset, 'reference' AS role, NULL, NULL, NULL, unigram_reference, NULL,
+                   unigram_val_ce, exp(unigram_val_ce), NULL, NULL, NULL, 0, NULL FROM bases)
+        SELECT u.model, u.family, u.dataset, u.role, u.seed, u.temperature, u.loss, u.data_variant, u.n_params, u.val_loss, u.val_ppl,
+               h.heldout_loss, exp(h.heldout_loss) AS heldout_ppl, u.tokens_per_s, u.cache, u.cache_mean_tail_mass, u.sort_key
+        FROM u LEFT JOIN h ON h.family = u.family AND h.dataset = u.dataset AND h.model = u.scored_as
+        ORDER BY u.family, u.dataset, u.sort_key, u.role, u.seed, u.temperature, u.loss, u.model""",
 }
 
 
 MIA_SUMMARY = """
     SELECT x.family, x.dataset, x.model, m.role, m.seed, m.temperature, m.loss, m.data_variant, x.signal, x.auc, x.auc_lo, x.auc_hi,
-           x.tpr_at_1pct_fpr, x.tpr_lo, x.tpr_hi, x.n_members, x.n_nonmembers
+           x.tpr_at_1pct_fpr, x.tpr_lo, x.tpr_hi, x.n_members, x.n_nonmembers, x.nonmember_split
     FROM mia x JOIN models m USING (family, dataset, model)
     ORDER BY x.family, x.dataset, m.role, m.seed, m.temperature, m.loss, m.data_variant, x.signal"""
 

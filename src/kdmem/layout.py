@@ -19,7 +19,7 @@ from dataclasses import dataclass
 # Which base a role starts from: the teacher from the large base, every other role from the small one.
 SIZE_OF_ROLE = {"teacher": "teacher", "baseline": "small", "student": "small", "hard_student": "small"}
 ROLES = tuple(SIZE_OF_ROLE)
-SPLITS = ("train", "val")
+SPLITS = ("train", "val", "heldout")  # D, validation windows, windows of documents no model sees
 CLEANED = "cleaned"  # the removal experiment's student: distilled on D minus the classifier's predicted samples
 
 # The soft student's losses; the paper's forward KL is the default and is left out of model names,

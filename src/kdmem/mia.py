@@ -1,5 +1,6 @@
 """Membership-inference risk per model (docs/protocol.md "Membership inference"): does a model leak
-which samples it trained on? Members are D's training samples, non-members the validation samples.
+which samples it trained on? Members are D's training samples; non-members are windows of documents no
+model saw (the held-out split), or the validation windows where the run has no held-out documents.
 
 Per sample, five signals, each oriented so that a higher value says "member":
   loss        -L, L = mean negative log-likelihood of the sample's tokens (Yeom et al. 2018)
@@ -8,14 +9,16 @@ Per sample, five signals, each oriented so that a higher value says "member":
   min_k_pp    mean of the k % lowest (log p(x_t) - mu_t) / sigma_t, mu_t and sigma_t the mean and standard
               deviation of log p(z) under z ~ p(. | x_<t) (Min-K %++, Zhang et al. 2025)
   reference   L_ref - L, L_ref the reference model's loss on the sample (Carlini et al. 2021; the
-              reference is the family's small base: what a model knows without D)
-Per model and signal: ROC-AUC and the TPR at 1 % FPR, each with a bootstrap 95 % interval over
-members and non-members resampled separately.
+              reference is the model's own starting checkpoint: the teacher base for the teacher, the
+              small base for every other role, i.e. what that model knew before D)
+Per model and signal: ROC-AUC with a bootstrap 95 % interval over members and non-members resampled
+separately, and the TPR at FPR < 1 % (strictly, as Carlini et al. 2022 and mimir read it: with 200
+non-members that admits one false positive, not two) with an exact Clopper-Pearson interval over the
+members at that threshold (the threshold's own uncertainty, from the non-members, is not in it).
+Min-K % and Min-K %++ average the int(k·n) lowest tokens (at least one), as mimir and their papers do.
 """
 
 from __future__ import annotations
-
-import math
 
 import numpy as np
 import polars as pl
@@ -46,8 +49,8 @@ def token_stats(model, dev, samples: pl.DataFrame, vocab: int, batch_size: int =
 
 
 def _lowest_mean(values: np.ndarray, k: float) -> np.ndarray:
-    """Mean of the ceil(k * n) smallest values of each row (at least one)."""
-    n = max(1, math.ceil(k * values.shape[1]))
+    """Mean of the int(k * n) smallest values of each row (at least one), the Min-K % papers' and mimir's count."""
+    n = max(1, int(k * values.shape[1]))
     return np.sort(values, axis=1)[:, :n].mean(axis=1)
 
 
@@ -65,29 +68,29 @@ def signals(stats: dict[str, np.ndarray], zlib_bytes: np.ndarray, ref_loss: np.n
 
 
 def tpr_at_fpr(labels: np.ndarray, scores: np.ndarray, fpr: float = 0.01) -> float:
-    """The highest true-positive rate among thresholds whose false-positive rate is at most `fpr`."""
+    """The highest true-positive rate among thresholds whose false-positive rate is below `fpr` (strictly)."""
     from sklearn.metrics import roc_curve
 
     f, t, _ = roc_curve(labels, scores)
-    return float(t[f <= fpr + 1e-12].max())
+    return float(t[f < fpr - 1e-12].max())
 
 
 def metrics(labels: np.ndarray, scores: np.ndarray, n_boot: int, seed: int) -> dict:
-    """ROC-AUC and TPR at 1 % FPR with percentile bootstrap intervals (members and non-members resampled apart)."""
-    from sklearn.metrics import roc_auc_score
+    """ROC-AUC with a percentile bootstrap interval (members and non-members resampled apart), and TPR at
+    FPR < 1 % with an exact interval over the members."""
+    from kdmem import stats
 
     labels = labels.astype(bool)
     pos, neg = np.flatnonzero(labels), np.flatnonzero(~labels)
     rng = np.random.default_rng(seed)
-    aucs, tprs = [], []
-    for _ in range(n_boot):
-        i = np.concatenate([rng.choice(pos, pos.size), rng.choice(neg, neg.size)])
-        aucs.append(roc_auc_score(labels[i], scores[i]))
-        tprs.append(tpr_at_fpr(labels[i], scores[i]))
-    lo, hi = (2.5, 97.5)
+    aucs = [stats.auc(labels[i], scores[i]) for i in
+            (np.concatenate([rng.choice(pos, pos.size), rng.choice(neg, neg.size)]) for _ in range(n_boot))]
+    tpr = tpr_at_fpr(labels, scores)
+    tpr_lo, tpr_hi = stats.clopper_pearson(int(round(tpr * pos.size)), int(pos.size))
+    lo, hi = stats.percentile(np.asarray(aucs))
     return {
-        "auc": float(roc_auc_score(labels, scores)), "auc_lo": float(np.percentile(aucs, lo)), "auc_hi": float(np.percentile(aucs, hi)),
-        "tpr_at_1pct_fpr": tpr_at_fpr(labels, scores), "tpr_lo": float(np.percentile(tprs, lo)), "tpr_hi": float(np.percentile(tprs, hi)),
+        "auc": stats.auc(labels, scores), "auc_lo": lo, "auc_hi": hi,
+        "tpr_at_1pct_fpr": tpr, "tpr_lo": tpr_lo, "tpr_hi": tpr_hi,
         "n_members": int(pos.size), "n_nonmembers": int(neg.size),
     }
 
@@ -95,7 +98,17 @@ def metrics(labels: np.ndarray, scores: np.ndarray, n_boot: int, seed: int) -> d
 def pick_members(train: pl.DataFrame, max_members: int, seed: int) -> pl.DataFrame:
     """All of D, or a seeded sample of max_members of it: at the paper's 1 M samples, scoring every
     member again would cost a forward pass of every model over D for an AUC that 10 k members pin down."""
-    if train.height <= max_members:
-        return train
-    pick = np.sort(np.random.default_rng(seed).permutation(train.height)[:max_members])
-    return train[pick]
+    return _at_most(train, max_members, seed)
+
+
+def pick_nonmembers(heldout: pl.DataFrame, val: pl.DataFrame, n: int, seed: int) -> tuple[pl.DataFrame, str]:
+    """The non-members: windows of held-out documents where the run has them, else the validation windows
+    (which, with val_split: window, share D's documents); at most n of them, seeded."""
+    source, df = ("heldout", heldout) if heldout.height else ("val", val)
+    return _at_most(df, n, seed + 1), source
+
+
+def _at_most(df: pl.DataFrame, n: int, seed: int) -> pl.DataFrame:
+    if df.height <= n:
+        return df
+    return df[np.sort(np.random.default_rng(seed).permutation(df.height)[:n])]

@@ -60,13 +60,16 @@ def mia_section(rows: list[dict]) -> str:
         label = r["role"] + ("_cleaned" if r["data_variant"] == "cleaned" else "")
         row = by_model.setdefault(r["model"], {"model": r["model"], "role": label})
         row[f"{r['signal']} AUC"] = f"{r['auc']:.3f} [{r['auc_lo']:.3f}, {r['auc_hi']:.3f}]"
-        row[f"{r['signal']} TPR@1%FPR"] = f"{r['tpr_at_1pct_fpr']:.3f} [{r['tpr_lo']:.3f}, {r['tpr_hi']:.3f}]"
+        row[f"{r['signal']} TPR@FPR<1%"] = f"{r['tpr_at_1pct_fpr']:.3f} [{r['tpr_lo']:.3f}, {r['tpr_hi']:.3f}]"
     n = rows[0]
+    where = {"heldout": "windows of held-out documents no model saw", "val": "validation windows (no held-out documents in this run)"}
     return (head + table(list(by_model.values()), title="mia") +
-            f"<p>Members: {n['n_members']:,} training samples of D; non-members: {n['n_nonmembers']:,} validation samples. "
+            f"<p>Members: {n['n_members']:,} training samples of D; non-members: {n['n_nonmembers']:,} "
+            f"{where.get(n.get('nonmember_split') or 'val', 'validation windows')}. "
             "Signals (higher says member): loss (Yeom et al. 2018), zlib ratio (Carlini et al. 2021), Min-K % Prob and Min-K %++ "
-            "at k = 20 % (Shi et al. 2024; Zhang et al. 2025), and the reference-model difference with the small base as the "
-            "reference (Carlini et al. 2021). AUC 0.5 is chance. Intervals: 95 % bootstrap over members and non-members. "
+            "at k = 20 %, averaging int(k·n) tokens (Shi et al. 2024; Zhang et al. 2025), and the reference-model difference with "
+            "each model's own starting checkpoint as the reference (Carlini et al. 2021). AUC 0.5 is chance; AUC interval: 95 % "
+            "bootstrap over members and non-members. TPR is read at FPR strictly below 1 %, with an exact interval over the members. "
             "The question the paper's privacy motivation asks: does the student leak its training data less than the baseline?</p>")
 
 

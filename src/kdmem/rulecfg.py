@@ -7,7 +7,7 @@ and tracks the very same string as a `params:` entry, so changing any key a comm
 that rule and what depends on it, and no other key does. A command run by hand with `--config FILE`
 validates the whole file and takes the same slice, so it reads the same keys either way.
 
-Keys that only shape the DAG (`temperatures`, `losses`, `baseline_seeds`, `distill.hard.enabled`,
+Keys that only shape the DAG (`temperatures`, `losses`, `baseline_seeds`, `distill.soft.seeds`, `distill.hard.seeds`, `distill.hard.enabled`,
 `removal.enabled`, `mia.enabled`, `results`) are in no slice: they add or remove jobs rather than change one.
 """
 
@@ -20,7 +20,7 @@ from kdmem.layout import SIZE_OF_ROLE
 
 # The dataset keys that decide the samples (seq_len, counts, duplication). Every other key of a dataset
 # entry says which documents exist and how they split, which the tokenizer of a scratch family reads too.
-SAMPLE_KEYS = ("seq_len", "n_train", "n_val", "val_split", "exposures")
+SAMPLE_KEYS = ("seq_len", "n_train", "n_val", "n_heldout", "val_split", "exposures")
 
 
 def _pick(d: dict, *keys: str) -> dict:
@@ -64,10 +64,10 @@ def _finetune(cfg: dict, family: str, role: str) -> dict:
 def _distill(cfg: dict, family: str, mode: str) -> dict:
     if mode == "hard":
         return {"device": cfg["device"], "parallel": cfg["parallel"], **_models(cfg, family, "small"),
-                "distill": {"hard": _pick(cfg["distill"]["hard"], "optim")}}
+                "distill": {"hard": _pick(cfg["distill"]["hard"], "optim")}}  # seeds come as --seed
     # T and the loss come as --temperature and --loss; of the cache keys, only the configured kind's.
     unread = {"topk": ("draws",), "sampled": ("top_k", "tail"), "dense": ("top_k", "tail", "draws")}[cfg["distill"]["soft"]["cache"]]
-    soft = {k: v for k, v in cfg["distill"]["soft"].items() if k not in ("temperatures", "losses", *unread)}
+    soft = {k: v for k, v in cfg["distill"]["soft"].items() if k not in ("temperatures", "losses", "seeds", *unread)}
     return {"device": cfg["device"], "parallel": cfg["parallel"], **_models(cfg, family, "small", "teacher"),
             "distill": {"soft": soft}}
 

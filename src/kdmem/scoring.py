@@ -54,6 +54,12 @@ def zlib_bytes(text: str) -> int:
     return len(zlib.compress(text.encode("utf-8")))
 
 
+SCORE_SCHEMA = {"sample_id": pl.String, "exact": pl.Boolean, "exact_gen": pl.Boolean, "frac": pl.Float64, "tf_acc": pl.Float64,
+                "suffix_logprob_sum": pl.Float64, "suffix_logprob_mean": pl.Float64, "ppl": pl.Float64, "entropy": pl.Float64,
+                "zlib": pl.Int64, "kl_to_teacher": pl.Float64, "extract_logprob": pl.Float64, "extractable": pl.Boolean,
+                "n_exposures": pl.Int32}
+
+
 def extraction_threshold(n: int, p: float) -> float:
     """The least per-draw probability P with 1 - (1 - P)^n >= p."""
     return -math.expm1(math.log1p(-p) / n)
@@ -84,6 +90,8 @@ def score_samples(
     from kdmem.generate import greedy_continue
     from kdmem.kd import bucket_kl
 
+    if samples.height == 0:  # an empty split (no held-out documents asked for) scores to an empty table
+        return pl.DataFrame(schema=SCORE_SCHEMA)
     seq_len = len(samples["input_ids"][0])
     if prefix_len + suffix_len > seq_len:
         raise KdmemError(f"prefix_len + suffix_len = {prefix_len + suffix_len} exceeds the samples' seq_len = {seq_len}")

@@ -53,6 +53,7 @@ def prepare_args(p: argparse.ArgumentParser) -> None:
     c.option(p, "--tokenizer")
     p.add_argument("--out-train", help="train.parquet to write (D, with n_exposures)")
     p.add_argument("--out-val", help="val.parquet to write (validation samples)")
+    p.add_argument("--out-heldout", help="heldout.parquet to write (windows of documents no model sees; empty when n_heldout is 0)")
     p.add_argument("--out-stats", required=True, help="data_stats.json to write (counts, drops, seconds)")
     p.add_argument("--out-pretrain", help="pretrain.parquet to write (scratch families only)")
     p.add_argument("--cache-dir", help="datasets cache folder (default: next to the outputs)")
@@ -68,8 +69,8 @@ def prepare(args: argparse.Namespace) -> None:
     from kdmem.io import write_json, write_parquet
     from kdmem.tokenizer import load_tokenizer
 
-    if not (args.out_train and args.out_val) and not args.out_pretrain:
-        raise KdmemError("prepare needs --out-train and --out-val, or --out-pretrain")
+    if not (args.out_train and args.out_val and args.out_heldout) and not args.out_pretrain:
+        raise KdmemError("prepare needs --out-train, --out-val and --out-heldout, or --out-pretrain")
     if args.out_pretrain:
         cfg = c.load_config(args, "prepare_pretrain")
         if args.dataset != cfg["pretrain"]["dataset"]:
@@ -92,6 +93,8 @@ def prepare(args: argparse.Namespace) -> None:
     if args.out_train:
         write_parquet(identified(out["train"], "train"), args.out_train)
         write_parquet(identified(out["val"], "val"), args.out_val)
+    if args.out_heldout:
+        write_parquet(identified(out["heldout"], "heldout"), args.out_heldout)
     if args.out_pretrain:
         write_parquet(identified(out["pretrain"], "pretrain"), args.out_pretrain)
     write_json({**out["stats"], "family": args.family}, args.out_stats)

@@ -1,5 +1,5 @@
 """Stage 7, membership inference: every model's per-sample MIA signals on members (D) and
-non-members (validation), and each signal's ROC-AUC and TPR at 1 % FPR."""
+non-members (held-out documents, else validation), and each signal's ROC-AUC and TPR at FPR < 1 %."""
 
 from __future__ import annotations
 
@@ -15,9 +15,12 @@ def mia_args(p: argparse.ArgumentParser) -> None:
     c.pair_options(p)
     c.option(p, "--tokenizer")
     p.add_argument("--models", nargs="+", required=True, help="trained model folders (with metrics.json)")
-    p.add_argument("--reference", required=True, help="the reference model: the family's small base (folder or hub checkpoint)")
+    p.add_argument("--reference", required=True, help="the small base (folder or hub checkpoint): the reference model of every "
+                   "role that starts from it")
+    p.add_argument("--reference-teacher", required=True, help="the teacher base: the teacher's reference model")
     c.option(p, "--train", help="train.parquet (members)")
-    c.option(p, "--val", help="val.parquet (non-members)")
+    c.option(p, "--val", help="val.parquet (non-members where there is no held-out split)")
+    p.add_argument("--heldout", required=True, help="heldout.parquet (non-members: windows of documents no model saw; may be empty)")
     c.option(p, "--out", help="mia.parquet: per model and signal, ROC-AUC and TPR at 1 %% FPR with bootstrap intervals")
     p.add_argument("--out-scores", required=True, help="mia_scores.parquet: every model's per-sample signals")
 
@@ -37,8 +40,10 @@ def mia(args: argparse.Namespace) -> None:
     tok = load_tokenizer(args.tokenizer)
     dev = c.device(cfg)
     members = kmia.pick_members(read_samples(args.train), m["max_members"], cfg["seed"])
+    nonmembers, source = kmia.pick_nonmembers(read_samples(args.heldout), read_samples(args.val), m["n_nonmembers"], cfg["seed"])
+    log.info("mia: %d members of D, %d non-members from the %s split", members.height, nonmembers.height, source)
     samples = pl.concat([members.select("sample_id", "input_ids", "text").with_columns(split=pl.lit("train")),
-                         read_samples(args.val).select("sample_id", "input_ids", "text").with_columns(split=pl.lit("val"))])
+                         nonmembers.select("sample_id", "input_ids", "text").with_columns(split=pl.lit(source))])
     labels = (samples["split"] == "train").to_numpy()
     zlib = samples["text"].map_elements(zlib_bytes, return_dtype=pl.Int64).to_numpy().astype(float)
     batch = cfg["memorization"]["batch_size"]
@@ -47,17 +52,20 @@ def mia(args: argparse.Namespace) -> None:
         model, vocab = c.load_family_model(cfg, args.family, size, path, tok, what)
         return kmia.token_stats(model, dev, samples, vocab, batch)
 
-    ref_loss = -stats(args.reference, "small", f"{args.family}/reference")["logp"].mean(axis=1)
+    # Each model's reference is the checkpoint it started from: what it knew before D.
+    ref_loss = {size: -stats(path, size, f"{args.family}/base-{size}")["logp"].mean(axis=1)
+                for size, path in (("small", args.reference), ("teacher", args.reference_teacher))}
     score_frames, rows = [], []
     for path in args.models:
         ident = model_identity(path)
-        sig = kmia.signals(stats(path, SIZE_OF_ROLE[ident["role"]], f"{args.family}/{ident['model']}"), zlib, ref_loss, m["k"])
+        size = SIZE_OF_ROLE[ident["role"]]
+        sig = kmia.signals(stats(path, size, f"{args.family}/{ident['model']}"), zlib, ref_loss[size], m["k"])
         score_frames.append(samples.select("sample_id", "split").with_columns(
             family=pl.lit(args.family), dataset=pl.lit(args.dataset), model=pl.lit(ident["model"]), member=pl.Series(labels),
             **{k: pl.Series(v) for k, v in sig.items()}))
         for name, values in sig.items():
             rows.append({"family": args.family, "dataset": args.dataset, "model": ident["model"], "signal": name,
-                         **kmia.metrics(labels, values, m["bootstrap"], cfg["seed"])})
+                         **kmia.metrics(labels, values, m["bootstrap"], cfg["seed"]), "nonmember_split": source})
         log.info("mia %s: %s", ident["model"], {r["signal"]: round(r["auc"], 3) for r in rows[-len(sig):]})
     write_parquet(pl.concat(score_frames).select("family", "dataset", "model", "split", "sample_id", "member", *kmia.SIGNALS), args.out_scores)
     write_parquet(pl.DataFrame(rows), args.out)

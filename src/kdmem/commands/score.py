@@ -16,7 +16,7 @@ def score_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--base-size", choices=["teacher", "small"], help="score a base checkpoint (folder or hub name) as model "
                    "base-<size>, role base: the control that says what any model of that size reproduces before fine-tuning on D")
     c.option(p, "--tokenizer")
-    p.add_argument("--split", nargs="+", required=True, choices=["train", "val"], help="the splits to score, in order")
+    p.add_argument("--split", nargs="+", required=True, choices=["train", "val", "heldout"], help="the splits to score, in order")
     c.option(p, "--samples", help="one samples parquet per --split")
     c.option(p, "--out", nargs="+", help="one scores parquet to write per --split")
     p.add_argument("--summary", nargs="+", required=True, help="one summary JSON to write per --split (counts, rate, agreement)")
