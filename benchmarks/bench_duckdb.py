@@ -30,7 +30,8 @@ def make(root: Path) -> dict:
     ids = pl.Series("sample_id", [f"{i:016x}" for i in range(N)])
     samples = pl.DataFrame({"family": "fam", "dataset": "ds", "split": "train", "sample_id": ids, "doc_id": pl.Series([f"d{i // 4}" for i in range(N)]), "offset": pl.Series(np.zeros(N, np.int32)),
                             "input_ids": pl.Series([[1, 2, 3, 4]] * N, dtype=pl.List(pl.Int32)), "text": pl.Series(["some text"] * N),
-                            "n_exposures": pl.Series(np.ones(N, np.int32))})
+                            "n_exposures": pl.Series(np.ones(N, np.int32)), "zlib_bytes": rng.integers(150, 400, N),
+                            "zlib_ratio": rng.random(N)})
     samples.write_parquet(base / "data" / "train.parquet")
     samples.head(1000).with_columns(split=pl.lit("val")).write_parquet(base / "data" / "val.parquet")
     files = {"samples": [str(base / "data" / "train.parquet"), str(base / "data" / "val.parquet")], "models": [], "scores": []}
@@ -44,8 +45,9 @@ def make(root: Path) -> dict:
                            "data_variant": "full", "fingerprint": "x", "split": "train", "sample_id": ids,
                            "exact": rng.random(N) < rate, "exact_gen": None, "frac": None, "tf_acc": rng.random(N),
                            "suffix_logprob_sum": rng.normal(-60, 10, N), "suffix_logprob_mean": rng.normal(-2, 0.5, N),
-                           "ppl": rng.lognormal(3, 0.5, N), "entropy": rng.random(N) * 4, "zlib": rng.integers(150, 400, N),
-                           "kl_to_teacher": rng.random(N), "n_exposures": np.ones(N, np.int32)},
+                           "ppl": rng.lognormal(3, 0.5, N), "entropy": rng.random(N) * 4, "zlib_bytes": rng.integers(150, 400, N),
+                           "kl_to_teacher": rng.random(N), "n_exposures": np.ones(N, np.int32),
+                           "extract_logprob": rng.normal(-40, 10, N), "extractable": rng.random(N) < rate},
                           schema_overrides={"temperature": pl.Float64, "exact_gen": pl.Boolean, "frac": pl.Float64})
         f = base / "scores" / name / "train.parquet"
         f.parent.mkdir(parents=True)
@@ -61,8 +63,8 @@ QUERIES = {
     "view removal": 'SELECT * FROM removal',
     "README: rate per role": "SELECT role, avg(rate) FROM memorization_rates WHERE split = 'train' GROUP BY role",
     "README: baseline all seeds, student none": 'SELECT count(*) FROM "overlaps" WHERE baseline_all_seeds AND NOT student',
-    "README: top-10 lowest-zlib memorized": """SELECT s.sample_id, s.zlib FROM samples s JOIN "overlaps" o USING (family, dataset, sample_id)
-                                               WHERE o.baseline OR o.student ORDER BY s.zlib LIMIT 10""",
+    "README: top-10 lowest-zlib memorized": """SELECT s.sample_id, s.zlib_bytes FROM samples s JOIN "overlaps" o USING (family, dataset, sample_id)
+                                               WHERE o.baseline OR o.student ORDER BY s.zlib_bytes LIMIT 10""",
 }
 
 

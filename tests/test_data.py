@@ -140,7 +140,7 @@ def test_heldout_samples_come_from_documents_no_model_sees(micro_cfg, micro_toke
     from kdmem.data import prepare
 
     tok = load_tokenizer(str(micro_tokenizer))
-    micro_cfg["datasets"]["wiki"]["val_split"] = val_split
+    micro_cfg["datasets"]["wiki"].update(val_split=val_split, n_heldout=0)
     plain = prepare(kconfig.validate(micro_cfg), "wiki", tok)
     assert plain["heldout"].height == 0
     micro_cfg["datasets"]["wiki"]["n_heldout"] = 12

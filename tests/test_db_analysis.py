@@ -39,7 +39,8 @@ def make_world(root: Path) -> dict:
     base.mkdir(parents=True)
     samples = pl.DataFrame({"family": "fam", "dataset": "ds", "split": "train", "sample_id": IDS, "doc_id": [f"d{i % 5}" for i in range(N)],
                             "offset": list(range(N)), "input_ids": [[1, 2, 3]] * N, "text": [f"text {i}" for i in range(N)],
-                            "n_exposures": [1 if i % 2 else 8 for i in range(N)]},
+                            "n_exposures": [1 if i % 2 else 8 for i in range(N)], "zlib_bytes": [30 + i for i in range(N)],
+                            "zlib_ratio": [(30 + i) / 100 for i in range(N)]},
                            schema_overrides={"offset": pl.Int32, "n_exposures": pl.Int32})
     samples.write_parquet(base / "a.parquet")
     samples.head(5).with_columns(pl.col("sample_id") + "v", split=pl.lit("val")).write_parquet(base / "b.parquet")
@@ -57,7 +58,7 @@ def make_world(root: Path) -> dict:
                                "data_variant": variant, "fingerprint": "x", "split": split, "sample_id": ids,
                                "exact": [split == "train" and i in mem for i in range(len(ids))],
                                "entropy": [1.0 + i / 100 for i in range(len(ids))], "suffix_logprob_sum": [-5.0] * len(ids),
-                               "ppl": [np.exp(2.0 + (0.1 if role == "baseline" else 0.0))] * len(ids), "zlib": [30 + i for i in range(len(ids))],
+                               "ppl": [np.exp(2.0 + (0.1 if role == "baseline" else 0.0))] * len(ids), "zlib_bytes": [30 + i for i in range(len(ids))],
                                "kl_to_teacher": [0.1] * len(ids), "n_exposures": [1] * len(ids),
                                "extract_logprob": [-0.01 if split == "train" and i in mem else -30.0 for i in range(len(ids))],
                                "extractable": [split == "train" and i in mem for i in range(len(ids))]},
@@ -99,8 +100,8 @@ def test_views_against_hand_counts(built):
     extractable = dict(con.execute("SELECT model, extractable FROM memorization_rates WHERE split = 'train'").fetchall())
     assert extractable == {k: len(v) for k, v in SETS.items()}  # this world makes exactly the memorized samples extractable
     assert analysis.venn_regions(con, "fam", "ds") == {"T": 10, "TB": 4, "TBS": 6, "B": 10, "S": 1}
-    # samples got their zlib from the scores
-    assert con.execute("SELECT min(zlib), max(zlib) FROM samples WHERE split = 'train'").fetchone() == (30, 69)
+    # zlib_bytes and zlib_ratio come from the samples files, computed once in prepare
+    assert con.execute("SELECT min(zlib_bytes), max(zlib_bytes), max(zlib_ratio) FROM samples WHERE split = 'train'").fetchone() == (30, 69, 0.69)
 
 
 def test_rebuild_is_idempotent(built, tmp_path):
@@ -275,7 +276,7 @@ def _synthetic(separable: bool, n=400, seed=0, by_exposure: bool = False) -> pl.
     return classifier.design(pl.DataFrame({
         "sample_id": [str(i) for i in range(n)], "teacher_ppl": np.exp(rng.normal(2.3, 0.1, n) - shift * y * 0.1 - expo_shift),
         "baseline_ppl": np.exp(rng.normal(2.5, 0.1, n) - shift * y * 0.1 - expo_shift), "kl_teacher_baseline": rng.normal(1, 0.2, n),
-        "zlib": rng.normal(100, 10, n) - 10 * shift * y, "n_exposures": expo, "label": y}))
+        "zlib_bytes": rng.normal(100, 10, n) - 10 * shift * y, "n_exposures": expo, "label": y}))
 
 
 def test_classifier_separable_vs_inseparable():
@@ -287,8 +288,8 @@ def test_classifier_separable_vs_inseparable():
     paper = good["protocols"]["paper"]
     assert len([t for t in good["trials"] if t["protocol"] == "paper" and t["features"] == "all"]) == 20
     # the content signal is in zlib (and the perplexities); KL carries none
-    assert paper["single"]["zlib"]["auc"] > 0.95 and 0.35 < paper["single"]["kl_teacher_baseline"]["auc"] < 0.65
-    assert paper["permutation"]["zlib"]["mean"] > paper["permutation"]["kl_teacher_baseline"]["mean"]
+    assert paper["single"]["zlib_bytes"]["auc"] > 0.95 and 0.35 < paper["single"]["kl_teacher_baseline"]["auc"] < 0.65
+    assert paper["permutation"]["zlib_bytes"]["mean"] > paper["permutation"]["kl_teacher_baseline"]["mean"]
     assert paper["drop_one"]["kl_teacher_baseline"]["auc"] > 0.95
     assert paper["C"] in classifier.C_GRID
     assert abs(good["placebo_auc"] - 0.5) < 0.1  # shuffled labels: chance

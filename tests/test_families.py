@@ -17,7 +17,7 @@ MEMORIZED = {  # (family, role) -> memorized sample indices
 
 def _store(other_tokenizer: bool = False) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect()
-    con.execute("CREATE TABLE samples (family VARCHAR, dataset VARCHAR, split VARCHAR, sample_id VARCHAR, zlib BIGINT)")
+    con.execute("CREATE TABLE samples (family VARCHAR, dataset VARCHAR, split VARCHAR, sample_id VARCHAR, zlib_bytes BIGINT)")
     con.execute("CREATE TABLE models (model VARCHAR, family VARCHAR, dataset VARCHAR, role VARCHAR, is_primary BOOLEAN, data_variant VARCHAR)")
     con.execute("CREATE TABLE scores (model VARCHAR, family VARCHAR, dataset VARCHAR, split VARCHAR, sample_id VARCHAR, exact BOOLEAN)")
     for fam in ("neox", "llama"):

@@ -18,7 +18,7 @@ def test_signals_on_a_hand_computed_sample():
     got = mia.signals(stats, zlib_bytes=np.array([10.0]), ref_loss=np.array([4.0]), k=0.4)
     # loss L = 3; int(0.4 * 5) = 2 lowest tokens: -5 and -4; z = (logp + 2) / 1 = 1, 0, -1, -2, -3
     assert got["loss"][0] == pytest.approx(-3.0)
-    assert got["zlib"][0] == pytest.approx(-0.3)
+    assert got["zlib_loss_ratio"][0] == pytest.approx(-0.3)
     assert got["min_k"][0] == pytest.approx(-4.5)
     assert got["min_k_pp"][0] == pytest.approx(-2.5)
     assert got["reference"][0] == pytest.approx(1.0)  # the reference's loss 4 minus the model's 3

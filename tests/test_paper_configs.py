@@ -51,7 +51,7 @@ def shrink(cfg: dict) -> dict:
     """The paper config at test size: fewer samples and smaller batches; the protocol untouched."""
     cfg = copy.deepcopy(cfg)
     for ds in cfg["datasets"].values():
-        ds.update(n_train=24, n_val=8, val_frac=0.05, max_docs=None)
+        ds.update(n_train=24, n_val=8, n_heldout=8, val_frac=0.05, max_docs=None)
     optims = [cfg["finetune"]["teacher"], cfg["finetune"]["baseline"], cfg["distill"]["soft"]["optim"], cfg["distill"]["hard"]["optim"]]
     for o in optims:
         o.update(batch_size=8, grad_accum=1, save_steps=1000)
@@ -75,10 +75,10 @@ def test_paper_config_end_to_end_on_local_standins(path, tmp_path, micro_tokeniz
     res = tmp_path / cfg["results"]
     con = duckdb.connect(str(res / "kdmem.duckdb"), read_only=True)
     roles = dict(con.execute("SELECT role, count(DISTINCT model) FROM models GROUP BY role").fetchall())
-    assert roles == {"teacher": 1, "baseline": 3, "student": 2, "hard_student": 1}, roles
-    n_train, n_val = con.execute("SELECT count(*) FILTER (WHERE split='train'), count(*) FILTER (WHERE split='val') FROM samples").fetchone()
-    assert (n_train, n_val) == (24, 8)
-    assert con.execute("SELECT count(*) FROM scores").fetchone()[0] == 7 * 32
+    assert roles == {"teacher": 1, "baseline": 3, "student": 2, "hard_student": 1, "base": 2}, roles
+    n = dict(con.execute("SELECT split, count(*) FROM samples GROUP BY split").fetchall())
+    assert n == {"train": 24, "val": 8, "heldout": 8}
+    assert con.execute("SELECT count(*) FROM scores").fetchone()[0] == (7 + 2) * (24 + 8 + 8)  # seven models and the two bases
     family = next(iter(cfg["families"]))
     arch = json.loads((res / family / next(iter(cfg["datasets"])) / "models" / "teacher-s0" / "config.json").read_text())["architectures"]
     assert arch == [standins.ARCH[next(f for f in standins.ARCH if family.startswith(f))][1]]

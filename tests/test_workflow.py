@@ -50,23 +50,25 @@ def test_duckdb_and_readme_queries(micro_run):
     assert {"samples", "models", "scores", "classifier_trials", "classifier_coefficients", "predictions", "runs",
             "memorization_rates", "overlaps", "inheritance", "removal", "utility"} <= tables
     n_scores = con.execute("SELECT count(*) FROM scores").fetchone()[0]
-    assert n_scores == (6 + 2) * (48 + 16)  # six trained models and the two bases (the base-model control)
+    assert n_scores == (6 + 2) * (48 + 16 + 16)  # six trained models and the two bases (the base-model control); D, val, held-out
     expected_columns = {"rate per role": ["role", "rate"], "memorized by the baseline in every seed and by the student in none":
-                        ["sample_id", "n_exposures"], "top-10 lowest-zlib memorized samples": ["sample_id", "zlib", "text"],
+                        ["sample_id", "n_exposures"], "top-10 lowest-zlib memorized samples": ["sample_id", "zlib_bytes", "text"],
                         "memorization against exposures, per model": ["model", "n_exposures", "rate", "n"],
                         "teacher-only samples the student inherited": ["sample_id", "text"],
-                        "membership-inference AUC per role and signal": ["role", "data_variant", "signal", "auc"]}
+                        "membership-inference AUC per role and signal": ["role", "data_variant", "signal", "auc"],
+                        "memorized, newly memorized (not by the model's own base) and (n, p)-extractable, per model":
+                        ["model", "memorized", "newly_memorized", "extractable"]}
     for name, sql in readme_queries().items():
         cur = con.execute(sql)
         assert [d[0] for d in cur.description] == expected_columns[name], name
         cur.fetchall()
     by_exposure = con.execute(readme_queries()["memorization against exposures, per model"]).fetchall()
-    assert sum(r[3] for r in by_exposure) == 6 * 48  # every training sample of every model, once
+    assert sum(r[3] for r in by_exposure) == (6 + 2) * 48  # every training sample of every model and base, once
     per_role = dict(con.execute(readme_queries()["rate per role"]).fetchall())
-    assert set(per_role) == {"teacher", "baseline", "student", "hard_student"}
+    assert set(per_role) == {"teacher", "baseline", "student", "hard_student", "base"}  # base: the base-model control
     # provenance: every model, and the database itself, records config hash, git commit and versions
     runs = con.sql("SELECT what, config_hash, git_commit, versions FROM runs").pl()
-    models = {r[0] for r in con.execute("SELECT model FROM models").fetchall()}
+    models = {r[0] for r in con.execute("SELECT model FROM models WHERE role <> 'base'").fetchall()}  # trained models
     assert models <= set(runs["what"]) and runs.height >= len(models) + 1
     assert runs["config_hash"].null_count() == 0 and runs["config_hash"].str.len_chars().min() >= 12
     assert all(len(c or "") == 40 for c in runs["git_commit"]), runs["git_commit"].to_list()  # the tests run in a git checkout
@@ -90,8 +92,8 @@ def test_membership_inference_for_every_model(micro_run):
     work, _ = micro_run
     con = duckdb.connect(str(work / "results" / "kdmem.duckdb"), read_only=True)
     rows = con.execute("SELECT role, model, signal, auc, auc_lo, auc_hi, tpr_at_1pct_fpr, n_members, n_nonmembers FROM mia_summary").fetchall()
-    models = {r[0] for r in con.execute("SELECT model FROM models").fetchall()}
-    assert {r[1] for r in rows} == models and {r[2] for r in rows} == {"loss", "zlib", "min_k", "min_k_pp", "reference"}
+    models = {r[0] for r in con.execute("SELECT model FROM models WHERE role <> 'base'").fetchall()}
+    assert {r[1] for r in rows} == models and {r[2] for r in rows} == {"loss", "zlib_loss_ratio", "min_k", "min_k_pp", "reference"}
     assert len(rows) == 5 * len(models)
     assert all(0 <= lo <= auc <= hi <= 1 and 0 <= tpr <= 1 and (m, n) == (48, 16) for _, _, _, auc, lo, hi, tpr, m, n in rows)
     per_sample = con.execute("SELECT count(*), count(DISTINCT model), sum(member::INT) FROM mia_scores").fetchone()

@@ -110,15 +110,17 @@ def study(con, family: str, dataset: str) -> findings.Study:
     pair = [family, dataset]
     ids = con.execute("""SELECT list(doc_id ORDER BY sample_id), list(n_exposures ORDER BY sample_id) FROM samples
                          WHERE split = 'train' AND family = ? AND dataset = ?""", pair).fetchone()
-    mem, val = {}, {}
+    mem, val, ext = {}, {}, {}
     for role, cond in ROLE_FILTERS.items():
-        rows = con.execute(f"""SELECT s.split, list(s.exact ORDER BY s.sample_id), list(ln(s.ppl) ORDER BY s.sample_id)
+        rows = con.execute(f"""SELECT s.split, list(s.exact ORDER BY s.sample_id), list(ln(s.ppl) ORDER BY s.sample_id),
+                                      list(s.extractable ORDER BY s.sample_id)
                                FROM scores s JOIN models m USING (model, family, dataset)
                                WHERE m.family = ? AND m.dataset = ? AND {cond} GROUP BY s.split, m.seed, m.model
                                ORDER BY s.split, m.seed, m.model""", pair).fetchall()  # cond: a fixed string above
         train = [r[1] for r in rows if r[0] == "train"]
         if train:
             mem[role] = np.asarray(train, dtype=bool)
+            ext[role] = np.asarray([r[3] for r in rows if r[0] == "train"], dtype=bool)
         for split in ("val", "heldout"):
             if vals := [r[2] for r in rows if r[0] == split and r[2]]:
                 val.setdefault(split, {})[role] = [np.asarray(v, dtype=float) for v in vals]
@@ -130,7 +132,7 @@ def study(con, family: str, dataset: str) -> findings.Study:
     docs = {split: con.execute("""SELECT list(doc_id ORDER BY sample_id) FROM samples WHERE split = ? AND family = ? AND dataset = ?""",
                                [split, *pair]).fetchone()[0] for split in ("val", "heldout")}
     return findings.Study(doc_ids=np.asarray(ids[0] or []), exposures=np.asarray(ids[1] or [], dtype=np.int64), mem=mem,
-                          removed=removed, val=val, val_doc_ids={k: np.asarray(v) for k, v in docs.items() if v})
+                          removed=removed, val=val, val_doc_ids={k: np.asarray(v) for k, v in docs.items() if v}, extractable=ext)
 
 
 def all_findings(con, family: str, dataset: str, classifier: dict | None, n_boot: int, seed: int, min_positives: int = 25,
@@ -159,8 +161,11 @@ def rate_rows(con, family: str, dataset: str, n_boot: int, seed: int) -> list[di
             (lo, hi), method = cp, "clopper-pearson"
         start = "base_teacher" if role == "teacher" else "base_small"
         new = (m & ~s.mem[start][0]).sum(1).tolist() if s.has(start) and role not in ("base_teacher", "base_small") else None
+        x = s.extractable.get(role)
         out.append({"role": role, "seeds": m.shape[0], "memorized": m.sum(1).tolist(), "newly_memorized": new, "n": s.n,
-                    "rate": float(m.mean()), "lo": lo, "hi": hi, "ci_method": method})
+                    "rate": float(m.mean()), "lo": lo, "hi": hi, "ci_method": method,
+                    "extractable": x.sum(1).tolist() if x is not None else None,
+                    "extractable_ci": stats.clopper_pearson(int(x.sum()), x.size) if x is not None else None})
     return out
 
 

@@ -1,9 +1,14 @@
 """Pre-training risk audit (beyond the paper: its "prevention first" advice as a tool).
 
-Scores a NEW dataset before any distillation: per sample, teacher perplexity, baseline perplexity,
+Scores a dataset before any distillation: per sample, teacher perplexity, baseline perplexity,
 per-token KL(teacher || baseline) and zlib bytes, then the saved classifier's probability that a
 student distilled on it would memorize the sample. Writes the per-sample risk and the list of
 samples to drop. Input: a kdmem samples parquet (input_ids) or any jsonl/parquet of texts.
+
+The classifier learned what the features look like on samples the teacher and the baseline were
+fine-tuned on (protocol: "before distillation", not "before fine-tuning"). So the audited data must be
+the data the given teacher and baseline were fine-tuned on, cut into windows of the classifier's own
+length; the command checks what it can (the models' roles and dataset, the window length).
 """
 
 from __future__ import annotations
@@ -17,10 +22,9 @@ from tqdm import tqdm
 
 from kdmem.classifier import predict
 from kdmem.corpus import Doc, read_docs
-from kdmem.data import chunk
+from kdmem.data import chunk, zlib_columns
 from kdmem.errors import KdmemError
 from kdmem.kd import bucket_kl, stored_topk
-from kdmem.scoring import zlib_bytes
 
 
 def load_audit_samples(path: str | Path, tok, seq_len: int, text_field: str = "text") -> pl.DataFrame:
@@ -48,9 +52,9 @@ def load_audit_samples(path: str | Path, tok, seq_len: int, text_field: str = "t
 
 
 @torch.inference_mode()
-def features(teacher, baseline, dev, samples: pl.DataFrame, vocab: int, window: int, tok, top_k: int, batch_size: int = 32) -> pl.DataFrame:
+def features(teacher, baseline, dev, samples: pl.DataFrame, vocab: int, tok, top_k: int, batch_size: int = 32) -> pl.DataFrame:
     """The classifier's features on new samples, each defined exactly as the pipeline defines it:
-    perplexities over every position, zlib of the memorization window, and KL(teacher || baseline)
+    perplexities over every position, zlib_bytes of the whole sample, and KL(teacher || baseline)
     over the teacher's top-k + tail buckets at T = 1 (kd.bucket_kl, as in scoring's kl_to_teacher)."""
     teacher.to(dev.device).eval()
     baseline.to(dev.device).eval()
@@ -68,9 +72,9 @@ def features(teacher, baseline, dev, samples: pl.DataFrame, vocab: int, window: 
         ids, t_logp, t_tail = stored_topk(lt.reshape(-1, vocab), 1.0, top_k)
         logq_k = pb.reshape(-1, vocab).gather(-1, ids)
         cols["kl_teacher_baseline"] += bucket_kl(t_logp, t_tail, logq_k).reshape(b, n1).mean(-1).tolist()
-    windows = tok.batch_decode([ids[:window] for ids in samples["input_ids"].to_list()])
-    return samples.with_columns(**{k: pl.Series(v, dtype=pl.Float64) for k, v in cols.items()},
-                                zlib=pl.Series([zlib_bytes(w) for w in windows], dtype=pl.Int64))
+    zb = samples["zlib_bytes"] if "zlib_bytes" in samples.columns else \
+        pl.Series(zlib_columns(tok.batch_decode(samples["input_ids"].to_list()))["zlib_bytes"], dtype=pl.Int64)
+    return samples.with_columns(**{k: pl.Series(v, dtype=pl.Float64) for k, v in cols.items()}, zlib_bytes=zb)
 
 
 def audit(feats: pl.DataFrame, model: dict | None) -> pl.DataFrame:

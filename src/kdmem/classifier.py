@@ -1,7 +1,7 @@
 """Predicting memorization before distillation (docs/protocol.md "Predicting memorization").
 
 Features per training sample: log teacher perplexity, log baseline perplexity, KL(teacher || baseline)
-(per-token mean, the baseline's kl_to_teacher) and the zlib bytes of the memorization window, standardized.
+(per-token mean, the baseline's kl_to_teacher) and the sample's zlib entropy (zlib_bytes), standardized.
 Perplexities enter as logs (mean per-token losses), whose scale is linear where the raw ppl is exponential.
 A logistic regression; positives = the student's memorized samples; `trials` repeats, each drawing
 negatives and a held-out `test_frac` anew. Two protocols:
@@ -31,19 +31,19 @@ from sklearn.model_selection import StratifiedKFold, train_test_split
 from kdmem import stats
 
 log = logging.getLogger(__name__)
-FEATURES = ["log_teacher_ppl", "log_baseline_ppl", "kl_teacher_baseline", "zlib"]
+FEATURES = ["log_teacher_ppl", "log_baseline_ppl", "kl_teacher_baseline", "zlib_bytes"]
 C_GRID = np.logspace(-3, 3, 13)
 PLACEBO_TRIALS = 20
 
 
 def design(df: pl.DataFrame) -> pl.DataFrame:
-    """The model's features from the raw per-sample columns (teacher_ppl, baseline_ppl, kl_teacher_baseline, zlib)."""
+    """The model's features from the raw per-sample columns (teacher_ppl, baseline_ppl, kl_teacher_baseline, zlib_bytes)."""
     return df.with_columns(log_teacher_ppl=pl.col("teacher_ppl").log(), log_baseline_ppl=pl.col("baseline_ppl").log())
 
 
 def feature_table(teacher: pl.DataFrame, baseline: pl.DataFrame, student: pl.DataFrame | None) -> pl.DataFrame:
     """Join per-sample scores into the classifier's features (and the label, when a student is given)."""
-    t = teacher.select("sample_id", pl.col("ppl").alias("teacher_ppl"), "zlib", "n_exposures")
+    t = teacher.select("sample_id", pl.col("ppl").alias("teacher_ppl"), "zlib_bytes", "n_exposures")
     b = baseline.select("sample_id", pl.col("ppl").alias("baseline_ppl"), pl.col("kl_to_teacher").alias("kl_teacher_baseline"))
     df = t.join(b, on="sample_id", how="inner")
     if student is not None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+import zlib
 from collections import Counter
 from dataclasses import dataclass
 
@@ -37,7 +38,21 @@ SAMPLE_SCHEMA = {
     "input_ids": pl.List(pl.Int32),
     "text": pl.String,
     "n_exposures": pl.Int32,
+    "zlib_bytes": pl.Int64,
+    "zlib_ratio": pl.Float64,
 }
+
+
+def zlib_bytes(text: str) -> int:
+    """The paper's zlib entropy: bytes of zlib.compress of the UTF-8 text."""
+    return len(zlib.compress(text.encode("utf-8")))
+
+
+def zlib_columns(texts: list[str]) -> dict[str, list]:
+    """A sample's zlib entropy over its whole text (zlib_bytes) and its compressibility (zlib_ratio: compressed
+    over raw UTF-8 bytes), computed once, here, and read by the classifier, membership inference and the database."""
+    z = [zlib_bytes(t) for t in texts]
+    return {"zlib_bytes": z, "zlib_ratio": [b / max(1, len(t.encode("utf-8"))) for b, t in zip(z, texts, strict=True)]}
 
 
 @dataclass
@@ -80,14 +95,16 @@ def chunk(docs: list[Doc], tok, dataset: str, seq_len: int, stats: Counter) -> l
 def _frame(rows, tok, exposures: list[int] | None = None) -> pl.DataFrame:
     rows = sorted(rows, key=lambda r: r[0])
     ids = [r[3] for r in rows]
+    texts = tok.batch_decode(ids)
     return pl.DataFrame(
         {
             "sample_id": [r[0] for r in rows],
             "doc_id": [r[1] for r in rows],
             "offset": [r[2] for r in rows],
             "input_ids": ids,
-            "text": tok.batch_decode(ids),
+            "text": texts,
             "n_exposures": exposures if exposures is not None else [1] * len(rows),
+            **zlib_columns(texts),
         },
         schema=SAMPLE_SCHEMA,
     )

@@ -158,16 +158,10 @@ def build(
         # Each samples file carries its own family, dataset and split columns (kdmem prepare writes them).
         con.execute(
             """CREATE TABLE samples AS
-               SELECT family, dataset, split, sample_id, doc_id, "offset", n_exposures, text, input_ids
+               SELECT family, dataset, split, sample_id, doc_id, "offset", n_exposures, zlib_bytes, zlib_ratio, text, input_ids
                FROM samples_raw ORDER BY family, dataset, split, sample_id"""
         )
         con.execute("DROP TABLE samples_raw")
-        con.execute(
-            """ALTER TABLE samples ADD COLUMN zlib BIGINT;
-               UPDATE samples SET zlib = z.zlib FROM (SELECT DISTINCT family, dataset, split, sample_id, zlib FROM scores) z
-               WHERE samples.family = z.family AND samples.dataset = z.dataset AND samples.split = z.split
-                 AND samples.sample_id = z.sample_id"""
-        )
         rows = []
         for f in models:
             m = json.loads(Path(f).read_text())

@@ -84,7 +84,7 @@ def zlib_correlation(za: np.ndarray, zb: np.ndarray, edges: np.ndarray, n_boot: 
 
 def zlib_correlations(con, dataset: str, sets: dict[tuple[str, str], set[str]], n_boot: int, seed: int, bins: int = 10) -> list[dict]:
     # Keyed by family too: with two tokenizers one sample_id can name two different windows of text.
-    zlib = {(f, s): z for f, s, z in con.execute("SELECT family, sample_id, zlib FROM samples WHERE dataset = ? AND split = 'train'",
+    zlib = {(f, s): z for f, s, z in con.execute("SELECT family, sample_id, zlib_bytes FROM samples WHERE dataset = ? AND split = 'train'",
                                                  [dataset]).fetchall()}
     edges = np.unique(np.quantile(np.fromiter(zlib.values(), float), np.linspace(0, 1, bins + 1)))
     out = []

@@ -40,6 +40,7 @@ class Study:
     # split (val: windows of D's documents; heldout: documents no model saw) -> role -> per seed, per sample loss (nats)
     val: dict[str, dict[str, list[np.ndarray]]] = field(default_factory=dict)
     val_doc_ids: dict[str, np.ndarray] = field(default_factory=dict)  # split -> (m,) document of each sample
+    extractable: dict[str, np.ndarray] = field(default_factory=dict)  # role -> (seeds, n) bool: (n, p)-extractable
 
     @property
     def n(self) -> int:

@@ -11,7 +11,7 @@ import polars as pl
 import torch
 from tqdm import tqdm
 
-from kdmem.data import SAMPLE_SCHEMA
+from kdmem.data import SAMPLE_SCHEMA, zlib_columns
 
 
 def greedy_continue(model, dev, prompts: torch.Tensor, new_tokens: int, vocab: int, pad_id: int) -> torch.Tensor:
@@ -32,7 +32,7 @@ def greedy_continue(model, dev, prompts: torch.Tensor, new_tokens: int, vocab: i
 def generate_hard(model, tok, dev, samples: pl.DataFrame, prefix_len: int, vocab: int, batch_size: int = 64) -> pl.DataFrame:
     model.to(dev.device).eval()
     seq_len = len(samples["input_ids"][0])
-    rows = []
+    rows: list[list[int]] = []
     for s in tqdm(range(0, samples.height, batch_size), desc="generate-hard", mininterval=5):
         x = torch.tensor(samples["input_ids"].slice(s, batch_size).to_list(), device=dev.device)
         out = greedy_continue(model, dev, x[:, :prefix_len], seq_len - prefix_len, vocab, tok.pad_token_id)
@@ -43,8 +43,9 @@ def generate_hard(model, tok, dev, samples: pl.DataFrame, prefix_len: int, vocab
             "doc_id": samples["doc_id"],
             "offset": samples["offset"],
             "input_ids": rows,
-            "text": tok.batch_decode(rows),
+            "text": (texts := tok.batch_decode(rows)),
             "n_exposures": samples["n_exposures"],
+            **zlib_columns(texts),
         },
         schema=SAMPLE_SCHEMA,
     )

@@ -12,7 +12,8 @@ The third form is a sampled cache (random-sampling KD, Anshumann et al., ACL 202
 per position, N ids drawn with replacement from the teacher's distribution at T. The empirical
 distribution p^(i) = count_i / N is an unbiased estimate of the teacher's p(i), and the forward KL is
 linear in p, so KL(p^ || q) has the gradient of KL(p || q) in expectation: unlike top-k, no mass is
-moved or dropped. Only the forward KL is linear in p; reverse KL and JSD are not, so a sampled cache
+moved or dropped. The expectation is over the draws at one step; the cache holds one set of draws for
+every epoch, so over training the student fits that fixed p^ (docs/protocol.md, "How the student sees the teacher"). Only the forward KL is linear in p; reverse KL and JSD are not, so a sampled cache
 serves the forward KL only (the config rejects the other pairings).
 
 Losses are SUMS over positions; callers divide by the number of positions, giving a per-token mean.

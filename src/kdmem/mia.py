@@ -4,7 +4,7 @@ model saw (the held-out split), or the validation windows where the run has no h
 
 Per sample, five signals, each oriented so that a higher value says "member":
   loss        -L, L = mean negative log-likelihood of the sample's tokens (Yeom et al. 2018)
-  zlib        -L / zlib bytes of the sample's text (Carlini et al. 2021, the zlib ratio)
+  zlib_loss_ratio  -L / zlib_bytes, the sample's zlib entropy (Carlini et al. 2021's "zlib" attack)
   min_k       mean log p of the k % least likely tokens (Min-K % Prob, Shi et al. 2024)
   min_k_pp    mean of the k % lowest (log p(x_t) - mu_t) / sigma_t, mu_t and sigma_t the mean and standard
               deviation of log p(z) under z ~ p(. | x_<t) (Min-K %++, Zhang et al. 2025)
@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-SIGNALS = ("loss", "zlib", "min_k", "min_k_pp", "reference")
+SIGNALS = ("loss", "zlib_loss_ratio", "min_k", "min_k_pp", "reference")
 
 
 def token_stats(model, dev, samples: pl.DataFrame, vocab: int, batch_size: int = 64) -> dict[str, np.ndarray]:
@@ -60,7 +60,7 @@ def signals(stats: dict[str, np.ndarray], zlib_bytes: np.ndarray, ref_loss: np.n
     z = (stats["logp"] - stats["mu"]) / np.maximum(stats["sigma"], 1e-12)
     return {
         "loss": -loss,
-        "zlib": -loss / zlib_bytes,
+        "zlib_loss_ratio": -loss / zlib_bytes,
         "min_k": _lowest_mean(stats["logp"], k),
         "min_k_pp": _lowest_mean(z, k),
         "reference": ref_loss - loss,

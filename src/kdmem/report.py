@@ -66,7 +66,7 @@ def mia_section(rows: list[dict]) -> str:
     return (head + table(list(by_model.values()), title="mia") +
             f"<p>Members: {n['n_members']:,} training samples of D; non-members: {n['n_nonmembers']:,} "
             f"{where.get(n.get('nonmember_split') or 'val', 'validation windows')}. "
-            "Signals (higher says member): loss (Yeom et al. 2018), zlib ratio (Carlini et al. 2021), Min-K % Prob and Min-K %++ "
+            "Signals (higher says member): loss (Yeom et al. 2018), zlib_loss_ratio (−loss / zlib_bytes, Carlini et al. 2021), Min-K % Prob and Min-K %++ "
             "at k = 20 %, averaging int(k·n) tokens (Shi et al. 2024; Zhang et al. 2025), and the reference-model difference with "
             "each model's own starting checkpoint as the reference (Carlini et al. 2021). AUC 0.5 is chance; AUC interval: 95 % "
             "bootstrap over members and non-members. TPR is read at FPR strictly below 1 %, with an exact interval over the members. "
@@ -207,8 +207,13 @@ def render(result: dict, fig_dir: str | Path, out: str | Path, roc: dict[tuple[s
         parts.append("<h3>Memorization rate per role (train split)</h3>")
         rrows = [{"role": r["role"], "seeds": r["seeds"], "memorized": r["memorized"], "newly memorized (not by its base)": r["newly_memorized"],
                   "n": r["n"], "rate %": 100 * r["rate"], "95 % interval %": (100 * r["lo"], 100 * r["hi"]), "interval method": r["ci_method"],
-                  "paper %": paper.RATES.get(r["role"])} for r in p["rates"]]
+                  "(n, p)-extractable": r.get("extractable"), "extractable 95 % interval %": tuple(100 * v for v in r["extractable_ci"])
+                  if r.get("extractable_ci") else None, "paper %": paper.RATES.get(r["role"])} for r in p["rates"]]
         parts.append(table(rrows, title="rates"))
+        parts.append("<p>Exact discoverable memorization (greedy suffix equals the truth) per role, every seed; <i>newly memorized</i> "
+                     "leaves out what the role's own base already reproduces (the base-model control); <i>(n, p)-extractable</i>: the "
+                     "suffix comes out at least once in n sampled continuations with probability ≥ p (Hayes et al. 2024; "
+                     "<code>memorization.extraction</code>).</p>")
         parts.append(exposure_section(p.get("exposure") or {}))
         parts.append("<h3>Overlaps and inheritance</h3>")
         ov = p["overlaps"]

@@ -92,7 +92,7 @@ SLICERS: dict[str, Callable[..., dict]] = {
     "classify": lambda cfg: _pick(cfg, "seed", "classifier"),
     "build_db": lambda cfg: {},
     "analyze": lambda cfg: _pick(cfg, "seed", "analysis"),
-    "audit": lambda cfg: {"device": cfg["device"], "memorization": cfg["memorization"],
+    "audit": lambda cfg: {"device": cfg["device"], "datasets": {d: _pick(v, "seq_len") for d, v in cfg["datasets"].items()},
                           "distill": {"soft": _pick(cfg["distill"]["soft"], "top_k")}},
 }
 

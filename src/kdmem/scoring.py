@@ -24,8 +24,8 @@ Columns (one row per sample_id):
   suffix_logprob_sum / _mean   log-probability of the true suffix tokens
   ppl            perplexity of the whole sample (all seq_len - 1 predicted tokens)
   entropy        mean Shannon entropy (nats) of the next-token distribution at the S suffix positions
-  zlib           bytes of zlib.compress(text.encode("utf-8")) of the decoded memorization window,
-                 i.e. tokens 0..P+S-1 (raw byte count; a ratio, if wanted, is named as such elsewhere)
+  zlib_bytes     the sample's zlib entropy, passed through from the samples (kdmem.data.zlib_columns:
+                 bytes of zlib.compress of the whole sample's text, computed once in prepare)
   kl_to_teacher  per-token mean KL(teacher || model) over the sample, at T = 1, from the teacher
                  cache (top-k + tail); null for validation samples, which the cache does not cover
   extract_logprob  log-probability that sampling from the prefix (temperature, top-k renormalised:
@@ -40,23 +40,19 @@ from __future__ import annotations
 
 import logging
 import math
-import zlib
 from pathlib import Path
 
 import polars as pl
 
+from kdmem.data import zlib_columns
 from kdmem.errors import KdmemError
 
 log = logging.getLogger(__name__)
 
 
-def zlib_bytes(text: str) -> int:
-    return len(zlib.compress(text.encode("utf-8")))
-
-
 SCORE_SCHEMA = {"sample_id": pl.String, "exact": pl.Boolean, "exact_gen": pl.Boolean, "frac": pl.Float64, "tf_acc": pl.Float64,
                 "suffix_logprob_sum": pl.Float64, "suffix_logprob_mean": pl.Float64, "ppl": pl.Float64, "entropy": pl.Float64,
-                "zlib": pl.Int64, "kl_to_teacher": pl.Float64, "extract_logprob": pl.Float64, "extractable": pl.Boolean,
+                "zlib_bytes": pl.Int64, "kl_to_teacher": pl.Float64, "extract_logprob": pl.Float64, "extractable": pl.Boolean,
                 "n_exposures": pl.Int32}
 
 
@@ -143,7 +139,6 @@ def score_samples(
         else:
             cols["exact_gen"] += [None] * x.shape[0]
             cols["frac"] += [None] * x.shape[0]
-    windows = tok.batch_decode([ids[: P + S] for ids in samples["input_ids"].to_list()])
     return pl.DataFrame(
         {
             "sample_id": samples["sample_id"],
@@ -155,7 +150,9 @@ def score_samples(
             "suffix_logprob_mean": pl.Series(cols["lp_mean"], dtype=pl.Float64),
             "ppl": pl.Series(cols["ppl"], dtype=pl.Float64),
             "entropy": pl.Series(cols["entropy"], dtype=pl.Float64),
-            "zlib": pl.Series([zlib_bytes(w) for w in windows], dtype=pl.Int64),
+            # samples from `kdmem prepare` carry it; anything else (an audit's texts) gets it from its decoded tokens
+            "zlib_bytes": samples["zlib_bytes"] if "zlib_bytes" in samples.columns else
+            pl.Series(zlib_columns(tok.batch_decode(samples["input_ids"].to_list()))["zlib_bytes"], dtype=pl.Int64),
             "kl_to_teacher": pl.Series(cols["kl"], dtype=pl.Float64),
             "extract_logprob": pl.Series(cols["extract"], dtype=pl.Float64),
             "extractable": pl.Series([v >= math.log(extraction_threshold(ex["n"], ex["p"])) for v in cols["extract"]], dtype=pl.Boolean),
@@ -203,7 +200,7 @@ def read_scores(path: str | Path) -> pl.DataFrame:
         df = pl.read_parquet(path)
     except Exception as e:  # noqa: BLE001 - polars raises several types for a corrupt file
         raise KdmemError(f"cannot read scores parquet {path}: {str(e).splitlines()[0]}; rerun its score step") from None
-    need = {"sample_id", "exact", "ppl", "zlib", "kl_to_teacher", "n_exposures"}
+    need = {"sample_id", "exact", "ppl", "zlib_bytes", "kl_to_teacher", "n_exposures"}
     if missing := sorted(need - set(df.columns)):
         raise KdmemError(f"scores file {path} lacks columns {missing}; it must come from 'kdmem score'")
     return df

@@ -16,7 +16,8 @@ def audit_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--baseline", required=True, help="fine-tuned baseline folder")
     c.option(p, "--classifier", nargs=None, default=None, help="classifier.json from the classify step")
     c.option(p, "--tokenizer", required=False)
-    p.add_argument("--seq-len", type=int, default=64, help="tokens per sample when cutting texts")
+    p.add_argument("--seq-len", type=int, default=None, help="tokens per sample when cutting texts; default and only accepted "
+                   "value: the classifier's dataset's datasets.<name>.seq_len, the length its features were learned on")
     p.add_argument("--text-field", default="text", help="text column/key of the input")
     c.option(p, "--out", help="per-sample risk parquet")
     p.add_argument("--removal-list", required=True, help="text file: the predicted sample_ids to leave out, one per line")
@@ -34,17 +35,18 @@ def audit(args: argparse.Namespace) -> None:
     from kdmem.tokenizer import load_tokenizer
 
     cfg = c.load_config(args, "audit")
-    mem = cfg["memorization"]
     if not Path(args.classifier).is_file():
         raise KdmemError(f"classifier {args.classifier} does not exist; run the pipeline's classify step first")
     clf = read_json(args.classifier)
+    seq_len = check_inputs(cfg, clf, args.teacher, args.baseline, args.seq_len)
     tok = load_tokenizer(args.tokenizer or args.teacher)
     teacher, baseline = load_model(args.teacher), load_model(args.baseline)
     vocab = shared_vocab(teacher, tok, "teacher")
     shared_vocab(baseline, tok, "baseline")
-    samples = kaudit.load_audit_samples(args.data, tok, args.seq_len, args.text_field)
-    feats = kaudit.features(teacher, baseline, c.device(cfg), samples, vocab, mem["prefix_len"] + mem["suffix_len"], tok,
-                            cfg["distill"]["soft"]["top_k"])
+    samples = kaudit.load_audit_samples(args.data, tok, seq_len, args.text_field)
+    if (have := len(samples["input_ids"][0])) != seq_len:
+        raise KdmemError(f"audit data {args.data} holds {have}-token samples but the classifier learned on {seq_len}-token ones")
+    feats = kaudit.features(teacher, baseline, c.device(cfg), samples, vocab, tok, cfg["distill"]["soft"]["top_k"])
     risk = kaudit.audit(feats, clf.get("model"))
     write_parquet(risk, args.out)
     with atomic_path(args.removal_list) as tmp:
@@ -52,6 +54,31 @@ def audit(args: argparse.Namespace) -> None:
     if args.db:
         db.write_audit(args.db, risk)
     log.info("audit: %d samples, %d predicted", risk.height, int(risk["predicted"].sum()))
+
+
+def check_inputs(cfg: dict, clf: dict, teacher: str, baseline: str, seq_len: int | None) -> int:
+    """The audit's preconditions, each a one-line error: a teacher and a baseline from kdmem fine-tunes on the
+    classifier's dataset, and the classifier's window length. Returns that length."""
+    from pathlib import Path
+
+    from kdmem.errors import KdmemError
+    from kdmem.io import read_json
+
+    dataset = clf.get("dataset")
+    if dataset not in cfg["datasets"]:
+        raise KdmemError(f"the classifier names dataset {dataset!r}, which the config does not define; audit with the study's config")
+    for path, role in ((teacher, "teacher"), (baseline, "baseline")):
+        meta = Path(path) / "metrics.json"
+        m = read_json(meta) if meta.is_file() else {}
+        if m.get("role") != role or m.get("dataset") != dataset:
+            raise KdmemError(f"--{role} {path} must be a kdmem {role} fine-tuned on {dataset!r} (its metrics.json says role "
+                             f"{m.get('role')!r}, dataset {m.get('dataset')!r}): the classifier's features describe samples "
+                             "the teacher and the baseline were fine-tuned on")
+    want = cfg["datasets"][dataset]["seq_len"]
+    if seq_len is not None and seq_len != want:
+        raise KdmemError(f"--seq-len {seq_len}: the classifier learned on {want}-token samples (datasets.{dataset}.seq_len); "
+                         "drop --seq-len or pass that length")
+    return want
 
 
 COMMANDS = [c.Command("audit", "score a new dataset's memorization risk before distilling on it", audit_args, audit)]

@@ -32,7 +32,7 @@ def mia(args: argparse.Namespace) -> None:
     from kdmem.data import read_samples
     from kdmem.io import write_parquet
     from kdmem.layout import SIZE_OF_ROLE
-    from kdmem.scoring import model_identity, zlib_bytes
+    from kdmem.scoring import model_identity
     from kdmem.tokenizer import load_tokenizer
 
     cfg = c.load_config(args, "mia", family=args.family)
@@ -42,10 +42,10 @@ def mia(args: argparse.Namespace) -> None:
     members = kmia.pick_members(read_samples(args.train), m["max_members"], cfg["seed"])
     nonmembers, source = kmia.pick_nonmembers(read_samples(args.heldout), read_samples(args.val), m["n_nonmembers"], cfg["seed"])
     log.info("mia: %d members of D, %d non-members from the %s split", members.height, nonmembers.height, source)
-    samples = pl.concat([members.select("sample_id", "input_ids", "text").with_columns(split=pl.lit("train")),
-                         nonmembers.select("sample_id", "input_ids", "text").with_columns(split=pl.lit(source))])
+    samples = pl.concat([members.select("sample_id", "input_ids", "zlib_bytes").with_columns(split=pl.lit("train")),
+                         nonmembers.select("sample_id", "input_ids", "zlib_bytes").with_columns(split=pl.lit(source))])
     labels = (samples["split"] == "train").to_numpy()
-    zlib = samples["text"].map_elements(zlib_bytes, return_dtype=pl.Int64).to_numpy().astype(float)
+    zlib = samples["zlib_bytes"].to_numpy().astype(float)
     batch = cfg["memorization"]["batch_size"]
 
     def stats(path: str, size: str, what: str) -> dict:
