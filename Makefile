@@ -3,7 +3,7 @@ PY := .venv/bin/python
 CORES ?= 2
 CONFIG ?= config.yaml
 
-.PHONY: setup run bases test test-long test-slurm test-faults test-configs lint dry clean bench bench-frontier
+.PHONY: setup run bases test test-long test-slurm test-faults test-configs test-fsdp lint dry clean bench bench-frontier
 
 .venv/.done: pyproject.toml
 	python3 -m venv .venv
@@ -43,9 +43,12 @@ test-faults: setup
 test-configs: setup
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -m configs
 
+test-fsdp: setup
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -m fsdp
+
 # One pytest session, so the SLURM and fault tests share one reference run.
 test-long: setup
-	HF_HUB_OFFLINE=1 timeout -s KILL 3600 $(PY) -m pytest -q -m 'slurm or faults or configs'
+	HF_HUB_OFFLINE=1 timeout -s KILL 3600 $(PY) -m pytest -q -m 'slurm or faults or configs or fsdp'
 
 lint: setup
 	$(PY) -m ruff check .

@@ -43,4 +43,23 @@ def relaunch_distributed(nproc: int, argv: list[str]) -> None:
 
 def distributed_argv() -> list[str] | None:
     """Inside torchrun, the command line relaunch_distributed handed over."""
-    return json.loads(os.environ[ARGV_ENV]) if in_distributed_run() and ARGV_ENV in os.environ else None
+    if not (in_distributed_run() and ARGV_ENV in os.environ):
+        return None
+    die_with_parent()
+    return json.loads(os.environ[ARGV_ENV])
+
+
+def die_with_parent() -> None:
+    """Ask Linux to SIGKILL this rank when the torchrun agent that started it dies. torchrun starts each rank
+    in a session of its own, so a kill -9 of the job's command (what a user or a scheduler without cgroups
+    sends) would leave the ranks training on: they would finish, delete the checkpoints a rerun resumes
+    from, and race the rerun for the same output. Elsewhere than Linux this is a no-op."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import signal
+
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() == 1:  # the agent died before the request took effect
+        os._exit(1)

@@ -48,6 +48,8 @@ def pick_device(choice: str = "auto") -> Device:
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
         return Device(torch.device("cuda"), torch.bfloat16)
+    if choice == "cpu_bf16":  # the GPU's mixed precision on the CPU: exercises the bf16 code path without a GPU
+        return Device(torch.device("cpu"), torch.bfloat16)
     return Device(torch.device("cpu"), None)
 
 

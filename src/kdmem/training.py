@@ -195,7 +195,7 @@ def train_model(
         seed=seed,
         data_seed=seed,
         full_determinism=not dev.is_cuda,  # bit-identical runs on CPU; GPU kernels stay fast
-        bf16=dev.is_cuda,
+        bf16=dev.dtype == torch.bfloat16,  # CUDA's path; on the CPU only with device: cpu_bf16
         tf32=True if dev.is_cuda else None,
         use_cpu=not dev.is_cuda,
         report_to="none",
@@ -231,6 +231,7 @@ def train_model(
         "tokens_per_s": round(tokens / max(seconds, 1e-9), 1),
         "n_params": n_params(trainer.model),
         "mode": mode,
+        "mixed_precision": "bf16" if args.bf16 else "fp32",
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     # FSDP: every rank takes part in gathering the full weights; rank 0 alone writes them.
