@@ -44,6 +44,8 @@ def test_outputs_get_the_mode_the_umask_gives(tmp_path, umask):
 
     with atomic_path(tmp_path / "model", is_dir=True) as tmp:  # a model folder or a cache, as training and caching write them
         (tmp / "model.safetensors").write_bytes(b"x")
+        (tmp / "model.safetensors").chmod(0o600)  # as transformers' own temporaries leave its shards
+        (tmp / "sub").mkdir(mode=0o700)
     write_parquet(pl.DataFrame({"sample_id": ["a"], "input_ids": [[1, 2]]}), tmp_path / "train.parquet")
     write_json({"a": 1}, tmp_path / "analysis.json")
     with atomic_path(tmp_path / "report.html") as tmp:
@@ -56,7 +58,7 @@ def test_outputs_get_the_mode_the_umask_gives(tmp_path, umask):
     pl.DataFrame({"family": ["f"], "dataset": ["d"], "split": ["train"], "sample_id": ["a"], "doc_id": ["x"], "offset": [0],
                   "n_exposures": [1], "zlib_bytes": [9], "zlib_ratio": [9.0], "text": ["t"], "input_ids": [[1]]}).write_parquet(samples)
     db.build(tmp_path / "kdmem.duckdb", samples=[str(samples)], models=[], scores=[str(scores)])
-    for name in ("model", "model/model.safetensors", "train.parquet", "analysis.json", "report.html", "kdmem.duckdb"):
+    for name in ("model", "model/model.safetensors", "model/sub", "train.parquet", "analysis.json", "report.html", "kdmem.duckdb"):
         p = tmp_path / name
         want = (0o777 if p.is_dir() else 0o666) & ~umask
         assert oct(p.stat().st_mode & 0o777) == oct(want), name

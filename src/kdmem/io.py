@@ -28,6 +28,19 @@ def _umask() -> int:
     return mask
 
 
+def _follow_umask(root: Path, mask: int) -> None:
+    """Give every file and folder inside a written folder the umask's mode. Libraries write some files
+    through temporaries of their own (transformers' safetensors shards come out 0600), which a colleague
+    on a shared project folder could not read; execute bits a writer set on purpose are kept."""
+    for p in root.rglob("*"):
+        if p.is_symlink():
+            continue
+        if p.is_dir():
+            p.chmod(0o777 & ~mask)
+        else:
+            p.chmod((0o666 | (p.stat().st_mode & 0o111)) & ~mask)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path, is_dir: bool = False) -> Iterator[Path]:
     """Yield a temporary path next to `path`; rename it onto `path` only if the block succeeds."""
@@ -46,9 +59,12 @@ def atomic_path(path: str | Path, is_dir: bool = False) -> Iterator[Path]:
     # mkstemp/mkdtemp create 0600/0700 whatever the umask, and the rename keeps that mode, so on a shared
     # project folder colleagues could not read a result. Give the temporary the mode a plain open() or
     # mkdir() would have under the caller's umask (0644/0755 under 022, 0664/0775 under 002).
-    tmp.chmod((0o777 if is_dir else 0o666) & ~_umask())
+    mask = _umask()
+    tmp.chmod((0o777 if is_dir else 0o666) & ~mask)
     try:
         yield tmp
+        if is_dir:
+            _follow_umask(tmp, mask)
         if is_dir and path.exists():
             shutil.rmtree(path)
         os.replace(tmp, path)
