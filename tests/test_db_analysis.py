@@ -405,3 +405,27 @@ def test_bases_are_scored_models_and_newly_memorized_subtracts_each_roles_own_ba
     db.build(plain, **make_world(tmp_path / "again"))
     assert duckdb.connect(str(plain), read_only=True).execute(
         "SELECT count(newly_memorized) FROM memorization_rates").fetchone()[0] == 0
+
+
+def test_exposure_response_points_and_e50():
+    """10 %, 50 % and 90 % memorized at 1x, 8x and 64x lie on one logistic curve in log(exposures), whose
+    midpoint, E50, is 8x. A role with no rising rate has no E50."""
+    expo = np.asarray([1] * 100 + [8] * 100 + [64] * 100)
+    m = np.zeros((1, 300), dtype=bool)
+    m[0, :10] = m[0, 100:150] = m[0, 200:290] = True
+    fit = analysis._logistic_e50(m, expo)
+    assert fit["slope"] > 0 and fit["e50"] == pytest.approx(8.0, rel=1e-3)
+    flat = np.zeros((1, 300), dtype=bool)
+    flat[0, ::4] = True  # 25 % at every level
+    assert analysis._logistic_e50(flat, expo)["e50"] is None
+
+
+def test_exposure_response_on_the_store(built):
+    out, _ = built
+    con = duckdb.connect(str(out), read_only=True)
+    curves = analysis.exposure_response(con, "fam", "ds", 50, 0)
+    # make_world: odd samples seen once, even ones 8x; the teacher memorizes 0..19, ten of each
+    pts = {p["n_exposures"]: (p["memorized"], p["n"]) for p in curves["teacher"]["points"]}
+    assert pts == {1: (10, 20), 8: (10, 20)}
+    base = {p["n_exposures"]: (p["memorized"], p["n"]) for p in curves["baseline"]["points"]}
+    assert base == {1: (10 + 8, 40), 8: (10 + 8, 40)}  # both seeds pooled: 10..29 and 10..25

@@ -172,7 +172,8 @@ def rate_rows(con, family: str, dataset: str, n_boot: int, seed: int) -> list[di
 def exposure_response(con, family: str, dataset: str, n_boot: int, seed: int) -> dict[str, dict]:
     """Per role: memorization rate at each exposure level (exact intervals), a logistic fit of memorized on
     log(exposures) pooled over seeds, and E50, the exposure at which half the samples are memorized, with a
-    bootstrap interval over documents. E50 is None where the fit has no rising slope (no dose response)."""
+    bootstrap interval over documents. E50 is None where the fit has no rising slope (no dose response) or
+    its midpoint lies outside the observed exposures."""
     s = study(con, family, dataset)
     levels = np.unique(s.exposures)
     clusters = stats.Clusters.of(s.doc_ids)
@@ -192,16 +193,18 @@ def exposure_response(con, family: str, dataset: str, n_boot: int, seed: int) ->
 
 def _logistic_e50(m: np.ndarray, exposures: np.ndarray) -> dict:
     """memorized ~ a + b·log(exposures), every seed's rows pooled; E50 = exp(-a / b). A weak ridge (C = 1e4)
-    keeps the fit finite where the levels separate perfectly; E50 then lies between the two levels."""
-    from sklearn.linear_model import LogisticRegression
-
+    keeps the fit finite where the levels separate perfectly; E50 then lies between the two levels. The fit
+    is stats.logistic_fit (sklearn's objective), since the bootstrap refits it a thousand times per role."""
     y = m.reshape(-1)
     x = np.tile(np.log(exposures.astype(float)), m.shape[0])[:, None]
     if y.all() or not y.any() or np.unique(x).size < 2:
         return {"intercept": None, "slope": None, "e50": None}
-    lr = LogisticRegression(C=1e4, max_iter=2000).fit(x, y)
-    a, b = float(lr.intercept_[0]), float(lr.coef_[0, 0])
-    return {"intercept": a, "slope": b, "e50": float(np.exp(-a / b)) if b > 0 else None}
+    coef, a = stats.logistic_fit(x, y, 1e4)
+    b = float(coef[0])
+    # No E50 without a rising slope, nor outside the observed exposures (it would be an extrapolation).
+    mid = -a / b if b > 0 else None
+    inside = mid is not None and float(x.min()) <= mid <= float(x.max())
+    return {"intercept": a, "slope": b, "e50": float(np.exp(mid)) if inside else None}
 
 
 def connect_ro(path) -> duckdb.DuckDBPyConnection:
