@@ -429,3 +429,16 @@ def test_exposure_response_on_the_store(built):
     assert pts == {1: (10, 20), 8: (10, 20)}
     base = {p["n_exposures"]: (p["memorized"], p["n"]) for p in curves["baseline"]["points"]}
     assert base == {1: (10 + 8, 40), 8: (10 + 8, 40)}  # both seeds pooled: 10..29 and 10..25
+
+
+def test_f6_needs_the_exposure_matched_check():
+    """A high paper-protocol AUC is reproduced only if the exposure-matched classifier also beats chance; where
+    that check cannot run (no negatives at the positives' exposure levels) the verdict is inconclusive."""
+    s = _study({"teacher": [[0]], "baseline": [[0]], "student": [[0]]}, [1] * 10, 10)
+    paper_ok = {"status": "ok", "all": {"auc": 0.99, "ci": (0.97, 1.0)}}
+    matched_ok = {"status": "ok", "all": {"auc": 0.9, "ci": (0.8, 0.97)}}
+    matched_chance = {"status": "ok", "all": {"auc": 0.52, "ci": (0.4, 0.63)}}
+    absent = {"status": "too_few_negatives", "message": "exposure_matched: 2 negatives at the positives' exposure levels"}
+    for matched, want in ((matched_ok, "reproduced"), (matched_chance, "inconclusive"), (absent, "inconclusive")):
+        clf = {"status": "ok", "n_positives": 30, "placebo_auc": 0.5, "protocols": {"paper": paper_ok, "exposure_matched": matched}}
+        assert findings.f6(s, n_boot=10, seed=0, classifier=clf)["verdict"] == want, matched

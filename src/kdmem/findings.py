@@ -195,8 +195,10 @@ def f6(s: Study, n_boot: int, seed: int, classifier: dict | None = None, **_) ->
     m_all = matched.get("all") if matched.get("status") == "ok" else None
     explains = m_all is not None and m_all["ci"][0] <= 0.5
     v = stats.verdict(auc, ci, +1, exposure_explains=explains, threshold=paper.F6_AUC)
-    if m_all is None:
-        v = (v[0], v[1] + "; no exposure-matched check: " + matched.get("message", "not run"))
+    if m_all is None and v[0] == stats.REPRODUCED:
+        # Without negatives at the positives' exposure levels nothing shows the classifier used content, not exposure.
+        v = (INCONCLUSIVE, "the exposure-matched check could not run (" + matched.get("message", "not run") +
+             "), so exposure alone may explain the AUC")
     strata = {"exposure_matched_auc": m_all["auc"], "exposure_matched_ci": m_all["ci"]} if m_all else {}
     return row("F6", claim, rule, auc, ci, "trial percentiles", c.get("placebo_auc"), "mean AUC with shuffled labels (permutation placebo)",
                strata, None, v, positives=c.get("n_positives"))

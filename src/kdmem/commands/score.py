@@ -14,7 +14,8 @@ def score_args(p: argparse.ArgumentParser) -> None:
     c.pair_options(p)
     p.add_argument("--model", required=True, help="trained model folder (with metrics.json), or with --base-size a base checkpoint")
     p.add_argument("--base-size", choices=["teacher", "small"], help="score a base checkpoint (folder or hub name) as model "
-                   "base-<size>, role base: the control that says what any model of that size reproduces before fine-tuning on D")
+                   "base-<size>, role base: the control that says what any model of that size reproduces before fine-tuning on D. "
+                   "Its scores skip the generate cross-check (memorization.frac), which the trained models' scores carry")
     c.option(p, "--tokenizer")
     p.add_argument("--split", nargs="+", required=True, choices=["train", "val", "heldout"], help="the splits to score, in order")
     c.option(p, "--samples", help="one samples parquet per --split")
@@ -58,7 +59,7 @@ def score(args: argparse.Namespace) -> None:
         log.info("scoring %s on %s: %d samples", ident["model"], split, samples.height)
         t_split = time.perf_counter()
         scores = score_samples(model, tok, dev, samples, vocab, mem["prefix_len"], mem["suffix_len"],
-                               batch_size=mem["batch_size"], frac=mem["frac"], cache=cache,
+                               batch_size=mem["batch_size"], frac=mem["frac"] and not args.base_size, cache=cache,
                                extraction=mem["extraction"])
         out = with_identity(scores, ident, split)
         log.info("scored %s on %s in %.1f s", ident["model"], split, time.perf_counter() - t_split)
