@@ -5,7 +5,7 @@
   parallel.fsdp_min_params: 0, activation checkpointing on as on a GPU; its saved model loads with
   from_pretrained and its validation loss is within TOLERANCE of the same training under DDP with the same
   seed. One FSDP run is killed with SIGKILL after its first complete checkpoint and resumes from it.
-- bf16 (plain suite): device: cpu_bf16 takes the path a CUDA device takes, bf16 autocast in caching,
+- bf16 (also marker `fsdp`): device: cpu_bf16 takes the path a CUDA device takes, bf16 autocast in caching,
   training and scoring, so a dtype mismatch between the teacher's cache and the student's logits shows here.
 What only a GPU can show (NCCL, memory per GPU, speed) is not tested here.
 """
@@ -124,6 +124,7 @@ def test_fsdp_killed_after_a_checkpoint_resumes_from_it(kit, tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["fsdp"]  # checkpoints and temporaries gone
 
 
+@pytest.mark.fsdp
 def test_bf16_path_caches_trains_and_scores_on_cpu(tmp_path, micro_tokenizer):
     """device: cpu_bf16 takes a CUDA device's path: the teacher caches under bf16 autocast, the student trains
     from that cache with the Trainer's bf16, and scoring runs under autocast; losses stay finite and the one-pass
