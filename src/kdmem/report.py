@@ -68,7 +68,9 @@ def mia_section(rows: list[dict]) -> str:
             f"{where.get(n.get('nonmember_split') or 'val', 'validation windows')}. "
             "Signals (higher says member): loss (Yeom et al. 2018), zlib_loss_ratio (−loss / zlib_bytes, Carlini et al. 2021), Min-K % Prob and Min-K %++ "
             "at k = 20 %, averaging int(k·n) tokens (Shi et al. 2024; Zhang et al. 2025), and the reference-model difference with "
-            "each model's own starting checkpoint as the reference (Carlini et al. 2021). AUC 0.5 is chance; AUC interval: 95 % "
+            "each model's own starting checkpoint as the reference (Carlini et al. 2021). AUC 0.5 is chance; the bases "
+            "(role base) never saw D, so their AUC is what members and non-members differ by without training (held-out "
+            "documents differ in topic from D's): read each model's AUC against its base's, not against 0.5; AUC interval: 95 % "
             "bootstrap over members and non-members. TPR is read at FPR strictly below 1 %, with an exact interval over the members. "
             "The question the paper's privacy motivation asks: does the student leak its training data less than the baseline?</p>")
 

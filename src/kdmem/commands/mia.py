@@ -52,14 +52,20 @@ def mia(args: argparse.Namespace) -> None:
         model, vocab = c.load_family_model(cfg, args.family, size, path, tok, what)
         return kmia.token_stats(model, dev, samples, vocab, batch)
 
-    # Each model's reference is the checkpoint it started from: what it knew before D.
-    ref_loss = {size: -stats(path, size, f"{args.family}/base-{size}")["logp"].mean(axis=1)
-                for size, path in (("small", args.reference), ("teacher", args.reference_teacher))}
+    # Each model's reference is the checkpoint it started from: what it knew before D. The bases themselves are
+    # scored too: they never saw D, so their AUC is what the members and non-members differ by without training
+    # (a topic shift between D's documents and held-out ones, say): the floor each trained model's AUC stands on.
+    base_stats = {size: stats(path, size, f"{args.family}/base-{size}")
+                  for size, path in (("small", args.reference), ("teacher", args.reference_teacher))}
+    ref_loss = {size: -st["logp"].mean(axis=1) for size, st in base_stats.items()}
     score_frames, rows = [], []
+    runs = [({"model": f"base-{size}", "role": "base"}, size, lambda size=size: base_stats[size]) for size in ("teacher", "small")]
     for path in args.models:
         ident = model_identity(path)
         size = SIZE_OF_ROLE[ident["role"]]
-        sig = kmia.signals(stats(path, size, f"{args.family}/{ident['model']}"), zlib, ref_loss[size], m["k"])
+        runs.append((ident, size, lambda path=path, size=size, ident=ident: stats(path, size, f"{args.family}/{ident['model']}")))
+    for ident, size, token_stats in runs:
+        sig = kmia.signals(token_stats(), zlib, ref_loss[size], m["k"])
         score_frames.append(samples.select("sample_id", "split").with_columns(
             family=pl.lit(args.family), dataset=pl.lit(args.dataset), model=pl.lit(ident["model"]), member=pl.Series(labels),
             **{k: pl.Series(v) for k, v in sig.items()}))
