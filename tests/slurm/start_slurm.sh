@@ -15,8 +15,10 @@ SLURM_CONF=/etc/slurm/slurm.conf
 MARK="# written by kdmem tests/slurm/start_slurm.sh"
 
 if ! command -v slurmctld >/dev/null || ! command -v munged >/dev/null; then
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq slurm-wlm munge >/dev/null
+  apt-get update -qq </dev/null >/tmp/kdmem-slurm-apt.log 2>&1
+  # Every stream away from the caller's pipes: a daemon a package's install script starts keeps them open,
+  # and a caller reading them to the end (the test fixture) would wait for it until its timeout.
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq slurm-wlm munge </dev/null >/tmp/kdmem-slurm-apt.log 2>&1
 fi
 
 if scontrol ping 2>/dev/null | grep -q UP; then
@@ -30,7 +32,9 @@ mkdir -p "$DIR"/{state,spool,log} /run/munge /run/slurm /etc/slurm
 chown munge:munge /run/munge
 [ -s /etc/munge/munge.key ] || { dd if=/dev/urandom of=/etc/munge/munge.key bs=1024 count=1 2>/dev/null;
   chown munge:munge /etc/munge/munge.key; chmod 400 /etc/munge/munge.key; }
-pgrep -x munged >/dev/null || su -s /bin/sh munge -c "/usr/sbin/munged"
+# munged keeps the stdout and stderr it was started with: left on the caller's pipes, a caller that reads them to
+# the end (the test fixture's subprocess.run) waits as long as munged lives. Send them to a log.
+pgrep -x munged >/dev/null || su -s /bin/sh munge -c "/usr/sbin/munged" </dev/null >"$DIR/log/munged.out" 2>&1
 
 CPUS=$(nproc)
 MEM=$(( $(awk '/MemTotal/ {print int($2/1024)}' /proc/meminfo) - 1024 ))
