@@ -21,11 +21,15 @@ run: setup
 
 # The embedded family's pretrained bases, shipped in resources/bases/tiny/ (config.yaml loads them as
 # checkpoints). Rebuilds them from the embedded corpus; on CPU the weights come out byte-identical, so
-# `git status resources/bases` shows only the model card's commit line changing. About 10 min on 2 cores.
+# `git status resources/bases` shows only the model card's commit line changing. About 20 min on 2 cores.
+# The old default's bases: make bases BASES_CONFIG=configs/regime/bases-r6.yaml BASES_OUT=resources/bases/tiny-r6
+BASES_CONFIG ?= configs/bases.yaml
+BASES_OUT ?= resources/bases/tiny
+BASES_RESULTS = $(shell sed -n 's/^results: *//p' $(BASES_CONFIG))
 bases: setup
-	OMP_NUM_THREADS=1 HF_HUB_OFFLINE=1 .venv/bin/snakemake --cores $(CORES) --set-threads pretrain=1 --configfile configs/bases.yaml \
-		--profile profiles/default results/bases/tiny/base/teacher results/bases/tiny/base/small
-	.venv/bin/kdmem export-bases --config configs/bases.yaml --family tiny --results results/bases --out resources/bases/tiny
+	OMP_NUM_THREADS=1 HF_HUB_OFFLINE=1 .venv/bin/snakemake --cores $(CORES) --set-threads pretrain=1 --configfile $(BASES_CONFIG) \
+		--profile profiles/default $(BASES_RESULTS)/tiny/base/teacher $(BASES_RESULTS)/tiny/base/small
+	.venv/bin/kdmem export-bases --config $(BASES_CONFIG) --family tiny --results $(BASES_RESULTS) --out $(BASES_OUT)
 
 dry: setup
 	.venv/bin/snakemake -n --cores $(CORES) --configfile $(CONFIG)

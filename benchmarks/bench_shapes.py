@@ -53,7 +53,7 @@ class Shape:
 
 
 SHAPES = [
-    # the embedded default's bases (config.yaml, resources/bases/tiny/MODEL_CARD.md)
+    # the embedded default's bases (config.yaml, resources/bases/tiny-r6/MODEL_CARD.md)
     Shape("miniature", {"hidden_size": 256, "num_layers": 4, "num_heads": 4}, {"hidden_size": 128, "num_layers": 4, "num_heads": 4},
           2048, 48, 24, 24, 256, 64, 32, 20),
     # EleutherAI/pythia-160m's config; the student: d 192 x 4 layers on the same vocab (21 M, 7.7x smaller)

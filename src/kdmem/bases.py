@@ -45,7 +45,7 @@ def card(family: str, cfg: dict, metrics: dict[str, dict], files: dict[str, str]
         "roles start from Pythia. Rebuilt by `make bases`; on CPU the weights are byte-identical (sha256 below).",
         "",
         "## Data",
-        f"- Corpus: `{ds['path']}` (sha256 `{corpus_sha}`), CC BY-SA 3.0, see `resources/LICENSE-corpus.md`.",
+        f"- Corpus: `{ds['path']}` (sha256 `{corpus_sha}`); sources and licences in `resources/LICENSE-corpus.md`.",
         f"- Split by document (seed {cfg['seed']}): validation {ds['val_frac']}, pretraining {ds['pretrain_frac']}, the rest is",
         "  the pool D is drawn from. The bases never see a document of D or of validation.",
         f"- Pretraining: {pretrain_stats.get('samples', {}).get('pretrain')} samples of {ds['seq_len']} tokens "
