@@ -1,5 +1,6 @@
 """One row of reports/regime.md from a finished run: base and model val losses, memorized counts per role,
-memorization per exposure group, and the wall time of the DAG (first job start to last job end).
+memorization per exposure level, the power table (newly memorized samples in each model's 5-95 % levels, once-seen
+memorized) and the summed job time.
 
     .venv/bin/python benchmarks/regime_row.py results/regime/<name>
 """
@@ -11,6 +12,8 @@ import sys
 from pathlib import Path
 
 import duckdb
+
+from kdmem.analysis import pairs, power_rows, study
 
 
 def row(results: Path) -> dict:
@@ -27,7 +30,8 @@ def row(results: Path) -> dict:
     tail = dict(con.execute("SELECT model, cache_mean_tail_mass FROM models WHERE cache_mean_tail_mass IS NOT NULL").fetchall())
     bench = list((results / "benchmarks").rglob("*.tsv"))
     job_s = sum(float(b.read_text().splitlines()[1].split("\t")[0]) for b in bench)
-    return {"val_loss": util, "memorized": mem, "val_memorized": val_mem, "by_exposure": by_group, "group_sizes": sizes,
+    power = [r for fam, ds in pairs(con) for r in power_rows(study(con, fam, ds))]
+    return {"power": power, "val_loss": util, "memorized": mem, "val_memorized": val_mem, "by_exposure": by_group, "group_sizes": sizes,
             "tail_mass": tail, "job_seconds": round(job_s, 1)}
 
 

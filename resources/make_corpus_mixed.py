@@ -36,7 +36,19 @@ import zipfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from make_corpus import _BOLD, _COMMENT, _EXTLINK, _FILE, _LINK, _SPACES, _TAG, _TAGGED, _strip_templates, articles, fetch_dump  # noqa: E402
+from make_corpus import (  # noqa: E402
+    _BOLD,
+    _COMMENT,
+    _EXTLINK,
+    _FILE,
+    _LINK,
+    _SPACES,
+    _TAG,
+    _TAGGED,
+    _strip_templates,
+    articles,
+    fetch_dump,
+)
 
 OUT = Path(__file__).with_name("wiki-code.jsonl.gz")
 NETWORKX = "networkx==3.4.2"

@@ -116,10 +116,11 @@ def base_input(family, *sizes):
 
 
 def soft_cache(w):
-    """The cache distill.soft.cache names, at the soft student's T ({kd} wildcard): top-k, sampled, or none
+    """The cache distill.soft.cache names, at the soft student's T ({kd} wildcard): top-k, sampled, full, or none
     (dense: online KD)."""
     t = str(parse_kd_tag(w.kd)[0])
-    return {"topk": [L.cache(w.family, w.dataset, t)], "sampled": [L.sampled_cache(w.family, w.dataset, t)], "dense": []}[
+    return {"topk": [L.cache(w.family, w.dataset, t)], "sampled": [L.sampled_cache(w.family, w.dataset, t)],
+            "full": [L.full_cache(w.family, w.dataset, t)], "dense": []}[
         CFG["distill"]["soft"]["cache"]
     ]
 

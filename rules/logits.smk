@@ -45,6 +45,20 @@ use rule cache_logits as cache_logits_sampled with:
         L.benchmark("cache-sampled-T{temperature}", "{family}", "{dataset}")
 
 
+# distill.soft.cache: full. The teacher's whole distribution at T, for exact distillation from a cache.
+use rule cache_logits as cache_logits_full with:
+    output:
+        directory(L.full_cache()),
+    params:
+        cfg=sliced("cache_logits", family="family", kind=lambda w: "full"),
+        kind="full",
+        tokenizer=tokenizer_of,
+    log:
+        L.log("cache-full-T{temperature}", "{family}", "{dataset}"),
+    benchmark:
+        L.benchmark("cache-full-T{temperature}", "{family}", "{dataset}")
+
+
 rule generate_hard:
     input:
         tokenizer_input,

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import copy
 import gzip
 import json
 
+import numpy as np
 import polars as pl
 import pytest
 
@@ -153,3 +155,42 @@ def test_heldout_samples_come_from_documents_no_model_sees(micro_cfg, micro_toke
         assert not set(held["doc_id"]) & set(out["val"]["doc_id"])
     else:
         assert out["train"].equals(plain["train"]) and out["val"].equals(plain["val"])  # drawn after D and validation
+
+
+def test_exposure_law_draws_a_heavy_tailed_profile_independent_of_content():
+    """exposure_law: exactly round(share * n) samples duplicated, counts on the geometric grid only, every level
+    used, the same draw for the same seed, and which samples are duplicated is a uniform draw (so unrelated to
+    their order, hence to anything about them)."""
+    from kdmem.data import count_grid, law_counts
+
+    law = {"duplicated_share": 0.1, "min_count": 2, "max_count": 128, "levels": 9, "zipf_exponent": 1.0}
+    grid = count_grid(law)
+    assert grid.tolist() == [2, 3, 6, 10, 16, 27, 45, 76, 128]
+    c = np.asarray(law_counts(5000, law, np.random.default_rng(0)))
+    assert (c == 1).sum() == 4500 and set(np.unique(c[c > 1])) == set(grid.tolist())
+    assert c.tolist() == law_counts(5000, law, np.random.default_rng(0))
+    # log-uniform: about equal numbers per level (500 / 9 = 56 each); a = 2 favours the small counts
+    per = np.array([(c == g).sum() for g in grid])
+    assert per.min() > 30 and per.max() < 85, per
+    steep = np.asarray(law_counts(5000, {**law, "zipf_exponent": 2.0}, np.random.default_rng(0)))
+    assert (steep == 2).sum() > 3 * (steep == 128).sum() + 50
+    # position carries no information: the duplicated share is the same in both halves of D
+    first, second = (c[:2500] > 1).mean(), (c[2500:] > 1).mean()
+    assert abs(first - second) < 0.03
+
+
+def test_exposure_law_and_fixed_profile_are_exclusive(tmp_path):
+    from kdmem.errors import KdmemError
+
+    from .conftest import MICRO
+
+    cfg = copy.deepcopy(MICRO)
+    ds = next(iter(cfg["datasets"].values()))
+    ds["exposures"] = [{"count": 1, "share": 1.0}]
+    ds["exposure_law"] = {"duplicated_share": 0.1}
+    with pytest.raises(KdmemError, match="both exposures and exposure_law"):
+        kconfig.validate(cfg)
+    ds["exposures"] = []
+    ds["exposure_law"] = {"duplicated_share": 0.1, "min_count": 9, "max_count": 4}
+    with pytest.raises(KdmemError, match="min_count = 9 exceeds max_count = 4"):
+        kconfig.validate(cfg)

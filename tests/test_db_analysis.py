@@ -442,3 +442,25 @@ def test_f6_needs_the_exposure_matched_check():
     for matched, want in ((matched_ok, "reproduced"), (matched_chance, "inconclusive"), (absent, "inconclusive")):
         clf = {"status": "ok", "n_positives": 30, "placebo_auc": 0.5, "protocols": {"paper": paper_ok, "exposure_matched": matched}}
         assert findings.f6(s, n_boot=10, seed=0, classifier=clf)["verdict"] == want, matched
+
+
+def test_power_counts_newly_memorized_samples_in_the_levels_exposure_does_not_decide():
+    """Levels 1 (10 %), 4 (50 %, 40 % newly), 16 (100 %): 1 and 4 are transition levels, 16 is not. A sample the
+    base already reproduces is not newly memorized; once-seen samples are counted apart too."""
+    from kdmem.analysis import power_rows
+
+    expo = np.array([1] * 10 + [4] * 10 + [16] * 10)
+    t = np.zeros(30, dtype=bool)
+    t[[0]] = True  # one once-seen sample
+    t[10:15] = True  # half of level 4
+    t[20:30] = True  # all of level 16
+    base = np.zeros(30, dtype=bool)
+    base[10] = True  # the base already reproduces one of level 4's
+    s = findings.Study(doc_ids=np.asarray([f"d{i}" for i in range(30)]), exposures=expo,
+                       mem={"teacher": t[None], "base_teacher": base[None]})
+    (r,) = power_rows(s)
+    assert r["transition_levels"] == [1, 4] and r["newly_in_transition"] == 1 + 4 and r["newly_memorized"] == 1 + 4 + 10
+    assert r["once_seen_memorized"] == 1 and r["once_seen_newly"] == 1 and r["once_seen_n"] == 10
+    # without the base the control is off: level 4 holds 5
+    (r2,) = power_rows(findings.Study(doc_ids=s.doc_ids, exposures=expo, mem={"teacher": t[None]}))
+    assert r2["newly_in_transition"] == 1 + 5 and not r2["base_scored"]

@@ -290,3 +290,32 @@ def test_sampled_cache_roundtrip_determinism_and_training(world):
     m = _train(world, world["dir"] / "sampled-student", mode="cache", cache=r, kd=kd)
     losses = [r["loss"] for r in map(eval_json, (world["dir"] / "sampled-student" / "train_log.jsonl").read_text().splitlines()) if "loss" in r]
     assert m["mode"] == "cache" and losses[-1] < losses[0]
+
+
+def test_full_cache_gives_the_online_dense_loss(world):
+    """A full cache stores the teacher's whole distribution at T in float16: its KD loss equals online (dense)
+    KD's on the same batch to float16 precision, where a top-k cache's is off by more; a student trains on it."""
+    from kdmem.kd import dense_kd_sum, teacher_topk, topk_kd_sum
+
+    teacher = load_model(str(world["teacher"]))
+    V, T = len(world["tok"]), 2.0
+    out = world["dir"] / "full"
+    meta = write_cache(teacher, CPU, world["train"], V, T, 0, out, meta={}, kind="full", shard_size=20)
+    seq = len(world["train"]["input_ids"][0])
+    assert meta["kind"] == "full" and meta["bytes_per_token"] == pytest.approx(2 * V * (seq - 1) / seq, rel=0.02)
+    r = CacheReader(out, {"kind": "full", "temperature": T})
+    rows = r.rows(world["train"]["sample_id"].to_list())
+    logp = r.get(rows)["t_full_logp"]
+    assert logp.shape == (len(rows), seq - 1, V) and float((logp.logsumexp(-1)).abs().max()) < 5e-3
+    x = torch.tensor(world["train"]["input_ids"].to_list())
+    with torch.inference_mode():
+        t_logits = teacher(input_ids=x).logits[:, :-1, :V].reshape(-1, V)
+        s_logits = load_model(str(world["small"]))(input_ids=x).logits[:, :-1, :V].reshape(-1, V)
+    online = dense_kd_sum(s_logits, t_logits, T).item()
+    cached = dense_kd_sum(s_logits, logp.reshape(-1, V) * T, T).item()
+    ids, vals, tail = teacher_topk(t_logits, T, 8)
+    top8 = topk_kd_sum(s_logits, ids, vals, tail, T).item()
+    assert cached == pytest.approx(online, rel=1e-3) and abs(top8 - online) / online > 1e-2, (online, cached, top8)
+    kd = {"temperature": T, "loss": "forward_kl", "jsd_beta": 0.5, "alpha_ce": 0.0, "kl_chunk": 64}
+    m = _train(world, world["dir"] / "full-student", mode="cache", cache=r, kd=kd)
+    assert m["mode"] == "cache"

@@ -169,6 +169,32 @@ def rate_rows(con, family: str, dataset: str, n_boot: int, seed: int) -> list[di
     return out
 
 
+TRAINED_ROLES = ("teacher", "baseline", "student", "hard_student", "student_cleaned")
+
+
+def power_rows(s: findings.Study, lo: float = 0.05, hi: float = 0.95) -> list[dict]:
+    """The study's power to see content decide, per trained model (every seed): content can only matter in
+    exposure levels where exposure does not already decide, i.e. where the model's rate of newly memorized
+    samples (memorized, and not by the base it started from) lies in [lo, hi]. Counts the newly memorized
+    samples in those levels, and the once-seen samples the model memorizes (newly and at all)."""
+    out = []
+    levels = np.unique(s.exposures)
+    for role in TRAINED_ROLES:
+        if not s.has(role):
+            continue
+        start = "base_teacher" if role == "teacher" else "base_small"
+        base = s.mem[start][0] if s.has(start) else np.zeros(s.n, dtype=bool)
+        for i, m in enumerate(s.mem[role]):
+            new = m & ~base
+            mid = [int(v) for v in levels if lo <= new[s.exposures == v].mean() <= hi]
+            once = s.exposures == 1
+            out.append({"role": role, "seed_index": i, "transition_levels": mid,
+                        "newly_in_transition": int(new[np.isin(s.exposures, mid)].sum()), "newly_memorized": int(new.sum()),
+                        "once_seen_memorized": int(m[once].sum()), "once_seen_newly": int(new[once].sum()), "once_seen_n": int(once.sum()),
+                        "base_scored": s.has(start)})
+    return out
+
+
 def exposure_response(con, family: str, dataset: str, n_boot: int, seed: int) -> dict[str, dict]:
     """Per role: memorization rate at each exposure level (exact intervals), a logistic fit of memorized on
     log(exposures) pooled over seeds, and E50, the exposure at which half the samples are memorized, with a
@@ -279,6 +305,7 @@ def analyze(db, classifiers: dict[tuple[str, str], dict], out_dir, cfg: dict) ->
         rates = rate_rows(con, family, dataset, n_boot, seed)
         ent_rows, points = entropy_vs_logprob(con, family, dataset)
         expo = exposure_response(con, family, dataset, n_boot, seed)
+        power = power_rows(study(con, family, dataset))
         figures.rates(rates, out_dir / f"{tag}-rates.png")
         figures.venn(venn_regions(con, family, dataset), out_dir / f"{tag}-venn.png")
         figures.entropy_logprob(points, out_dir / f"{tag}-entropy.png")
@@ -290,7 +317,7 @@ def analyze(db, classifiers: dict[tuple[str, str], dict], out_dir, cfg: dict) ->
                 figures.soft_sweep(rows, by, out_dir / f"{tag}-{by}.png")
         result["pairs"].append({
             "family": family, "dataset": dataset, "rates": rates, "overlaps": overlaps(con, family, dataset),
-            "entropy_vs_logprob": ent_rows, "exposure": expo,
+            "entropy_vs_logprob": ent_rows, "exposure": expo, "power": power,
             "findings": all_findings(con, family, dataset, clf, n_boot, seed, a["min_positives"], a["utility_margin"]),
             "removal": removal_rows(con, family, dataset),
             "classifier": {k: v for k, v in (clf or {}).items() if k != "model"},

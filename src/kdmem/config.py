@@ -153,6 +153,11 @@ def _check_cross_keys(cfg: dict) -> None:
                     raise KdmemError(f"config: {key}.path: file {p} does not exist; fix the path (relative to the working directory)")
         elif "name" not in ds:
             raise KdmemError(f"config: {key}.name is required when source is hf (e.g. HuggingFaceFW/fineweb)")
+        if ds["exposures"] and ds.get("exposure_law"):
+            raise KdmemError(f"config: {key} sets both exposures and exposure_law; keep one duplication profile")
+        law = ds.get("exposure_law")
+        if law and law["min_count"] > law["max_count"]:
+            raise KdmemError(f"config: {key}.exposure_law.min_count = {law['min_count']} exceeds max_count = {law['max_count']}")
         if ds["exposures"]:
             total = sum(g["share"] for g in ds["exposures"])
             if abs(total - 1.0) > 1e-6:

@@ -7,7 +7,8 @@
   dropped). `sample_id` = hash(dataset, doc_id, token offset, seq_len): the same config always
   gives the same ids.
 - D takes `n_train` windows from the pool at random (seeded), validation `n_val`; then the
-  duplication profile gives each training sample its `n_exposures` per epoch.
+  duplication profile (fixed shares, or counts drawn from a heavy-tailed law) gives each training
+  sample its `n_exposures` per epoch, in a random order that ignores the sample's content.
 - `n_heldout` windows come from documents no model sees (the held-out-document split): utility on
   unseen documents and membership inference's non-members. With window validation they are whole
   validation-share documents taken out of the pool; with document validation, other windows of the
@@ -143,6 +144,25 @@ def exposure_counts(n: int, profile: list[dict], rng: np.random.Generator) -> li
     return counts[rng.permutation(n)].tolist()
 
 
+def count_grid(law: dict) -> np.ndarray:
+    """The law's counts: `levels` integers spaced geometrically from min_count to max_count (duplicates merged)."""
+    return np.unique(np.round(np.geomspace(law["min_count"], law["max_count"], law["levels"])).astype(np.int64))
+
+
+def law_counts(n: int, law: dict, rng: np.random.Generator) -> list[int]:
+    """Per-sample exposures per epoch drawn from a heavy-tailed law (near-copies on the web). Which samples are
+    duplicated is a uniform draw, so exposure is independent of content and the two are crossed; each duplicated
+    sample's count is drawn independently: P(c) per grid level is proportional to c^-a times the width of the
+    level (a geometric grid's widths grow as c), i.e. to c^(1-a)."""
+    grid = count_grid(law)
+    w = grid.astype(float) ** (1.0 - law["zipf_exponent"])
+    n_dup = round(law["duplicated_share"] * n)
+    counts = np.ones(n, dtype=np.int64)
+    dup = rng.permutation(n)[:n_dup]
+    counts[dup] = rng.choice(grid, size=n_dup, p=w / w.sum())
+    return counts.tolist()
+
+
 def unigram_ce(ref_docs: list[Doc], val: pl.DataFrame, tok) -> float:
     """Cross-entropy (nats/token) of the validation samples' predicted tokens (positions 1..L-1, as
     val_loss counts them) under a unigram model of the reference documents' tokens, add-one smoothed
@@ -200,7 +220,8 @@ def prepare(cfg: dict, dataset: str, tok, with_pretrain: bool = False, cache_dir
             taken = {r[0] for r in val_rows}
             held_rows = _take([r for r in val_pool if r[0] not in taken], n_held, held_rng, "held-out", f"{key}.n_heldout",
                               len(split.val))
-    exposures = exposure_counts(len(train_rows), ds["exposures"], rng)
+    law = ds.get("exposure_law")
+    exposures = law_counts(len(train_rows), law, rng) if law else exposure_counts(len(train_rows), ds["exposures"], rng)
     # _frame sorts by sample_id, so the exposures must follow their rows through that sort.
     order = sorted(range(len(train_rows)), key=lambda i: train_rows[i][0])
     train = _frame([train_rows[i] for i in order], tok, [exposures[i] for i in order])

@@ -81,6 +81,7 @@ TEMPLATES = {
     "checkpoints": "{family}/{dataset}/checkpoints/{model}",
     "cache": "{family}/{dataset}/cache/T{temperature}",  # top-k (the kl_to_teacher feature's, and cache: topk)
     "sampled_cache": "{family}/{dataset}/cache/sampled-T{temperature}",  # cache: sampled
+    "full_cache": "{family}/{dataset}/cache/full-T{temperature}",  # cache: full
     "scores": "{family}/{dataset}/scores/{model}/{split}.parquet",
     "score_summary": "{family}/{dataset}/scores/{model}/{split}.json",
     "classifier": "{family}/{dataset}/analysis/classifier.json",

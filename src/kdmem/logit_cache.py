@@ -21,6 +21,12 @@ sampled (random-sampling KD, Anshumann et al. 2025; kdmem.kd):
   cover, their mean number and b. The draws come from a generator seeded with `seed`, so the same
   teacher and seed give the same cache.
 
+full (exact distillation from a cache):
+  logp       (n, L-1, V)  float16 log-probs at temperature T over the whole vocabulary
+  2V bytes per position (4,096 B at the miniature's 2,048 ids): the teacher's full distribution, as online
+  (dense) KD sees it, for a fraction of the compute where one teacher pass serves several students and
+  epochs. At a web-scale vocabulary and D it is terabytes: there `dense` is the exact choice.
+
 Values depend on T, so each cache is valid for one temperature, recorded in its metadata.
 
 Format: a folder with meta.json (kind, teacher fingerprint, tokenizer fingerprint, k or draws, T,
@@ -43,7 +49,7 @@ from kdmem.io import atomic_path, read_json, sha256_file, write_json
 from kdmem.kd import distinct_draws, teacher_draws, teacher_topk
 
 log = logging.getLogger(__name__)
-ARRAYS = {"topk": ("topk_ids", "topk_logp", "tail"), "sampled": ("n_distinct", "draw_entries", "row_start")}
+ARRAYS = {"topk": ("topk_ids", "topk_logp", "tail"), "sampled": ("n_distinct", "draw_entries", "row_start"), "full": ("logp",)}
 KINDS = tuple(ARRAYS)
 FORMAT = "kdmem-logit-cache/2"  # 2: sampled caches store distinct ids with counts
 
@@ -55,6 +61,8 @@ def _per_position(kind: str, logits: torch.Tensor, temperature: float, width: in
     if kind == "topk":
         ids, vals, tail = teacher_topk(logits, temperature, width)
         return {"topk_ids": ids, "topk_logp": vals, "tail": tail}, tail
+    if kind == "full":
+        return {"logp": torch.log_softmax(logits.float() / temperature, dim=-1)}, torch.zeros(logits.shape[0])
     ids, covered = teacher_draws(logits, temperature, width, gen)
     ids, counts = distinct_draws(ids)
     keep = counts > 0
@@ -84,12 +92,13 @@ def write_cache(
 ) -> dict:
     """k: top-k width (kind topk); draws and seed: ids drawn per position and the draws' seed (kind sampled)."""
     ids_dtype = np.uint16 if vocab <= 65536 else np.int32
-    width = k if kind == "topk" else draws
+    width = {"topk": k, "sampled": draws, "full": vocab}[kind]
     nbytes = entry_bytes(vocab, draws)
-    dtypes = {"topk_ids": ids_dtype, "topk_logp": np.float16, "tail": np.float16, "n_distinct": np.uint8 if draws <= 255 else np.uint16}
+    dtypes = {"topk_ids": ids_dtype, "topk_logp": np.float16, "tail": np.float16, "n_distinct": np.uint8 if draws <= 255 else np.uint16,
+              "logp": np.float16}
     seq_len = len(samples["input_ids"][0])
     m = seq_len - 1  # predicted positions per sample
-    per_row = {"topk_ids": (m, width), "topk_logp": (m, width), "tail": (m,), "n_distinct": (m,)}
+    per_row = {"topk_ids": (m, width), "topk_logp": (m, width), "tail": (m,), "n_distinct": (m,), "logp": (m, width)}
     n = samples.height
     gen = torch.Generator(device=dev.device).manual_seed(seed)
     model.to(dev.device).eval()
@@ -133,7 +142,7 @@ def write_cache(
         }
         if kind == "topk":
             full.update(k=k, mean_tail_mass=stat_sum / positions)
-        else:
+        elif kind == "sampled":
             full.update(draws=draws, seed=seed, entry_bytes=nbytes, mean_covered_mass=stat_sum / positions, mean_distinct_ids=distinct_sum / positions)
         total = sum(f["bytes"] for s in shards for f in s["files"].values())
         full["bytes_per_token"] = total / (n * seq_len)
@@ -199,12 +208,14 @@ class CacheReader:
     def get(self, rows: list[int]) -> dict[str, torch.Tensor]:
         """Teacher targets for cache rows. topk: t_ids (B, L-1, k) long, t_logp (B, L-1, k), t_tail (B, L-1);
         sampled: t_draw_ids, t_draw_counts (B, L-1, W) long, W the most distinct ids at any position in
-        the batch, the shorter positions padded with count 0."""
+        the batch, the shorter positions padded with count 0; full: t_full_logp (B, L-1, V)."""
         rows_a = np.asarray(rows)
         shard = np.searchsorted(self._starts, rows_a, side="right") - 1
         where = [(self._arrays[sh], r - self._starts[sh]) for r, sh in zip(rows_a, shard, strict=True)]
         if self.kind == "sampled":
             return self._get_sampled(where)
+        if self.kind == "full":
+            return {"t_full_logp": torch.from_numpy(np.stack([a["logp"][i] for a, i in where]).astype(np.float32))}
         return {
             "t_ids": torch.from_numpy(np.stack([a["topk_ids"][i] for a, i in where]).astype(np.int64)),
             "t_logp": torch.from_numpy(np.stack([a["topk_logp"][i] for a, i in where]).astype(np.float32)),

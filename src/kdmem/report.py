@@ -164,6 +164,20 @@ def exposure_section(expo: dict) -> str:
             "so a rate difference between them is a shift of this curve; a missing E50 means no rising fit.</p>")
 
 
+def power_section(rows: list[dict], need: int = 25) -> str:
+    if not rows:
+        return ""
+    out = [{"role": r["role"], "seed": r["seed_index"], "transition levels (5-95 % newly memorized)": ", ".join(map(str, r["transition_levels"])) or "none",
+            "newly memorized there": r["newly_in_transition"], f"≥ {need}": r["newly_in_transition"] >= need,
+            "newly memorized, all of D": r["newly_memorized"],
+            "once-seen memorized (newly)": f"{r['once_seen_memorized']} ({r['once_seen_newly']}) of {r['once_seen_n']}"} for r in rows]
+    return ("<h3>Power: where content can decide</h3>" + table(out, title="power") +
+            "<p>Per trained model (seed index in the role's seed order): the exposure levels where its rate of newly memorized samples "
+            "(memorized, and not by its own base) lies between 5 % and 95 %, i.e. where exposure alone does not decide, and how many "
+            f"newly memorized samples they hold: the samples on which content can show an effect. The default's design asks for ≥ {need} "
+            "per model (reports/regime.md). The once-seen column counts samples memorized after a single exposure per epoch.</p>")
+
+
 def removal_section(rem: dict) -> str:
     parts = ["<h3>Removal experiment</h3>"]
     if not rem:
@@ -217,6 +231,7 @@ def render(result: dict, fig_dir: str | Path, out: str | Path, roc: dict[tuple[s
                      "suffix comes out at least once in n sampled continuations with probability ≥ p (Hayes et al. 2024; "
                      "<code>memorization.extraction</code>).</p>")
         parts.append(exposure_section(p.get("exposure") or {}))
+        parts.append(power_section(p.get("power") or []))
         parts.append("<h3>Overlaps and inheritance</h3>")
         ov = p["overlaps"]
         parts.append(table([{"quantity": paper.OVERLAPS.get(k, (k, None))[0], "ours": v, "paper": paper.OVERLAPS.get(k, (k, None))[1]}

@@ -66,7 +66,8 @@ def _distill(cfg: dict, family: str, mode: str) -> dict:
         return {"device": cfg["device"], "parallel": cfg["parallel"], **_models(cfg, family, "small"),
                 "distill": {"hard": _pick(cfg["distill"]["hard"], "optim")}}  # seeds come as --seed
     # T and the loss come as --temperature and --loss; of the cache keys, only the configured kind's.
-    unread = {"topk": ("draws",), "sampled": ("top_k", "tail"), "dense": ("top_k", "tail", "draws")}[cfg["distill"]["soft"]["cache"]]
+    unread = {"topk": ("draws",), "sampled": ("top_k", "tail"), "full": ("top_k", "tail", "draws"),
+              "dense": ("top_k", "tail", "draws")}[cfg["distill"]["soft"]["cache"]]
     soft = {k: v for k, v in cfg["distill"]["soft"].items() if k not in ("temperatures", "losses", "seeds", *unread)}
     return {"device": cfg["device"], "parallel": cfg["parallel"], **_models(cfg, family, "small", "teacher"),
             "distill": {"soft": soft}}
@@ -81,7 +82,7 @@ SLICERS: dict[str, Callable[..., dict]] = {
     "evaluate_bases": lambda cfg, family: {"device": cfg["device"], **_models(cfg, family, "teacher", "small")},
     "cache_logits": lambda cfg, family, kind: {
         "device": cfg["device"], **_models(cfg, family, "teacher"), **({"seed": cfg["seed"]} if kind == "sampled" else {}),
-        "distill": {"soft": _pick(cfg["distill"]["soft"], "top_k" if kind == "topk" else "draws")},
+        "distill": {"soft": _pick(cfg["distill"]["soft"], *{"topk": ("top_k",), "sampled": ("draws",), "full": ()}[kind])},
         "memorization": _pick(cfg["memorization"], "batch_size")},
     "generate_hard": lambda cfg, family: {"device": cfg["device"], **_models(cfg, family, "teacher"),
                                           "distill": {"hard": _pick(cfg["distill"]["hard"], "prefix_len", "batch_size")}},

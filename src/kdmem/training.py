@@ -65,7 +65,7 @@ class Collator:
 
 
 class KdmemTrainer(Trainer):
-    """mode: 'ce' (cross-entropy), 'cache' (KD from the top-k or sampled cache), 'online' (KD, teacher in the step: dense)."""
+    """mode: 'ce' (cross-entropy), 'cache' (KD from the top-k, sampled or full cache), 'online' (KD, teacher in the step: dense)."""
 
     def __init__(self, *args, mode: str, vocab: int, kd: dict | None = None, teacher=None, **kwargs):
         super().__init__(*args, **kwargs)
@@ -95,7 +95,10 @@ class KdmemTrainer(Trainer):
             loss = loss + alpha * F.cross_entropy(flat.float(), x[:, 1:].reshape(-1))
         if self.mode != "ce":
             t, kind, beta, chunk = self.kd["temperature"], self.kd["loss"], self.kd["jsd_beta"], self.kd["kl_chunk"]
-            if self.mode == "cache" and "t_draw_ids" in inputs:  # sampled cache: forward KL only (config checks)
+            if self.mode == "cache" and "t_full_logp" in inputs:
+                # log_softmax(T * logp_T / T) renormalises the float16 log-probs: the exact dense loss.
+                kd = dense_kd_sum(flat, inputs["t_full_logp"].reshape(n, self.vocab) * t, t, kind, beta, chunk)
+            elif self.mode == "cache" and "t_draw_ids" in inputs:  # sampled cache: forward KL only (config checks)
                 kd = sampled_kd_sum(flat, inputs["t_draw_ids"].reshape(n, -1), inputs["t_draw_counts"].reshape(n, -1), t, chunk)
             elif self.mode == "cache":
                 k = inputs["t_ids"].shape[-1]

@@ -61,15 +61,15 @@ def distill(args: argparse.Namespace) -> None:
         if args.temperature is None or args.temperature <= 0:
             raise KdmemError(f"distill --mode soft needs a temperature > 0, got {args.temperature}")
         if not args.cache and not args.teacher:
-            raise KdmemError("distill --mode soft needs --cache (top-k or sampled logits) or --teacher (online KD)")
+            raise KdmemError("distill --mode soft needs --cache (top-k, sampled or full logits) or --teacher (online KD)")
         if args.cache and soft["cache"] == "dense":
-            raise KdmemError("distill: distill.soft.cache is dense (online KD), but --cache was given; drop --cache or set cache: topk or sampled")
+            raise KdmemError("distill: distill.soft.cache is dense (online KD), but --cache was given; drop --cache or set cache: topk, sampled or full")
         if args.cache and soft["cache"] == "sampled" and args.loss != "forward_kl":
             raise KdmemError(f"distill: a sampled cache estimates the forward KL only, not {args.loss}; use cache: topk or dense")
         kd, optim = {**soft, "temperature": args.temperature, "loss": args.loss}, soft["optim"]
         meta["cache"] = soft["cache"]
         if args.cache:
-            width = {"k": soft["top_k"]} if soft["cache"] == "topk" else {"draws": soft["draws"]}
+            width = {"topk": lambda: {"k": soft["top_k"]}, "sampled": lambda: {"draws": soft["draws"]}, "full": dict}[soft["cache"]]()
             expect = {"kind": soft["cache"], "temperature": args.temperature, **width, "seq_len": len(train["input_ids"][0])}
             if args.teacher:  # with a cache, --teacher only proves the cache came from this teacher
                 expect.update(teacher_identity(args.teacher, tok))

@@ -10,8 +10,9 @@ from kdmem.commands import common as c
 def cache_logits_args(p: argparse.ArgumentParser) -> None:
     c.teacher_pass_options(p, "train.parquet (every sample is cached once)")
     c.option(p, "--temperature", help="T the cached distributions are softened with")
-    p.add_argument("--kind", default="topk", choices=["topk", "sampled"],
-                   help="topk: top_k log-probs + tail mass; sampled: `draws` ids drawn from the teacher at T (default topk)")
+    p.add_argument("--kind", default="topk", choices=["topk", "sampled", "full"],
+                   help="topk: top_k log-probs + tail mass; sampled: `draws` ids drawn from the teacher at T; "
+                        "full: the whole distribution at T (default topk)")
     c.option(p, "--out", help="cache folder to write")
 
 
