@@ -1,15 +1,17 @@
 """The student's view of the teacher, side by side in one run on the embedded default's trained teacher:
-`distill.soft.cache` topk (k = 30), sampled (16 draws, random-sampling KD) and dense (online KD).
+`distill.soft.cache` full (the whole distribution, the default's), topk (k = 30), sampled (16 draws,
+random-sampling KD) and dense (online KD: exact, the teacher in every step).
 
 For each kind it runs the pipeline's own commands with the embedded config and only that key changed, exactly
 as `make run` with `cache: <kind>` runs them: `kdmem cache-logits` (timed: write tokens/s, bytes/token),
 `kdmem distill --mode soft` (validation loss), `kdmem score` (every training sample's exact verdict). It
 reports each student's memorized count and the overlap of its memorized set with the dense student's.
-It also times one KD step from each cache against an online step.
+It also times one KD step from each cache against an online step: full against dense is the cost of the
+default's exact distillation from a cache against the teacher in every step.
 
 Needs the teacher, data and T = 1 cache of a completed embedded-default run: `make run` (results/), or any
 run of a config with the same data and teacher, e.g. KDMEM_BENCH_RESULTS=results/sweep-temperature.
-About 10 minutes on 2 cores (three students of 4 epochs).
+About 15 minutes on 2 cores (four students of 4 epochs).
 """
 
 from __future__ import annotations
@@ -35,9 +37,10 @@ from kdmem.models import load_model
 from kdmem.tokenizer import load_tokenizer
 from kdmem.training import Collator, KdmemTrainer, SampleDataset
 
-RESULTS = Path(os.environ.get("KDMEM_BENCH_RESULTS", ROOT / "results")) / "tiny" / "wiki"
+DATASET = next(iter(kconfig.load(ROOT / "config.yaml")["datasets"]))
+RESULTS = Path(os.environ.get("KDMEM_BENCH_RESULTS", ROOT / "results")) / "tiny" / DATASET
 KDMEM = str(Path(sys.executable).parent / "kdmem")
-KINDS = ("topk", "sampled", "dense")
+KINDS = ("full", "topk", "sampled", "dense")
 
 
 def step_time(mode, cache, teacher, student, train, kd, batch=32, steps=20):
@@ -67,7 +70,7 @@ def one_kind(kind: str, cfg: dict, work: Path, teacher: Path, data: Path, t: flo
     cfg_file = work / f"{tag}.yaml"
     cfg_file.write_text(yaml.safe_dump(cfg))
     fam = cfg["families"]["tiny"]
-    common = ["--config", cfg_file, "--family", "tiny", "--dataset", "wiki", "--tokenizer", fam["tokenizer"]]
+    common = ["--config", cfg_file, "--family", "tiny", "--dataset", DATASET, "--tokenizer", fam["tokenizer"]]
     out: dict = {"kind": kind}
     cache_args: list = []
     if kind != "dense":
@@ -107,7 +110,7 @@ def main() -> dict:
         tok = load_tokenizer(str(teacher))
         train, base = read_samples(data / "train.parquet"), cfg["families"]["tiny"]["small"]["checkpoint"]
         kd = {**soft, "loss": "forward_kl", "temperature": t, "vocab": len(tok)}
-        steps = {k: step_time("cache", CacheReader(work / f"cache-{k}", {"kind": k}), None, load_model(base), train, kd) for k in ("topk", "sampled")}
+        steps = {k: step_time("cache", CacheReader(work / f"cache-{k}", {"kind": k}), None, load_model(base), train, kd) for k in ("full", "topk", "sampled")}
         steps["dense"] = step_time("online", None, load_model(str(teacher)), load_model(base), train, kd)
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -310,3 +310,16 @@ def test_gpu_requests_are_read_from_every_place_a_profile_puts_them():
     assert gpucheck.check(asked, cuda_available=True) is None
     assert gpucheck.check({}, cuda_available=False) is None
     assert "set-resources gpu for 1 rule(s): finetune" in gpucheck.check(asked, cuda_available=False)
+
+
+def test_every_help_page_renders(capsys):
+    """argparse formats help with %: a bare % in a help string (e.g. 'Min-K%') crashed `kdmem --help` with a traceback."""
+    from kdmem.cli import build_parser
+
+    ap = build_parser()
+    commands = list(ap._subparsers._group_actions[0].choices)
+    for argv in (["--help"], *([c, "--help"] for c in commands)):
+        with pytest.raises(SystemExit) as e:
+            ap.parse_args(argv)
+        assert e.value.code == 0, argv
+    assert "mia" in commands and "Min-K%" in capsys.readouterr().out

@@ -37,7 +37,8 @@ CASES = {
     "pretrain.by_size.small": ({"epochs": 2}, [f"{R}/base/small"]),
     "finetune.teacher.lr": (2.0e-3, [f"{R}/wiki/models/teacher-s0"]),
     "finetune.baseline.epochs": (2, [f"{R}/wiki/models/baseline-s0", f"{R}/wiki/models/baseline-s1"]),
-    "distill.soft.top_k": (9, ["cache_logits", "distill_soft", "distill_cleaned"]),
+    "distill.soft.top_k": (9, ["cache_logits"]),  # under cache: full only the kl_to_teacher feature's top-k cache reads it
+    "distill.soft.cache": ("dense", ["distill_soft", "distill_cleaned"]),
     "distill.soft.optim.lr": (2.0e-3, ["distill_soft", "distill_cleaned"]),
     "distill.hard.prefix_len": (15, ["generate_hard"]),
     "distill.hard.batch_size": (8, ["generate_hard"]),

@@ -66,16 +66,16 @@ def _dry_run_commands(tmp_path, cfg: dict) -> str:
     return "\n".join(line.removeprefix("Shell command: ") for line in proc.stdout.splitlines())
 
 
-@pytest.mark.parametrize("kind", ["sampled", "dense"])
+@pytest.mark.parametrize("kind", ["topk", "sampled", "dense"])
 def test_the_cache_kind_shapes_the_students_jobs(tmp_path, kind):
-    """sampled: a cache_logits_sampled job writes cache/sampled-T2.0 and the student reads it; dense: no student cache
-    at all (online KD). The kl_to_teacher cache at T = 1 stays top-k in both. (topk, the default, reads cache/T2.0:
-    test_a_student_per_loss_and_temperature.)"""
+    """topk: the students read cache/T2.0; sampled: a cache_logits_sampled job writes cache/sampled-T2.0 and the
+    students read it; dense: no student cache at all (online KD). The kl_to_teacher cache at T = 1 stays top-k in
+    every case. (full, the micro's and the default's, reads cache/full-T2.0: test_a_student_per_loss_and_temperature.)"""
     cfg = copy.deepcopy(MICRO)
     cfg["distill"]["soft"]["cache"] = kind
     out = _dry_run_commands(tmp_path, cfg)
     distill = [line for line in out.splitlines() if line.startswith("kdmem distill --mode soft")]
-    assert len(distill) == 2  # the student and the removal experiment's cleaned student
+    assert len(distill) == 3  # the students of seeds 0 and 1 and the removal experiment's cleaned student
     want = {"topk": "--cache results/tiny/wiki/cache/T2.0 ", "sampled": "--cache results/tiny/wiki/cache/sampled-T2.0 ", "dense": None}[kind]
     for line in distill:
         assert (want in line) if want else ("--cache" not in line)
@@ -88,9 +88,11 @@ def test_a_student_per_loss_and_temperature(tmp_path):
     cfg["distill"]["soft"]["temperatures"], cfg["distill"]["soft"]["losses"] = [1.0, 2.0], ["forward_kl", "jsd"]
     out = _dry_run_commands(tmp_path, cfg)
     outs = sorted(line.split(" --out ")[1].split()[0].rsplit("/", 1)[1] for line in out.splitlines() if line.startswith("kdmem distill --mode soft"))
-    assert outs == ["student-T1.0-jsd-s0", "student-T1.0-s0", "student-T2.0-jsd-s0", "student-T2.0-s0", "student-T2.0-s0-cleaned"]
+    assert outs == ["student-T1.0-jsd-s0", "student-T1.0-jsd-s1", "student-T1.0-s0", "student-T1.0-s1", "student-T2.0-jsd-s0",
+                    "student-T2.0-jsd-s1", "student-T2.0-s0", "student-T2.0-s0-cleaned", "student-T2.0-s1"]
     assert "--temperature 2.0 --loss jsd" in out and "--temperature 1.0 --loss forward_kl" in out
-    assert "--cache results/tiny/wiki/cache/T2.0 " in out and "--cache results/tiny/wiki/cache/T1.0 " in out
+    assert "--cache results/tiny/wiki/cache/full-T2.0 " in out and "--cache results/tiny/wiki/cache/full-T1.0 " in out
+    assert "--temperature 1.0 --kind full" in out and "--temperature 1.0 --kind topk" in out  # T = 1: the student's and the feature's
 
 
 @pytest.mark.configs

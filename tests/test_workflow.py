@@ -33,13 +33,14 @@ def test_every_role_is_trained_and_scored(micro_run):
     work, _ = micro_run
     m = work / "results" / "tiny" / "wiki" / "models"
     names = sorted(p.name for p in m.iterdir())
-    assert names == ["baseline-s0", "baseline-s1", "hard_student-s0", "student-T2.0-s0", "student-T2.0-s0-cleaned", "teacher-s0"]
+    assert names == ["baseline-s0", "baseline-s1", "hard_student-s0", "hard_student-s1", "student-T2.0-s0", "student-T2.0-s0-cleaned",
+                     "student-T2.0-s1", "teacher-s0"]
     for name in names:
         assert (m / name / "model.safetensors").is_file() and (m / name / "metrics.json").is_file()
         for split in ("train", "val"):
             assert (work / "results" / "tiny" / "wiki" / "scores" / name / f"{split}.parquet").is_file()
-    meta = json.loads((work / "results" / "tiny" / "wiki" / "cache" / "T2.0" / "meta.json").read_text())
-    assert meta["k"] == 8 and meta["temperature"] == 2.0
+    meta = json.loads((work / "results" / "tiny" / "wiki" / "cache" / "full-T2.0" / "meta.json").read_text())
+    assert meta["kind"] == "full" and meta["temperature"] == 2.0  # the micro's students learn the teacher's whole distribution
 
 
 @pytest.mark.slow
@@ -50,7 +51,7 @@ def test_duckdb_and_readme_queries(micro_run):
     assert {"samples", "models", "scores", "classifier_trials", "classifier_coefficients", "predictions", "runs",
             "memorization_rates", "overlaps", "inheritance", "removal", "utility"} <= tables
     n_scores = con.execute("SELECT count(*) FROM scores").fetchone()[0]
-    assert n_scores == (6 + 2) * (48 + 16 + 16)  # six trained models and the two bases (the base-model control); D, val, held-out
+    assert n_scores == (8 + 2) * (48 + 16 + 16)  # eight trained models and the two bases (the base-model control); D, val, held-out
     expected_columns = {"rate per role": ["role", "rate"], "memorized by the baseline in every seed and by the student in none":
                         ["sample_id", "n_exposures"], "top-10 lowest-zlib memorized samples": ["sample_id", "zlib_bytes", "text"],
                         "memorization against exposures, per model": ["model", "n_exposures", "rate", "n"],

@@ -77,5 +77,5 @@ def mia(args: argparse.Namespace) -> None:
     write_parquet(pl.DataFrame(rows), args.out)
 
 
-COMMANDS = [c.Command("mia", "membership-inference signals per model (loss, zlib, Min-K%, Min-K%++, reference) and their AUC",
+COMMANDS = [c.Command("mia", "membership-inference signals per model (loss, zlib, Min-K%%, Min-K%%++, reference) and their AUC",
                       mia_args, mia)]
