@@ -9,6 +9,7 @@ from kdmem import config as kconfig
 from kdmem import rulecfg
 from kdmem.errors import KdmemError
 from kdmem.layout import CLEANED, KD_TAG, SIZE_OF_ROLE, SPLITS, Layout, model_name, parse_kd_tag, size_of_model
+from kdmem.vocab import Role, Size, alternation
 
 try:
     CFG = kconfig.validate(config)
@@ -29,13 +30,13 @@ _user_path = os.environ["PATH"]
 os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), _user_path])
 
 
-def sliced(rule, **context):
+def sliced(rule, fixed=None, **context):
     """The params entry and --config-json of one rule: its config slice (kdmem.rulecfg). `context` maps
-    the slice's arguments to wildcard names, or to a function of the wildcards."""
+    the slice's arguments to wildcard names, or to a function of the wildcards; `fixed` gives constants."""
 
     def param(wildcards):
         ctx = {k: (v(wildcards) if callable(v) else wildcards[v]) for k, v in context.items()}
-        return rulecfg.as_arg(CFG, rule, **ctx)
+        return rulecfg.as_arg(CFG, rule, **ctx, **(fixed or {}))
 
     return param
 
@@ -62,13 +63,13 @@ PRETRAIN_DATASET = CFG["pretrain"]["dataset"]
 wildcard_constraints:
     family="|".join(FAMILIES),
     dataset="|".join(DATASETS),
-    split="train|val",
-    size="teacher|small",
+    split=alternation(SPLITS),
+    size=alternation(Size),
     seed=r"\d+",
     temperature=r"[0-9]+(\.[0-9]+)?",
     kd=KD_TAG,
-    role="teacher|baseline",
-    model=r"(teacher|baseline|student|hard_student)-[A-Za-z0-9._\-]+",
+    role=alternation([Role.TEACHER, Role.BASELINE]),  # the roles `finetune` trains
+    model=rf"({alternation(Role)})-[A-Za-z0-9._\-]+",
 
 
 def trains_tokenizer(family):
@@ -113,6 +114,16 @@ def base_of(family, size):
 
 def base_input(family, *sizes):
     return [L.base(family, s) for s in sizes if CFG["families"][family][s]["init"] == "scratch"]
+
+
+def bases_needed(*sizes):
+    """Input function: the family's pretrained bases of these sizes that the DAG builds (none for checkpoints)."""
+    return lambda w: base_input(w.family, *sizes)
+
+
+def base_path(size):
+    """Params function: the family's base of this size, our folder or the configured checkpoint."""
+    return lambda w: base_of(w.family, size)
 
 
 def soft_cache(w):

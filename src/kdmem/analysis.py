@@ -94,13 +94,13 @@ def _primary_student_filter() -> str:
 
 # Which models make up each role of a study, every seed: the SQL condition on models m.
 ROLE_FILTERS = {
-    "teacher": "m.role = 'teacher'",
-    "baseline": "m.role = 'baseline'",
+    "teacher": "m.label = 'teacher'",
+    "baseline": "m.label = 'baseline'",
     "student": _primary_student_filter(),
-    "hard_student": "m.role = 'hard_student'",
-    "student_cleaned": "m.role = 'student' AND m.data_variant = 'cleaned'",
-    "base_teacher": "m.role = 'base' AND m.model = 'base-teacher'",
-    "base_small": "m.role = 'base' AND m.model = 'base-small'",
+    "hard_student": "m.label = 'hard_student'",
+    "student_cleaned": "m.label = 'student_cleaned'",
+    "base_teacher": "m.label = 'base_teacher'",
+    "base_small": "m.label = 'base_small'",
 }
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 import duckdb
 
 from kdmem.errors import KdmemError
+from kdmem.vocab import label_of
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +50,7 @@ VIEWS = {
             sum(s.exact::INT) FILTER (WHERE m.role = 'baseline') AS baseline_seed_count,
             bool_or(s.exact) FILTER (WHERE m.role = 'student' AND m.is_primary AND m.data_variant = 'full') AS student,
             bool_or(s.exact) FILTER (WHERE m.role = 'hard_student') AS hard_student,
-            bool_or(s.exact) FILTER (WHERE m.role = 'student' AND m.data_variant = 'cleaned') AS student_cleaned
+            bool_or(s.exact) FILTER (WHERE m.label = 'student_cleaned') AS student_cleaned
         FROM scores s JOIN models m USING (model, family, dataset)
         WHERE s.split = 'train'
         GROUP BY s.family, s.dataset, s.sample_id""",
@@ -189,6 +190,12 @@ def build(
         con.execute("""INSERT INTO models (model, family, dataset, role, data_variant, fingerprint, is_primary)
                        SELECT DISTINCT model, family, dataset, role, data_variant, fingerprint, false FROM scores
                        WHERE role = 'base' ORDER BY family, dataset, model""")
+        # Each model's analysis label (kdmem.vocab.label_of), stored once so that no query rebuilds it.
+        labels = [(str(label_of(r, v, m)), m, f, d) for m, f, d, r, v in
+                  con.execute("SELECT model, family, dataset, role, data_variant FROM models").fetchall()]
+        con.execute("ALTER TABLE models ADD COLUMN label VARCHAR")
+        if labels:
+            con.executemany("UPDATE models SET label = ? WHERE model = ? AND family = ? AND dataset = ?", labels)
         for table, files, order in (("classifier_trials", trials, "family, dataset, protocol, features, trial"),
                                     ("classifier_coefficients", coefficients, "family, dataset, feature"),
                                     ("predictions", predictions, "family, dataset, sample_id"),

@@ -12,30 +12,23 @@ and `Layout("results").samples("tiny", "wiki", "train")` is one concrete file.
 
 from __future__ import annotations
 
-import re
 import string
 from dataclasses import dataclass
 
-# Which base a role starts from: the teacher from the large base, every other role from the small one.
-SIZE_OF_ROLE = {"teacher": "teacher", "baseline": "small", "student": "small", "hard_student": "small"}
-ROLES = tuple(SIZE_OF_ROLE)
-SPLITS = ("train", "val", "heldout")  # D, validation windows, windows of documents no model sees
-CLEANED = "cleaned"  # the removal experiment's student: distilled on D minus the classifier's predicted samples
+from kdmem.vocab import DEFAULT_LOSS, KD_TAG, MODEL_NAME, SIZE_OF_ROLE, DataVariant, Loss, Role, Split
 
-# The soft student's losses; the paper's forward KL is the default and is left out of model names,
-# so the paper's student is student-T2.0-s0 and the others student-T2.0-reverse_kl-s0, student-T2.0-jsd-s0.
-LOSSES = ("forward_kl", "reverse_kl", "jsd")
-DEFAULT_LOSS = LOSSES[0]
-KD_TAG = r"T[0-9]+(?:\.[0-9]+)?(?:-(?:reverse_kl|jsd))?"  # the {kd} wildcard: a soft student's temperature and loss
-_NAME = re.compile(
-    r"(?P<role>teacher|baseline|student|hard_student)(?:-T(?P<temperature>[0-9.]+)(?:-(?P<loss>reverse_kl|jsd))?)?"
-    r"-s(?P<seed>\d+)(?P<cleaned>-cleaned)?"
-)
+# Names the rules and commands import from here; their values live in kdmem.vocab.
+ROLES = tuple(Role)
+SPLITS = tuple(Split)
+LOSSES = tuple(Loss)
+CLEANED = DataVariant.CLEANED  # the removal experiment's student: distilled on D minus the classifier's predicted samples
+__all__ = ["CLEANED", "DEFAULT_LOSS", "KD_TAG", "LOSSES", "ROLES", "SIZE_OF_ROLE", "SPLITS", "Layout", "TEMPLATES", "kd_tag",
+           "model_name", "parse_kd_tag", "parse_model_name", "size_of_model"]
 
 
 def kd_tag(temperature: float | str, loss: str = DEFAULT_LOSS) -> str:
     """T2.0 (forward KL) or T2.0-jsd: the part of a soft student's name that says how it was distilled."""
-    return f"T{temperature}" + ("" if loss == DEFAULT_LOSS else f"-{loss}")
+    return f"T{temperature}" + ("" if loss == DEFAULT_LOSS else f"-{Loss(loss)}")
 
 
 def parse_kd_tag(tag: str) -> tuple[float, str]:
@@ -52,7 +45,7 @@ def model_name(role: str, seed: int | str, temperature: float | str | None = Non
 
 def parse_model_name(name: str) -> dict:
     """The inverse of model_name: role, seed, temperature and loss (None unless a soft student), cleaned."""
-    m = _NAME.fullmatch(name)
+    m = MODEL_NAME.fullmatch(name)
     if m is None:
         raise ValueError(f"not a kdmem model name: {name!r}")
     t = m["temperature"]
@@ -61,7 +54,7 @@ def parse_model_name(name: str) -> dict:
 
 
 def size_of_model(name: str) -> str:
-    return SIZE_OF_ROLE[parse_model_name(name)["role"]]
+    return str(SIZE_OF_ROLE[Role(parse_model_name(name)["role"])])
 
 
 # Every output under `results:`, by name. A {field} left unfilled stays a Snakemake wildcard.

@@ -1,0 +1,102 @@
+"""kdmem's vocabulary: every value a role, base size, loss, cache kind and split can take, spelled once.
+
+The schema (config.schema.yaml), the results layout (kdmem.layout), the rules' wildcard constraints
+(rules/common.smk), the database and the report all take their spellings from here; a test checks that
+the schema's enums equal these. Values are plain strings (StrEnum), so they go into paths, SQL parameters
+and JSON unchanged.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+
+
+class Role(StrEnum):
+    """A trained model's role (the paper's four). The removal experiment's student is a `student` trained
+    on the cleaned D (`DataVariant.CLEANED`), not a role of its own."""
+
+    TEACHER = "teacher"
+    BASELINE = "baseline"
+    STUDENT = "student"
+    HARD_STUDENT = "hard_student"
+
+
+class Size(StrEnum):
+    """A family's two pretrained bases, named by the config keys that describe them
+    (`families.<f>.teacher`, `families.<f>.small`): the large one the teacher starts from, the small one
+    every other role starts from."""
+
+    TEACHER = "teacher"
+    SMALL = "small"
+
+
+class Loss(StrEnum):
+    """The soft student's divergence; the paper's forward KL is the default and is left out of model names."""
+
+    FORWARD_KL = "forward_kl"
+    REVERSE_KL = "reverse_kl"
+    JSD = "jsd"
+
+
+class CacheKind(StrEnum):
+    """How the soft student sees the teacher (`distill.soft.cache`): a cache, or the teacher in every step."""
+
+    TOPK = "topk"
+    SAMPLED = "sampled"
+    FULL = "full"
+    DENSE = "dense"
+
+
+class Split(StrEnum):
+    TRAIN = "train"  # D
+    VAL = "val"  # validation windows
+    HELDOUT = "heldout"  # windows of documents no model sees
+
+
+class DataVariant(StrEnum):
+    FULL = "full"  # trained on D
+    CLEANED = "cleaned"  # the removal experiment: D minus the classifier's predicted samples
+
+
+class Label(StrEnum):
+    """A model's label in the analysis: its role, with the removal experiment's student and the two scored bases
+    told apart. Stored in the database's models table (column `label`), so no query rebuilds it."""
+
+    TEACHER = "teacher"
+    BASELINE = "baseline"
+    STUDENT = "student"
+    HARD_STUDENT = "hard_student"
+    STUDENT_CLEANED = "student_cleaned"
+    BASE_TEACHER = "base_teacher"
+    BASE_SMALL = "base_small"
+
+
+def label_of(role: str, data_variant: str | None, model: str) -> Label:
+    """teacher / baseline / student / hard_student, student_cleaned for the removal experiment's student, and
+    base_teacher / base_small for the scored bases (role base, models base-teacher and base-small)."""
+    if role == "base":
+        return Label(model.replace("-", "_"))
+    if data_variant == DataVariant.CLEANED:
+        return Label(f"{role}_{DataVariant.CLEANED}")
+    return Label(role)
+
+
+SIZE_OF_ROLE = {Role.TEACHER: Size.TEACHER, Role.BASELINE: Size.SMALL, Role.STUDENT: Size.SMALL, Role.HARD_STUDENT: Size.SMALL}
+CACHED_KINDS = (CacheKind.TOPK, CacheKind.SAMPLED, CacheKind.FULL)  # the kinds `cache-logits` writes
+DEFAULT_LOSS = Loss.FORWARD_KL
+
+
+def alternation(values) -> str:
+    """'a|b|c' for a regex or a Snakemake wildcard constraint."""
+    return "|".join(re.escape(str(v)) for v in values)
+
+
+# The model-name grammar: <role>[-T<t>[-<loss>]]-s<seed>[-cleaned]; student-T2.0-s0, student-T2.0-jsd-s0,
+# student-T2.0-s0-cleaned, hard_student-s1. Bases are base-<size>.
+_NON_DEFAULT_LOSSES = alternation(x for x in Loss if x != DEFAULT_LOSS)
+KD_TAG = rf"T[0-9]+(?:\.[0-9]+)?(?:-(?:{_NON_DEFAULT_LOSSES}))?"  # the {kd} wildcard: a soft student's temperature and loss
+MODEL_NAME = re.compile(
+    rf"(?P<role>{alternation(Role)})(?:-T(?P<temperature>[0-9.]+)(?:-(?P<loss>{_NON_DEFAULT_LOSSES}))?)?"
+    rf"-s(?P<seed>\d+)(?:-(?P<cleaned>{DataVariant.CLEANED}))?"
+)

@@ -1,0 +1,59 @@
+"""kdmem.vocab is the one spelling of roles, sizes, losses, cache kinds and splits: the schema's enums, the
+rules' wildcard constraints and the model-name grammar must agree with it."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from kdmem.config import load_schema
+from kdmem.layout import model_name, parse_model_name
+from kdmem.vocab import KD_TAG, MODEL_NAME, CacheKind, Loss, Role, Size, Split, alternation
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_the_schema_spells_what_vocab_spells():
+    s = load_schema()
+    soft = s["properties"]["distill"]["properties"]["soft"]["properties"]
+    assert soft["losses"]["items"]["enum"] == [str(x) for x in Loss]
+    assert soft["cache"]["enum"] == [str(x) for x in CacheKind]
+    assert s["properties"]["analysis"]["properties"]["primary_loss"]["enum"] == [str(x) for x in Loss]
+    assert s["$defs"]["family"]["required"] == ["tokenizer", *[str(x) for x in Size]]
+
+
+def test_the_rules_take_their_constraints_from_vocab():
+    text = (ROOT / "rules" / "common.smk").read_text()
+    block = text[text.index("wildcard_constraints:"):].split("\n\n")[0]
+    # no role, size, loss or split is spelled by hand in the constraints
+    for value in [*Role, *Size, *Loss, *Split]:
+        assert not re.search(rf"\b{value}\b", block), (value, block)
+
+
+@pytest.mark.parametrize("name", ["teacher-s0", "baseline-s2", "hard_student-s1", "student-T2.0-s0", "student-T1.5-jsd-s3",
+                                  "student-T2.0-reverse_kl-s0-cleaned", "student-T2.0-s0-cleaned"])
+def test_model_names_round_trip(name):
+    p = parse_model_name(name)
+    assert model_name(p["role"], p["seed"], p["temperature"], p["cleaned"], p["loss"] or Loss.FORWARD_KL) == name
+    assert MODEL_NAME.fullmatch(name)
+
+
+def test_names_outside_the_vocabulary_are_refused():
+    for bad in ("teacher", "student-T2.0-forward_kl-s0", "tutor-s0", "student-T2.0-s0-pruned", "student-T2.0-kl-s0"):
+        with pytest.raises(ValueError, match="not a kdmem model name"):
+            parse_model_name(bad)
+    assert re.fullmatch(KD_TAG, "T2.0-jsd") and not re.fullmatch(KD_TAG, "T2.0-forward_kl")
+    assert alternation(Size) == "teacher|small"
+
+
+def test_each_model_gets_one_label():
+    from kdmem.vocab import Label, label_of
+
+    assert label_of("student", "cleaned", "student-T2.0-s0-cleaned") is Label.STUDENT_CLEANED
+    assert label_of("student", "full", "student-T2.0-s1") is Label.STUDENT
+    assert label_of("base", "full", "base-teacher") is Label.BASE_TEACHER and label_of("base", None, "base-small") is Label.BASE_SMALL
+    assert label_of("hard_student", "full", "hard_student-s2") is Label.HARD_STUDENT
+    with pytest.raises(ValueError):
+        label_of("base", "full", "base-medium")
