@@ -31,6 +31,7 @@ import yaml
 from common import ROOT, need
 
 from kdmem import config as kconfig
+from kdmem.args import KDArgs
 from kdmem.data import read_samples
 from kdmem.logit_cache import CacheReader
 from kdmem.models import load_model
@@ -43,7 +44,7 @@ KDMEM = str(Path(sys.executable).parent / "kdmem")
 KINDS = ("full", "topk", "sampled", "dense")
 
 
-def step_time(mode, cache, teacher, student, train, kd, batch=32, steps=20):
+def step_time(mode, cache, teacher, student, train, kd: KDArgs, vocab: int, batch=32, steps=20):
     from transformers import TrainingArguments
 
     ds = SampleDataset(train, cache_rows=cache.rows(train["sample_id"].to_list()) if cache else None)
@@ -51,7 +52,7 @@ def step_time(mode, cache, teacher, student, train, kd, batch=32, steps=20):
     args = TrainingArguments(output_dir=tmp, per_device_train_batch_size=batch, max_steps=steps, report_to="none",
                              use_cpu=True, remove_unused_columns=False, save_strategy="no", disable_tqdm=True, logging_steps=1000)
     tr = KdmemTrainer(model=student, args=args, train_dataset=ds, data_collator=Collator(cache), mode=mode,
-                      vocab=kd["vocab"], kd=kd, teacher=teacher)
+                      vocab=vocab, kd=kd, teacher=teacher)
     t = time.perf_counter()
     tr.train()
     shutil.rmtree(tmp, ignore_errors=True)
@@ -109,9 +110,11 @@ def main() -> dict:
         # one KD step from each cache against an online step (the teacher's forward inside the step)
         tok = load_tokenizer(str(teacher))
         train, base = read_samples(data / "train.parquet"), cfg["families"]["tiny"]["small"]["checkpoint"]
-        kd = {**soft, "loss": "forward_kl", "temperature": t, "vocab": len(tok)}
-        steps = {k: step_time("cache", CacheReader(work / f"cache-{k}", {"kind": k}), None, load_model(base), train, kd) for k in ("full", "topk", "sampled")}
-        steps["dense"] = step_time("online", None, load_model(str(teacher)), load_model(base), train, kd)
+        v = len(tok)
+        kd = {k: KDArgs.from_config({**soft, "cache": k}, t, "forward_kl") for k in KINDS}
+        steps = {k: step_time("cache", CacheReader(work / f"cache-{k}", {"kind": k}), None, load_model(base), train, kd[k], v)
+                 for k in ("full", "topk", "sampled")}
+        steps["dense"] = step_time("online", None, load_model(str(teacher)), load_model(base), train, kd["dense"], v)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     dense = set(kinds["dense"]["memorized_ids"])

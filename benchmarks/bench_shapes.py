@@ -31,10 +31,12 @@ import torch
 from bench_cache import step_time
 from common import timed
 
+from kdmem.args import CacheSpec, KDArgs
 from kdmem.generate import greedy_continue
 from kdmem.logit_cache import CacheReader, write_cache
 from kdmem.models import build_scratch, n_params, pick_device
 from kdmem.scoring import score_samples
+from kdmem.vocab import CacheKind, Loss
 
 
 @dataclass(frozen=True)
@@ -135,22 +137,22 @@ def forward_flops(model, sh: Shape) -> dict:
 
 def kd_steps(teacher, student_arch, dev, samples: pl.DataFrame, sh: Shape, work: Path) -> dict:
     t0 = time.perf_counter()
-    meta = write_cache(teacher, dev, samples, sh.vocab, 2.0, 30, work / "cache", meta={}, batch_size=sh.batch)
+    meta = write_cache(teacher, dev, samples, sh.vocab, CacheSpec(CacheKind.TOPK, 2.0, top_k=30), work / "cache", meta={}, batch_size=sh.batch)
     write_s = time.perf_counter() - t0
     cache = CacheReader(work / "cache", {"temperature": 2.0})
     t0 = time.perf_counter()
-    meta_s = write_cache(teacher, dev, samples, sh.vocab, 2.0, 0, work / "sampled", meta={}, batch_size=sh.batch, kind="sampled", draws=16)
+    meta_s = write_cache(teacher, dev, samples, sh.vocab, CacheSpec(CacheKind.SAMPLED, 2.0, draws=16), work / "sampled", meta={}, batch_size=sh.batch)
     write_sampled_s = time.perf_counter() - t0
     sampled = CacheReader(work / "sampled", {"kind": "sampled"})
-    kd = {"temperature": 2.0, "loss": "forward_kl", "jsd_beta": 0.5, "alpha_ce": 0.0, "kl_chunk": 1024, "tail": "uniform", "vocab": sh.vocab}
+    kd = KDArgs(temperature=2.0, loss=Loss.FORWARD_KL, alpha_ce=0.0, jsd_beta=0.5, kl_chunk=1024, tail="uniform")
     seq = sh.seq_len
 
     def student():
         return build_scratch(student_arch, sh.vocab, seq, 1, 0)
 
-    t_cached = step_time("cache", cache, None, student(), samples, kd, batch=sh.kd_batch, steps=sh.kd_steps)
-    t_online = step_time("online", None, teacher, student(), samples, kd, batch=sh.kd_batch, steps=sh.kd_steps)
-    t_sampled = step_time("cache", sampled, None, student(), samples, kd, batch=sh.kd_batch, steps=sh.kd_steps)
+    t_cached = step_time("cache", cache, None, student(), samples, kd, sh.vocab, batch=sh.kd_batch, steps=sh.kd_steps)
+    t_online = step_time("online", None, teacher, student(), samples, kd, sh.vocab, batch=sh.kd_batch, steps=sh.kd_steps)
+    t_sampled = step_time("cache", sampled, None, student(), samples, kd, sh.vocab, batch=sh.kd_batch, steps=sh.kd_steps)
     return {
         "student_params": n_params(student()), "cached_step_s": t_cached, "online_step_s": t_online, "cached_vs_online": t_online / t_cached,
         "cache_write_tokens_per_s": samples.height * seq / write_s, "cache_bytes_per_token": meta["bytes_per_token"],

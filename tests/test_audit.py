@@ -7,7 +7,9 @@ import json
 import duckdb
 import polars as pl
 
+from kdmem.args import CacheSpec
 from kdmem.cli import main
+from kdmem.vocab import CacheKind
 
 from .conftest import MICRO, write_cfg
 from .helpers import tiny_model_dir
@@ -71,7 +73,7 @@ def test_audit_features_equal_the_pipelines_on_the_same_samples(tmp_path, micro_
     train, _ = micro_samples(MICRO, micro_tokenizer)
     train = train.head(20)
     dev, vocab, k = pick_device("cpu"), len(tok), 8
-    write_cache(teacher, dev, train, vocab, 1.0, k, tmp_path / "cache", meta={})
+    write_cache(teacher, dev, train, vocab, CacheSpec(CacheKind.TOPK, 1.0, top_k=k), tmp_path / "cache", meta={})
     cache = CacheReader(tmp_path / "cache", {"temperature": 1.0})
     scored_b = score_samples(baseline, tok, dev, train, vocab, 16, 16, frac=False, cache=cache)
     scored_t = score_samples(teacher, tok, dev, train, vocab, 16, 16, frac=False)

@@ -25,7 +25,9 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from kdmem.args import CacheSpec, KDArgs, OptimArgs
 from kdmem.cli import main
+from kdmem.vocab import CacheKind, Loss
 
 from . import longrun
 from .conftest import MICRO, write_cfg
@@ -143,11 +145,11 @@ def test_bf16_path_caches_trains_and_scores_on_cpu(tmp_path, micro_tokenizer):
     train, val = micro_samples(MICRO, micro_tokenizer)
     teacher = load_model(str(tiny_model_dir(tmp_path / "t", micro_tokenizer, hidden=64, layers=2, seed=1)))
     base = tiny_model_dir(tmp_path / "s", micro_tokenizer, hidden=32, layers=1, seed=2)
-    write_cache(teacher, dev, train, len(tok), 2.0, 8, tmp_path / "cache", meta={})
+    write_cache(teacher, dev, train, len(tok), CacheSpec(CacheKind.TOPK, 2.0, top_k=8), tmp_path / "cache", meta={})
     cache = CacheReader(tmp_path / "cache", {"temperature": 2.0})
-    optim = {"lr": 3e-3, "schedule": "constant", "epochs": 1, "batch_size": 16, "grad_accum": 1, "warmup_ratio": 0.0,
-             "weight_decay": 0.0, "max_grad_norm": 1.0, "save_steps": 10000}
-    kd = {"temperature": 2.0, "loss": "forward_kl", "alpha_ce": 0.0, "jsd_beta": 0.5, "kl_chunk": 1024, "tail": "uniform"}
+    optim = OptimArgs(**{"lr": 3e-3, "schedule": "constant", "epochs": 1, "batch_size": 16, "grad_accum": 1, "warmup_ratio": 0.0,
+                           "weight_decay": 0.0, "max_grad_norm": 1.0, "save_steps": 10000})
+    kd = KDArgs(temperature=2.0, loss=Loss.FORWARD_KL, alpha_ce=0.0, jsd_beta=0.5, kl_chunk=1024, tail="uniform")
     metrics = train_model(model=load_model(str(base)), tok=tok, vocab=len(tok), train_df=train, val_df=val, optim=optim, seed=0,
                           out_dir=tmp_path / "m", ckpt_dir=tmp_path / "ck", dev=dev, mode="cache", cache=cache, kd=kd,
                           meta={"role": "student"})

@@ -10,6 +10,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from kdmem.args import OptimArgs
 from kdmem.models import load_model, pick_device
 from kdmem.scoring import score_samples
 from kdmem.tokenizer import load_tokenizer
@@ -32,8 +33,8 @@ def test_train_and_score_on_gpu(tmp_path, micro_tokenizer):
     tok = load_tokenizer(str(micro_tokenizer))
     train, val = micro_samples(MICRO, micro_tokenizer)
     base = tiny_model_dir(tmp_path / "base", micro_tokenizer, hidden=64, layers=2)
-    optim = {"lr": 3e-3, "schedule": "constant", "epochs": 20, "batch_size": 16, "grad_accum": 1, "warmup_ratio": 0.0,
-             "weight_decay": 0.0, "max_grad_norm": 1.0, "save_steps": 10000}
+    optim = OptimArgs(**{"lr": 3e-3, "schedule": "constant", "epochs": 20, "batch_size": 16, "grad_accum": 1, "warmup_ratio": 0.0,
+                           "weight_decay": 0.0, "max_grad_norm": 1.0, "save_steps": 10000})
     metrics = train_model(model=load_model(str(base)), tok=tok, vocab=len(tok), train_df=train, val_df=val, optim=optim,
                           seed=0, out_dir=tmp_path / "m", ckpt_dir=tmp_path / "ck", dev=dev, meta={"role": "baseline"})
     assert metrics["steps"] > 0 and (tmp_path / "m" / "model.safetensors").is_file()

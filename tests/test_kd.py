@@ -57,15 +57,6 @@ def test_full_k_equals_dense_and_chunking_is_exact():
     assert dense_kd_sum(s, t, 3.0, chunk=4).item() == pytest.approx(dense, rel=1e-6)
 
 
-def test_per_token_mean_not_batchmean():
-    """The loss of a batch of identical rows is independent of how many rows (positions) there are."""
-    t, s = torch.randn(1, 8), torch.randn(1, 8)
-    one = dense_kd_sum(s, t, 2.0).item() / 1
-    many = dense_kd_sum(s.repeat(50, 1), t.repeat(50, 1), 2.0).item() / 50
-    assert many == pytest.approx(one, rel=1e-5)
-    assert not math.isclose(dense_kd_sum(s.repeat(50, 1), t.repeat(50, 1), 2.0).item(), one, rel_tol=1e-3)
-
-
 def test_kd_is_zero_for_identical_distributions():
     z = torch.randn(5, 9)
     ids, logp, tail = teacher_topk(z, 2.0, 4)
@@ -140,3 +131,26 @@ def test_sampled_kd_gradient_is_unbiased_and_topk_is_not():
     topk = grad(lambda z: topk_kd_sum(z, ids, vals, tail, 2.0))
     err_sampled, err_topk = (sampled - dense).abs().max().item(), (topk - dense).abs().max().item()
     assert err_sampled < 0.004 and err_topk > 0.01, (err_sampled, err_topk)
+
+
+def test_the_trainers_loss_is_a_mean_per_token_in_every_mode():
+    """Through the function the trainer calls (training.batch_loss): a batch of 50 copies of one sequence has the
+    loss of the sequence alone, for CE, online KD and KD from a full cache; dropping the division by the number of
+    positions would make it 50 times larger."""
+    from kdmem.args import KDArgs
+    from kdmem.training import batch_loss
+    from kdmem.vocab import Loss
+
+    torch.manual_seed(0)
+    s, tl, x = torch.randn(1, 6, 11), torch.randn(1, 6, 11), torch.randint(0, 11, (1, 7))
+    kd = KDArgs(temperature=2.0, loss=Loss.FORWARD_KL, alpha_ce=0.25, jsd_beta=0.5, kl_chunk=4, tail=None)
+    full = {"t_full_logp": torch.log_softmax(tl / 2.0, -1)}
+    for mode, teacher, t_logits in (("ce", {}, None), ("online", {}, tl), ("cache", full, None)):
+        one = batch_loss(s, x, mode, kd, teacher, t_logits).item()
+        rep = {k: v.repeat(50, 1, 1) for k, v in teacher.items()}
+        many = batch_loss(s.repeat(50, 1, 1), x.repeat(50, 1), mode, kd, rep, None if t_logits is None else t_logits.repeat(50, 1, 1)).item()
+        assert many == pytest.approx(one, rel=1e-5) and one > 0, mode
+    # online and full-cache KD agree (same teacher), and T² scales the divergence: at alpha_ce = 0 it is T² · KL / n
+    a = batch_loss(s, x, "online", KDArgs(2.0, Loss.FORWARD_KL, 0.0, 0.5, 4, None), {}, tl).item()
+    b = batch_loss(s, x, "cache", KDArgs(2.0, Loss.FORWARD_KL, 0.0, 0.5, 4, None), full).item()
+    assert a == pytest.approx(b, rel=1e-5) and a == pytest.approx(4 * dense_kd_sum(s.reshape(6, 11), tl.reshape(6, 11), 2.0).item() / 6, rel=1e-5)

@@ -10,12 +10,14 @@ import polars as pl
 import pytest
 import torch
 
+from kdmem.args import CacheSpec, OptimArgs
 from kdmem.errors import KdmemError
 from kdmem.logit_cache import CacheReader, write_cache
 from kdmem.models import load_model, pick_device
 from kdmem.scoring import score_samples, summary
 from kdmem.tokenizer import load_tokenizer
 from kdmem.training import train_model
+from kdmem.vocab import CacheKind
 
 from .conftest import MICRO
 from .helpers import micro_samples, tiny_model_dir
@@ -33,8 +35,8 @@ def memorizer(tmp_path_factory, micro_tokenizer):
     train = train.with_columns(n_exposures=pl.when(pl.col("sample_id").is_in(planted)).then(80).otherwise(1).cast(pl.Int32))
     tok = load_tokenizer(str(micro_tokenizer))
     base = tiny_model_dir(d / "base", micro_tokenizer, hidden=64, layers=2)
-    optim = {"lr": 3e-3, "schedule": "constant", "epochs": 3, "batch_size": 16, "grad_accum": 1, "warmup_ratio": 0.0,
-             "weight_decay": 0.0, "max_grad_norm": 1.0, "save_steps": 10000}
+    optim = OptimArgs(**{"lr": 3e-3, "schedule": "constant", "epochs": 3, "batch_size": 16, "grad_accum": 1, "warmup_ratio": 0.0,
+                           "weight_decay": 0.0, "max_grad_norm": 1.0, "save_steps": 10000})
     train_model(model=load_model(str(base)), tok=tok, vocab=len(tok), train_df=train, val_df=val, optim=optim, seed=0,
                 out_dir=d / "m", ckpt_dir=d / "ck", dev=CPU, meta={"role": "baseline"})
     model = load_model(str(d / "m"))
@@ -81,7 +83,7 @@ def test_kl_to_teacher_from_cache(memorizer):
     d = memorizer["dir"]
     teacher = load_model(str(memorizer["base"]))  # any other model serves as the "teacher" here
     V = len(memorizer["tok"])
-    write_cache(teacher, CPU, memorizer["train"], V, 1.0, V, d / "cache1", meta={})  # k = V: the KL is exact
+    write_cache(teacher, CPU, memorizer["train"], V, CacheSpec(CacheKind.TOPK, 1.0, top_k=V), d / "cache1", meta={})  # k = V: the KL is exact
     sc = _score(memorizer, frac=False, cache=CacheReader(d / "cache1", {"temperature": 1.0}))
     x = torch.tensor([memorizer["train"].row(0, named=True)["input_ids"]])
     with torch.no_grad():
@@ -90,7 +92,7 @@ def test_kl_to_teacher_from_cache(memorizer):
     want = (p.exp() * (p - q)).sum(-1).mean().item()
     assert sc["kl_to_teacher"][0] == pytest.approx(want, rel=2e-2)
     self_cache = d / "cache_self"
-    write_cache(memorizer["model"], CPU, memorizer["train"].head(8), V, 1.0, 16, self_cache, meta={})
+    write_cache(memorizer["model"], CPU, memorizer["train"].head(8), V, CacheSpec(CacheKind.TOPK, 1.0, top_k=16), self_cache, meta={})
     own = _score(memorizer, df=memorizer["train"].head(8), frac=False, cache=CacheReader(self_cache, {}))
     assert own["kl_to_teacher"].max() < 1e-2  # a model against its own cache: ~0
 
@@ -119,7 +121,7 @@ def test_bad_inputs(memorizer):
     with pytest.raises(KdmemError, match="lacks columns \\['input_ids'\\]"):
         read_samples(bad)
     with pytest.raises(KdmemError, match="stale: its teacher_fingerprint"):
-        write_cache(memorizer["model"], CPU, memorizer["train"].head(4), len(memorizer["tok"]), 1.0, 4,
+        write_cache(memorizer["model"], CPU, memorizer["train"].head(4), len(memorizer["tok"]), CacheSpec(CacheKind.TOPK, 1.0, top_k=4),
                     memorizer["dir"] / "c_other", meta={"teacher_fingerprint": "teacher-A"})
         CacheReader(memorizer["dir"] / "c_other", {"teacher_fingerprint": "teacher-B"})
 

@@ -14,34 +14,33 @@ import numpy as np
 import pytest
 import torch
 
+from kdmem.args import CacheSpec, KDArgs, OptimArgs
 from kdmem.errors import KdmemError
 from kdmem.logit_cache import CacheReader, entry_bytes, pack_entries, unpack_entries, write_cache
 from kdmem.models import load_model, pick_device, shared_vocab
-from kdmem.tokenizer import load_tokenizer
 from kdmem.training import evaluate_loss, train_model
+from kdmem.vocab import CacheKind, Loss
 
 from .conftest import MICRO, write_cfg
-from .helpers import micro_samples, tiny_model_dir
+from .helpers import tiny_model_dir
 
 OPTIM = {"lr": 3e-3, "schedule": "constant", "epochs": 1, "batch_size": 16, "grad_accum": 1, "warmup_ratio": 0.0,
          "weight_decay": 0.0, "max_grad_norm": 1.0, "save_steps": 1000}
+KD = KDArgs(temperature=2.0, loss=Loss.FORWARD_KL, alpha_ce=0.0, jsd_beta=0.5, kl_chunk=64, tail="uniform")
 CPU = pick_device("cpu")
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory, micro_tokenizer):
-    d = tmp_path_factory.mktemp("train")
-    train, val = micro_samples(MICRO, micro_tokenizer)
-    teacher = tiny_model_dir(d / "teacher", micro_tokenizer, hidden=48, seed=1)
-    small = tiny_model_dir(d / "small", micro_tokenizer, hidden=32, seed=2)
-    return {"dir": d, "train": train, "val": val, "teacher": teacher, "small": small, "tok": load_tokenizer(str(micro_tokenizer))}
+def world(tmp_path_factory, tiny_models):
+    """The shared tiny models (conftest.tiny_models) and a folder of this module's own for what tests write."""
+    return {**tiny_models, "dir": tmp_path_factory.mktemp("train")}
 
 
 def _train(world, out, seed=0, epochs=1, **kw):
     model = load_model(str(world["small"]))
     return train_model(
         model=model, tok=world["tok"], vocab=len(world["tok"]), train_df=world["train"], val_df=world["val"],
-        optim={**OPTIM, "epochs": epochs}, seed=seed, out_dir=out, ckpt_dir=Path(str(out) + ".ckpt"), dev=CPU, **kw,
+        optim=OptimArgs(**{**OPTIM, "epochs": epochs}), seed=seed, out_dir=out, ckpt_dir=Path(str(out) + ".ckpt"), dev=CPU, **kw,
     )
 
 
@@ -69,7 +68,7 @@ def test_cache_roundtrip_stale_and_corrupt(world):
     out = world["dir"] / "cache"
     teacher = load_model(str(world["teacher"]))
     V = len(world["tok"])
-    meta = write_cache(teacher, CPU, world["train"], V, 2.0, 8, out, meta={"teacher_fingerprint": "abc"}, shard_size=20)
+    meta = write_cache(teacher, CPU, world["train"], V, CacheSpec(CacheKind.TOPK, 2.0, top_k=8), out, meta={"teacher_fingerprint": "abc"}, shard_size=20)
     assert len(meta["shards"]) == 3 and meta["bytes_per_token"] < (4 * 8 + 2)
     r = CacheReader(out, {"temperature": 2.0, "k": 8, "teacher_fingerprint": "abc"})
     rows = r.rows(world["train"]["sample_id"].to_list()[:5])
@@ -98,8 +97,8 @@ def test_cache_roundtrip_stale_and_corrupt(world):
 
 def test_kd_from_cache_trains_the_student(world):
     out = world["dir"] / "cache2"
-    write_cache(load_model(str(world["teacher"])), CPU, world["train"], len(world["tok"]), 2.0, 8, out, meta={})
-    kd = {"temperature": 2.0, "loss": "forward_kl", "jsd_beta": 0.5, "alpha_ce": 0.0, "kl_chunk": 64}
+    write_cache(load_model(str(world["teacher"])), CPU, world["train"], len(world["tok"]), CacheSpec(CacheKind.TOPK, 2.0, top_k=8), out, meta={})
+    kd = KD
     m = _train(world, world["dir"] / "student", mode="cache", cache=CacheReader(out, {}), kd=kd)
     first = [r["loss"] for r in map(eval_json, (world["dir"] / "student" / "train_log.jsonl").read_text().splitlines()) if "loss" in r]
     assert m["mode"] == "cache" and first[-1] < first[0]
@@ -139,7 +138,7 @@ def test_vocab_padding_and_mismatch(world, tmp_path, micro_tokenizer):
 
 def test_empty_training_set(world):
     with pytest.raises(KdmemError, match="training set is empty"):
-        train_model(model=None, tok=None, vocab=1, train_df=world["train"].head(0), val_df=world["val"], optim=OPTIM,
+        train_model(model=None, tok=None, vocab=1, train_df=world["train"].head(0), val_df=world["val"], optim=OptimArgs(**OPTIM),
                     seed=0, out_dir=world["dir"] / "x", ckpt_dir=world["dir"] / "xc", dev=CPU)
 
 
@@ -206,7 +205,7 @@ def test_resumed_training_is_bit_identical_to_an_uninterrupted_one(world, tmp_pa
 
     from kdmem import training
 
-    optim = {**OPTIM, "epochs": 2, "save_steps": 5, "schedule": "cosine"}
+    optim = OptimArgs(**{**OPTIM, "epochs": 2, "save_steps": 5, "schedule": "cosine"})
     kw = dict(tok=world["tok"], vocab=len(world["tok"]), train_df=world["train"], val_df=world["val"], optim=optim, seed=0, dev=CPU)
     full = train_model(model=load_model(str(world["small"])), out_dir=tmp_path / "full", ckpt_dir=tmp_path / "full.ck", **kw)
 
@@ -245,9 +244,9 @@ def test_sampled_cache_roundtrip_determinism_and_training(world):
     teacher = load_model(str(world["teacher"]))
     V = len(world["tok"])
     a, b, c = (world["dir"] / n for n in ("sampled-a", "sampled-b", "sampled-c"))
-    meta = write_cache(teacher, CPU, world["train"], V, 2.0, 0, a, meta={}, kind="sampled", draws=6, seed=3, shard_size=20)
-    write_cache(teacher, CPU, world["train"], V, 2.0, 0, b, meta={}, kind="sampled", draws=6, seed=3, shard_size=20)
-    write_cache(teacher, CPU, world["train"], V, 2.0, 0, c, meta={}, kind="sampled", draws=6, seed=4, shard_size=20)
+    meta = write_cache(teacher, CPU, world["train"], V, CacheSpec(CacheKind.SAMPLED, 2.0, draws=6, seed=3), a, meta={}, shard_size=20)
+    write_cache(teacher, CPU, world["train"], V, CacheSpec(CacheKind.SAMPLED, 2.0, draws=6, seed=3), b, meta={}, shard_size=20)
+    write_cache(teacher, CPU, world["train"], V, CacheSpec(CacheKind.SAMPLED, 2.0, draws=6, seed=4), c, meta={}, shard_size=20)
     files = [f["file"] for s in meta["shards"] for f in s["files"].values()]
     assert all((a / f).read_bytes() == (b / f).read_bytes() for f in files)
     assert any((a / f).read_bytes() != (c / f).read_bytes() for f in files)
@@ -286,7 +285,7 @@ def test_sampled_cache_roundtrip_determinism_and_training(world):
     (c / "meta.json").write_text(json.dumps(old))
     with pytest.raises(KdmemError, match="has no n_distinct array .format kdmem-logit-cache/1.*rerun cache-logits"):
         CacheReader(c, {"kind": "sampled"})
-    kd = {"temperature": 2.0, "loss": "forward_kl", "jsd_beta": 0.5, "alpha_ce": 0.0, "kl_chunk": 64}
+    kd = KD
     m = _train(world, world["dir"] / "sampled-student", mode="cache", cache=r, kd=kd)
     losses = [r["loss"] for r in map(eval_json, (world["dir"] / "sampled-student" / "train_log.jsonl").read_text().splitlines()) if "loss" in r]
     assert m["mode"] == "cache" and losses[-1] < losses[0]
@@ -300,7 +299,7 @@ def test_full_cache_gives_the_online_dense_loss(world):
     teacher = load_model(str(world["teacher"]))
     V, T = len(world["tok"]), 2.0
     out = world["dir"] / "full"
-    meta = write_cache(teacher, CPU, world["train"], V, T, 0, out, meta={}, kind="full", shard_size=20)
+    meta = write_cache(teacher, CPU, world["train"], V, CacheSpec(CacheKind.FULL, T), out, meta={}, shard_size=20)
     seq = len(world["train"]["input_ids"][0])
     assert meta["kind"] == "full" and meta["bytes_per_token"] == pytest.approx(2 * V * (seq - 1) / seq, rel=0.02)
     r = CacheReader(out, {"kind": "full", "temperature": T})
@@ -316,6 +315,6 @@ def test_full_cache_gives_the_online_dense_loss(world):
     ids, vals, tail = teacher_topk(t_logits, T, 8)
     top8 = topk_kd_sum(s_logits, ids, vals, tail, T).item()
     assert cached == pytest.approx(online, rel=1e-3) and abs(top8 - online) / online > 1e-2, (online, cached, top8)
-    kd = {"temperature": T, "loss": "forward_kl", "jsd_beta": 0.5, "alpha_ce": 0.0, "kl_chunk": 64}
+    kd = KD
     m = _train(world, world["dir"] / "full-student", mode="cache", cache=r, kd=kd)
     assert m["mode"] == "cache"

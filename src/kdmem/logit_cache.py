@@ -44,6 +44,7 @@ import polars as pl
 import torch
 from tqdm import tqdm
 
+from kdmem.args import CacheSpec
 from kdmem.errors import KdmemError
 from kdmem.io import atomic_path, read_json, sha256_file, write_json
 from kdmem.kd import distinct_draws, teacher_draws, teacher_topk
@@ -87,12 +88,13 @@ def unpack_entries(packed: np.ndarray) -> np.ndarray:
 
 
 def write_cache(
-    model, dev, samples: pl.DataFrame, vocab: int, temperature: float, k: int, out_dir: str | Path,
-    meta: dict, batch_size: int = 64, shard_size: int = 8192, kind: str = "topk", draws: int = 16, seed: int = 0,
+    model, dev, samples: pl.DataFrame, vocab: int, spec: CacheSpec, out_dir: str | Path,
+    meta: dict, batch_size: int = 64, shard_size: int = 8192,
 ) -> dict:
-    """k: top-k width (kind topk); draws and seed: ids drawn per position and the draws' seed (kind sampled)."""
+    """One teacher pass over `samples`, stored as `spec` says (kind, T, top_k or draws and their seed)."""
+    kind, temperature, k, draws, seed = str(spec.kind), spec.temperature, spec.top_k, spec.draws, spec.seed
     ids_dtype = np.uint16 if vocab <= 65536 else np.int32
-    width = {"topk": k, "sampled": draws, "full": vocab}[kind]
+    width = spec.width or vocab
     nbytes = entry_bytes(vocab, draws)
     dtypes = {"topk_ids": ids_dtype, "topk_logp": np.float16, "tail": np.float16, "n_distinct": np.uint8 if draws <= 255 else np.uint16,
               "logp": np.float16}
@@ -153,7 +155,8 @@ def write_cache(
 
 
 class CacheReader:
-    """Reads a cache, after checking it belongs to this teacher, tokenizer, k, T and seq_len."""
+    """Reads a cache of any kind (topk, sampled, full), after checking it belongs to this teacher, tokenizer, kind,
+    width (k or draws), T and seq_len."""
 
     def __init__(self, path: str | Path, expect: dict, verify: bool = True):
         self.path = Path(path)

@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from transformers import Trainer, TrainerCallback, TrainingArguments
 
+from kdmem.args import KDArgs, OptimArgs
 from kdmem.errors import KdmemError
 from kdmem.io import atomic_path, write_json
 from kdmem.kd import dense_kd_sum, sampled_kd_sum, topk_kd_sum
@@ -67,9 +68,11 @@ class Collator:
 class KdmemTrainer(Trainer):
     """mode: 'ce' (cross-entropy), 'cache' (KD from the top-k, sampled or full cache), 'online' (KD, teacher in the step: dense)."""
 
-    def __init__(self, *args, mode: str, vocab: int, kd: dict | None = None, teacher=None, **kwargs):
+    def __init__(self, *args, mode: str, vocab: int, kd: KDArgs | None = None, teacher=None, **kwargs):
         super().__init__(*args, **kwargs)
-        self.mode, self.vocab, self.kd, self.teacher = mode, vocab, kd or {}, teacher
+        if mode != "ce" and kd is None:
+            raise KdmemError(f"training mode {mode} distills: it needs KDArgs")
+        self.mode, self.vocab, self.kd, self.teacher = mode, vocab, kd, teacher
         # Our loss is already a per-token mean; let the Trainer scale it for gradient accumulation.
         self.model_accepts_loss_kwargs = False
 
@@ -87,31 +90,40 @@ class KdmemTrainer(Trainer):
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         x = inputs["input_ids"]  # (B, L)
         logits = model(input_ids=x).logits[:, :-1, : self.vocab]  # (B, L-1, V)
-        flat = logits.reshape(-1, self.vocab)  # (N, V)
-        n = flat.shape[0]
-        alpha = self.kd.get("alpha_ce", 0.0) if self.mode != "ce" else 1.0
-        loss = flat.new_zeros(())
-        if alpha > 0:
-            loss = loss + alpha * F.cross_entropy(flat.float(), x[:, 1:].reshape(-1))
-        if self.mode != "ce":
-            t, kind, beta, chunk = self.kd["temperature"], self.kd["loss"], self.kd["jsd_beta"], self.kd["kl_chunk"]
-            if self.mode == "cache" and "t_full_logp" in inputs:
-                # log_softmax(T * logp_T / T) renormalises the float16 log-probs: the exact dense loss.
-                kd = dense_kd_sum(flat, inputs["t_full_logp"].reshape(n, self.vocab) * t, t, kind, beta, chunk)
-            elif self.mode == "cache" and "t_draw_ids" in inputs:  # sampled cache: forward KL only (config checks)
-                kd = sampled_kd_sum(flat, inputs["t_draw_ids"].reshape(n, -1), inputs["t_draw_counts"].reshape(n, -1), t, chunk)
-            elif self.mode == "cache":
-                k = inputs["t_ids"].shape[-1]
-                kd = topk_kd_sum(
-                    flat, inputs["t_ids"].reshape(n, k), inputs["t_logp"].reshape(n, k), inputs["t_tail"].reshape(n),
-                    t, kind, beta, chunk, self.kd.get("tail", "uniform"),
-                )
-            else:
-                with torch.no_grad():
-                    t_logits = self.teacher(input_ids=x).logits[:, :-1, : self.vocab].reshape(n, self.vocab)
-                kd = dense_kd_sum(flat, t_logits, t, kind, beta, chunk)
-            loss = loss + (1 - alpha) * t * t * kd / n
+        t_logits = None
+        if self.mode == "online":
+            with torch.no_grad():
+                t_logits = self.teacher(input_ids=x).logits[:, :-1, : self.vocab]
+        loss = batch_loss(logits, x, self.mode, self.kd, inputs, t_logits)
         return (loss, {"logits": logits}) if return_outputs else loss
+
+
+def batch_loss(logits: torch.Tensor, x: torch.Tensor, mode: str, kd: KDArgs | None, teacher: dict, t_logits: torch.Tensor | None = None) -> torch.Tensor:
+    """One batch's training loss, a mean per predicted token: cross-entropy (mode ce), or the KD divergence at T
+    times T² plus alpha_ce of cross-entropy, against the teacher as the batch carries it (`teacher`: a cache's
+    arrays, mode cache) or as `t_logits` (B, L-1, V) (mode online). logits: the student's (B, L-1, V); x the ids (B, L)."""
+    vocab = logits.shape[-1]
+    flat = logits.reshape(-1, vocab)  # (N, V)
+    n = flat.shape[0]
+    alpha = kd.alpha_ce if mode != "ce" else 1.0
+    loss = flat.new_zeros(())
+    if alpha > 0:
+        loss = loss + alpha * F.cross_entropy(flat.float(), x[:, 1:].reshape(-1))
+    if mode == "ce":
+        return loss
+    t, kind, beta, chunk = kd.temperature, kd.loss, kd.jsd_beta, kd.kl_chunk
+    if mode == "cache" and "t_full_logp" in teacher:
+        # log_softmax(T * logp_T / T) renormalises the float16 log-probs: the exact dense loss.
+        div = dense_kd_sum(flat, teacher["t_full_logp"].reshape(n, vocab) * t, t, kind, beta, chunk)
+    elif mode == "cache" and "t_draw_ids" in teacher:  # sampled cache: forward KL only (config checks)
+        div = sampled_kd_sum(flat, teacher["t_draw_ids"].reshape(n, -1), teacher["t_draw_counts"].reshape(n, -1), t, chunk)
+    elif mode == "cache":
+        k = teacher["t_ids"].shape[-1]
+        div = topk_kd_sum(flat, teacher["t_ids"].reshape(n, k), teacher["t_logp"].reshape(n, k), teacher["t_tail"].reshape(n),
+                          t, kind, beta, chunk, kd.tail)
+    else:
+        div = dense_kd_sum(flat, t_logits.reshape(n, vocab), t, kind, beta, chunk)
+    return loss + (1 - alpha) * t * t * div / n
 
 
 class _LogToFile(TrainerCallback):
@@ -166,9 +178,9 @@ def distributed_args(model, dev: Device, world: int, fsdp: bool) -> dict:
 
 
 def train_model(
-    *, model, tok, vocab: int, train_df: pl.DataFrame, val_df: pl.DataFrame, optim: dict, seed: int,
+    *, model, tok, vocab: int, train_df: pl.DataFrame, val_df: pl.DataFrame, optim: OptimArgs, seed: int,
     out_dir: str | Path, ckpt_dir: str | Path, dev: Device, mode: str = "ce", cache=None,
-    teacher=None, kd: dict | None = None, meta: dict | None = None, expand: bool = True, parallel: dict | None = None,
+    teacher=None, kd: KDArgs | None = None, meta: dict | None = None, expand: bool = True, fsdp_min_params: float = 7e9,
 ) -> dict:
     """Train, evaluate on validation, and save model + metrics.json + train_log.jsonl atomically."""
     if train_df.height == 0:
@@ -176,24 +188,24 @@ def train_model(
     cache_rows = cache.rows(train_df["sample_id"].to_list()) if cache is not None else None
     ds = SampleDataset(train_df, expand=expand, cache_rows=cache_rows)
     seq_len = ds.ids.shape[1]
-    steps_per_epoch = math.ceil(len(ds) / (optim["batch_size"] * optim["grad_accum"]))
-    total_steps = max(1, math.ceil(steps_per_epoch * optim["epochs"]))
+    steps_per_epoch = math.ceil(len(ds) / (optim.batch_size * optim.grad_accum))
+    total_steps = max(1, math.ceil(steps_per_epoch * optim.epochs))
     ckpt_dir = Path(ckpt_dir)
     world = world_size()
-    fsdp = world > 1 and n_params(model) >= (parallel or {}).get("fsdp_min_params", 7e9)
+    fsdp = world > 1 and n_params(model) >= fsdp_min_params
     args = TrainingArguments(
         output_dir=str(ckpt_dir),
-        per_device_train_batch_size=per_device_batch(optim["batch_size"], world),
-        gradient_accumulation_steps=optim["grad_accum"],
-        learning_rate=optim["lr"],
-        lr_scheduler_type=optim["schedule"],
-        warmup_steps=int(optim["warmup_ratio"] * total_steps),
-        num_train_epochs=optim["epochs"],
-        weight_decay=optim["weight_decay"],
-        max_grad_norm=optim["max_grad_norm"],
+        per_device_train_batch_size=per_device_batch(optim.batch_size, world),
+        gradient_accumulation_steps=optim.grad_accum,
+        learning_rate=optim.lr,
+        lr_scheduler_type=optim.schedule,
+        warmup_steps=int(optim.warmup_ratio * total_steps),
+        num_train_epochs=optim.epochs,
+        weight_decay=optim.weight_decay,
+        max_grad_norm=optim.max_grad_norm,
         logging_steps=max(1, min(50, total_steps // 20)),
         save_strategy="steps",
-        save_steps=optim["save_steps"],
+        save_steps=optim.save_steps,
         save_total_limit=2,
         seed=seed,
         data_seed=seed,
@@ -211,7 +223,7 @@ def train_model(
         teacher.to(dev.device).eval()
     trainer = KdmemTrainer(
         model=model, args=args, train_dataset=ds, data_collator=Collator(cache), mode=mode, vocab=vocab, kd=kd,
-        teacher=teacher, callbacks=[_LogToFile(optim["batch_size"] * optim["grad_accum"] * seq_len)],
+        teacher=teacher, callbacks=[_LogToFile(optim.batch_size * optim.grad_accum * seq_len)],
     )
     last = last_complete_checkpoint(ckpt_dir)
     resumed_from = int(last.rsplit("-", 1)[-1]) if last else None
@@ -221,14 +233,14 @@ def train_model(
     result = trainer.train(resume_from_checkpoint=last)
     seconds = time.time() - t0
     done_steps = trainer.state.global_step - (resumed_from or 0)
-    tokens = done_steps * optim["batch_size"] * optim["grad_accum"] * seq_len
+    tokens = done_steps * optim.batch_size * optim.grad_accum * seq_len
     metrics = {
         **(meta or {}),
         **evaluate_loss(trainer.model, val_df, vocab, dev),
         "train_loss": result.training_loss,
         "steps": trainer.state.global_step,
         "resumed_from_step": resumed_from,
-        "epochs": optim["epochs"],
+        "epochs": optim.epochs,
         "train_sequences_per_epoch": len(ds),
         "train_seconds": round(seconds, 3),
         "tokens_per_s": round(tokens / max(seconds, 1e-9), 1),

@@ -116,7 +116,7 @@ def load_family_model(cfg: dict, family: str, size: str, path: str, tok, what: s
     from kdmem.models import load_model, shared_vocab
 
     m = family_cfg(cfg, family)[size]
-    model = load_model(path, trust_remote_code=m.get("trust_remote_code", False), revision=m.get("revision"))
+    model = load_model(path, trust_remote_code=m["trust_remote_code"], revision=m["revision"])
     return model, shared_vocab(model, tok, what)
 
 

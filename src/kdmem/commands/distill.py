@@ -29,12 +29,14 @@ def distill_args(p: argparse.ArgumentParser) -> None:
 def distill(args: argparse.Namespace) -> None:
     import polars as pl
 
+    from kdmem.args import CacheSpec, KDArgs, OptimArgs
     from kdmem.data import read_samples
     from kdmem.errors import KdmemError
     from kdmem.layout import CLEANED, model_name
     from kdmem.logit_cache import CacheReader, teacher_identity
     from kdmem.tokenizer import load_tokenizer
     from kdmem.training import train_model
+    from kdmem.vocab import CacheKind
 
     cfg = c.load_config(args, "distill", family=args.family, mode=args.mode)
     tok = load_tokenizer(args.tokenizer)
@@ -55,7 +57,7 @@ def distill(args: argparse.Namespace) -> None:
     dev = c.device(cfg)
     teacher = cache = kd = None
     if args.mode == "hard":
-        optim, mode = cfg["distill"]["hard"]["optim"], "ce"
+        optim, mode = OptimArgs.from_config(cfg["distill"]["hard"]["optim"], "distill.hard.optim"), "ce"
     else:
         soft = cfg["distill"]["soft"]
         if args.temperature is None or args.temperature <= 0:
@@ -66,15 +68,17 @@ def distill(args: argparse.Namespace) -> None:
             raise KdmemError("distill: distill.soft.cache is dense (online KD), but --cache was given; drop --cache or set cache: topk, sampled or full")
         if args.cache and soft["cache"] == "sampled" and args.loss != "forward_kl":
             raise KdmemError(f"distill: a sampled cache estimates the forward KL only, not {args.loss}; use cache: topk or dense")
-        kd, optim = {**soft, "temperature": args.temperature, "loss": args.loss}, soft["optim"]
+        kd = KDArgs.from_config(soft, args.temperature, args.loss)
+        optim = OptimArgs.from_config(soft["optim"], "distill.soft.optim")
         meta["cache"] = soft["cache"]
         if args.cache:
-            width = {"topk": lambda: {"k": soft["top_k"]}, "sampled": lambda: {"draws": soft["draws"]}, "full": dict}[soft["cache"]]()
-            expect = {"kind": soft["cache"], "temperature": args.temperature, **width, "seq_len": len(train["input_ids"][0])}
+            spec = CacheSpec.from_config(soft, soft["cache"], args.temperature, seed=0)
+            width = {CacheKind.TOPK: {"k": spec.top_k}, CacheKind.SAMPLED: {"draws": spec.draws}}.get(spec.kind, {})
+            expect = {"kind": str(spec.kind), "temperature": args.temperature, **width, "seq_len": len(train["input_ids"][0])}
             if args.teacher:  # with a cache, --teacher only proves the cache came from this teacher
                 expect.update(teacher_identity(args.teacher, tok))
             cache, mode = CacheReader(args.cache, expect), "cache"
-            meta["cache_top_k"], meta["cache_draws"] = soft.get("top_k"), soft.get("draws")
+            meta["cache_top_k"], meta["cache_draws"] = width.get("k"), width.get("draws")
             meta["cache_mean_tail_mass"] = cache.meta.get("mean_tail_mass")
             meta["cache_bytes_per_token"] = cache.meta.get("bytes_per_token")
         else:
@@ -83,7 +87,7 @@ def distill(args: argparse.Namespace) -> None:
     train_model(
         model=model, tok=tok, vocab=vocab, train_df=train, val_df=read_samples(args.val), optim=optim, seed=args.seed,
         out_dir=args.out, ckpt_dir=args.ckpt, dev=dev, mode=mode, cache=cache, kd=kd, meta=c.provenance(cfg, meta),
-        teacher=teacher, parallel=cfg["parallel"],
+        teacher=teacher, fsdp_min_params=cfg["parallel"]["fsdp_min_params"],
     )
 
 

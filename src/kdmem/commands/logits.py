@@ -17,6 +17,7 @@ def cache_logits_args(p: argparse.ArgumentParser) -> None:
 
 
 def cache_logits(args: argparse.Namespace) -> None:
+    from kdmem.args import CacheSpec
     from kdmem.data import read_samples
     from kdmem.errors import KdmemError
     from kdmem.logit_cache import teacher_identity, write_cache
@@ -27,11 +28,11 @@ def cache_logits(args: argparse.Namespace) -> None:
         raise KdmemError(f"temperature must be > 0, got {args.temperature}")
     tok = load_tokenizer(args.tokenizer)
     model, vocab = c.load_family_model(cfg, args.family, "teacher", args.teacher, tok, f"{args.family}/teacher")
-    soft = cfg["distill"]["soft"]
+    spec = CacheSpec.from_config(cfg["distill"]["soft"], args.kind, args.temperature, seed=cfg["seed"] if args.kind == "sampled" else 0)
     write_cache(
-        model, c.device(cfg), read_samples(args.train), vocab, args.temperature, soft.get("top_k", 0), args.out,
+        model, c.device(cfg), read_samples(args.train), vocab, spec, args.out,
         meta={**teacher_identity(args.teacher, tok), "family": args.family, "dataset": args.dataset},
-        batch_size=cfg["memorization"]["batch_size"], kind=args.kind, draws=soft.get("draws", 0), seed=cfg.get("seed", 0),
+        batch_size=cfg["memorization"]["batch_size"],
     )
 
 

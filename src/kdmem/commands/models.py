@@ -19,6 +19,7 @@ def pretrain_args(p: argparse.ArgumentParser) -> None:
 
 def pretrain(args: argparse.Namespace) -> None:
     from kdmem import config as kconfig
+    from kdmem.args import OptimArgs
     from kdmem.data import read_samples
     from kdmem.errors import KdmemError
     from kdmem.models import build_scratch, shared_vocab
@@ -35,8 +36,10 @@ def pretrain(args: argparse.Namespace) -> None:
     vocab = shared_vocab(model, tok, f"{args.family}/{args.size}")
     meta = {"model": f"base-{args.size}", "family": args.family, "role": f"base_{args.size}", "seed": cfg["seed"]}
     train_model(
-        model=model, tok=tok, vocab=vocab, train_df=train, val_df=val, optim=kconfig.pretrain_optim(cfg, args.size), seed=cfg["seed"],
-        out_dir=args.out, ckpt_dir=args.ckpt, dev=c.device(cfg), meta=c.provenance(cfg, meta), parallel=cfg["parallel"],
+        model=model, tok=tok, vocab=vocab, train_df=train, val_df=val, seed=cfg["seed"],
+        optim=OptimArgs.from_config(kconfig.pretrain_optim(cfg, args.size), "pretrain.optim"),
+        out_dir=args.out, ckpt_dir=args.ckpt, dev=c.device(cfg), meta=c.provenance(cfg, meta),
+        fsdp_min_params=cfg["parallel"]["fsdp_min_params"],
     )
 
 
@@ -47,6 +50,7 @@ def finetune_args(p: argparse.ArgumentParser) -> None:
 
 
 def finetune(args: argparse.Namespace) -> None:
+    from kdmem.args import OptimArgs
     from kdmem.data import read_samples
     from kdmem.layout import SIZE_OF_ROLE, model_name
     from kdmem.tokenizer import load_tokenizer
@@ -59,8 +63,8 @@ def finetune(args: argparse.Namespace) -> None:
             "seed": args.seed, "temperature": None, "base": args.base}
     train_model(
         model=model, tok=tok, vocab=vocab, train_df=read_samples(args.train), val_df=read_samples(args.val),
-        optim=cfg["finetune"][args.role], seed=args.seed, out_dir=args.out, ckpt_dir=args.ckpt,
-        dev=c.device(cfg), meta=c.provenance(cfg, meta), parallel=cfg["parallel"],
+        optim=OptimArgs.from_config(cfg["finetune"][args.role], f"finetune.{args.role}"), seed=args.seed, out_dir=args.out,
+        ckpt_dir=args.ckpt, dev=c.device(cfg), meta=c.provenance(cfg, meta), fsdp_min_params=cfg["parallel"]["fsdp_min_params"],
     )
 
 
