@@ -14,7 +14,7 @@ if not workflow.overwrite_configfiles:
 include: "rules/common.smk"  # kdmem's one-line config check, then config -> path helpers
 
 
-validate(config, schema=str(kconfig.SCHEMA_PATH))  # the same schema file kdmem validates with
+validate(CFG, schema=str(kconfig.SCHEMA_PATH))  # the resolved config (overlays merged), against the schema kdmem uses
 
 
 include: "rules/data.smk"

@@ -12,12 +12,12 @@ import pytest
 from kdmem import config as kconfig
 from kdmem.errors import KdmemError
 
-from .conftest import ROOT
+from .conftest import MICRO, ROOT
 
 
 def test_micro_config_validates_and_fills_defaults(micro_cfg):
     cfg = kconfig.validate(micro_cfg)
-    assert cfg["distill"]["soft"]["losses"] == ["forward_kl"] and cfg["distill"]["soft"]["cache"] == "topk"
+    assert cfg["distill"]["soft"]["losses"] == ["forward_kl"] and cfg["distill"]["soft"]["cache"] == "full" and cfg["distill"]["soft"]["top_k"] == 30  # top_k: the schema default
     assert cfg["distill"]["soft"]["optim"]["schedule"] == "cosine"
     assert cfg["finetune"]["teacher"]["weight_decay"] == 0.0
     assert cfg["datasets"]["wiki"]["format"] == "auto"
@@ -65,3 +65,31 @@ def test_validated_config_json_round_trips_small_floats(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps(cfg))
     assert '"lr": 5e-05' in (tmp_path / "config.json").read_text()
     assert kconfig.load(tmp_path / "config.json")["finetune"]["teacher"]["lr"] == 5e-5
+
+
+def test_an_overlay_extends_its_parent_key_by_key(tmp_path):
+    """extends: mappings merge key by key, lists replace, chains resolve, loops and non-paths are refused."""
+    import yaml
+
+    parent = tmp_path / "parent.yaml"
+    parent.write_text(yaml.safe_dump(MICRO))
+    mid = tmp_path / "mid.yaml"
+    mid.write_text(yaml.safe_dump({"extends": str(parent), "baseline_seeds": [3], "finetune": {"teacher": {"lr": 0.5}}}))
+    leaf = {"extends": str(mid), "results": "results/leaf"}
+    cfg = kconfig.validate(leaf)
+    assert cfg["baseline_seeds"] == [3] and cfg["results"] == "results/leaf" and "extends" not in cfg
+    assert cfg["finetune"]["teacher"]["lr"] == 0.5 and cfg["finetune"]["teacher"]["epochs"] == MICRO["finetune"]["teacher"]["epochs"]
+    assert cfg["datasets"] == kconfig.validate(MICRO)["datasets"]
+    loop = tmp_path / "loop.yaml"
+    loop.write_text(yaml.safe_dump({"extends": str(loop)}))
+    with pytest.raises(KdmemError, match="extends loops through"):
+        kconfig.validate({"extends": str(loop)})
+    with pytest.raises(KdmemError, match="extends must be a path"):
+        kconfig.validate({"extends": 3})
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "configs" / "regime").glob("*.yaml")), ids=lambda p: p.name)
+def test_every_regime_config_resolves(path):
+    """configs/regime/ holds the earlier regimes, most as overlays on r6 (the old default); each must resolve to a valid study."""
+    cfg = kconfig.load(path.relative_to(ROOT))
+    assert cfg["results"].startswith("results/")

@@ -233,9 +233,31 @@ def _check_same_tokenizer(name: str, fam: dict) -> None:
         )
 
 
+def merge(base: dict, over: dict) -> dict:
+    """`over` laid onto `base`: mappings merge key by key, recursively; anything else (lists included) replaces."""
+    out = copy.deepcopy(base)
+    for k, v in over.items():
+        out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else copy.deepcopy(v)
+    return out
+
+
+def resolve_extends(cfg: dict, seen: tuple[str, ...] = ()) -> dict:
+    """An overlay config names the file it changes with `extends: <path>` (relative to the working directory,
+    like every path in a config) and holds only the keys it changes; the chain is followed to its root."""
+    parent = cfg.get("extends")
+    if parent is None:
+        return cfg
+    if not isinstance(parent, str):
+        raise KdmemError(f"config: extends must be a path to another config file, not {type(parent).__name__}")
+    if parent in seen:
+        raise KdmemError(f"config: extends loops through {parent}; an overlay cannot extend itself")
+    base = resolve_extends(read_yaml(parent), (*seen, parent))
+    return merge(base, {k: v for k, v in cfg.items() if k != "extends"})
+
+
 def validate(cfg: dict) -> dict:
-    """Validate a config mapping, fill defaults, and return it (a deep copy)."""
-    cfg = copy.deepcopy(cfg)
+    """Resolve `extends`, validate the config mapping, fill defaults, and return it (a deep copy)."""
+    cfg = resolve_extends(copy.deepcopy(cfg))
     schema = load_schema()
     validator = jsonschema.Draft202012Validator(schema)
     errors = sorted(validator.iter_errors(cfg), key=lambda e: (len(list(e.absolute_path)), str(e.absolute_path)))
