@@ -70,16 +70,23 @@ def main() -> dict:
         dense = f"dense T{r['temperature']:g}"
         r |= {"memorized": len(ids[name]), "shared_with_dense": len(ids[name] & ids[dense]),
               "val_loss_over_dense": r["val_loss"] / rows[dense]["val_loss"]}
-    out = {"results": str(RESULTS), "seconds": time.time() - t0, "rows": rows}
+    out = {"results": str(RESULTS.relative_to(ROOT)) if RESULTS.is_relative_to(ROOT) else RESULTS.name, "seconds": time.time() - t0, "rows": rows,
+           "meta": {"date": time.strftime("%Y-%m-%d"), "machine": platform.processor() or platform.machine(), "cores": os.cpu_count()}}
+    RAW.write_text(json.dumps(out, indent=2) + "\n")
     write_measured(ROOT / "reports" / "benchmarks.md", "\n".join(render(out)), BEGIN, END)
     print(json.dumps(out, indent=2))
     return out
 
 
+RAW = ROOT / "reports" / "bench" / "cache-frontier.json"
+
+
 def render(out: dict) -> list[str]:
+    """The frontier's section, rendered from the raw results alone (reports/bench/cache-frontier.json)."""
+    meta = out["meta"]
     lines = [
         "## The cache's bytes against the student's validation loss (`benchmarks/bench_cache_frontier.py`)", "",
-        f"Measured on {time.strftime('%Y-%m-%d')}, {platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, "
+        f"Measured on {meta['date']}, {meta['machine']}, {meta['cores']} CPU cores, "
         f"in one run of {out['seconds'] / 60:.0f} min on the embedded default's teacher and data. Each row is "
         "`kdmem cache-logits`, `distill --mode soft` and `score` with only the named keys changed; ÷ dense is "
         "against the dense student at the same T.", "",
@@ -92,7 +99,7 @@ def render(out: dict) -> list[str]:
         cov = r.get("mean_covered_mass") if r["kind"] == "sampled" else (1 - r["mean_tail_mass"] if r.get("mean_tail_mass") is not None else None)
         lines.append(f"| {name} | {r['temperature']:g} | {stored} | {distinct} | {'–' if cov is None else f'{cov:.2f}'} | "
                      f"{r['val_loss']:.4f} | {r['val_loss_over_dense']:.3f} | {r['memorized']} | {r['shared_with_dense']} |")
-    return [*lines, "", "Raw results:", "", "```json", json.dumps(out, indent=2), "```"]
+    return [*lines, "", "Raw results: [`reports/bench/cache-frontier.json`](bench/cache-frontier.json)."]
 
 
 if __name__ == "__main__":

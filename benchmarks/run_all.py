@@ -67,7 +67,8 @@ def cache_rows(cache: dict) -> list[str]:
     rows = ["| `distill.soft.cache` | bytes/token | cache write, tokens/s | KD step, s | student val loss (÷ dense) | memorized | shared with dense (Jaccard) |",
             "|---|---|---|---|---|---|---|"]
     for name, r in k.items():
-        label = {"topk": f"topk (k = {cache['top_k']})", "sampled": f"sampled ({cache['draws']} draws)", "dense": "dense (online)"}[name]
+        label = {"full": "full (the whole distribution)", "topk": f"topk (k = {cache['top_k']})", "sampled": f"sampled ({cache['draws']} draws)",
+                 "dense": "dense (online)"}[name]
         stored = f"{r['bytes_per_token']:.1f} | {r['cache_write_tokens_per_s']:,.0f}" if "bytes_per_token" in r else "– (no cache) | –"
         rows.append(f"| {label} | {stored} | {r['kd_step_s']:.3f} | "
                     f"{r['val_loss']:.4f} ({r['val_loss_over_dense']:.4f}) | {r['memorized']} | {r['shared_with_dense']} ({r['jaccard_with_dense'] or 0:.2f}) |")
@@ -81,13 +82,17 @@ def cache_rows(cache: dict) -> list[str]:
     return rows
 
 
-def render(raw: dict, seconds: float) -> list[str]:
-    """The measured section from the raw results (re-renderable from the JSON the section embeds)."""
-    shapes, cache, duck, jobs = raw["shapes"], raw["cache"], raw["duckdb"], raw["jobs"]
+RAW = ROOT / "reports" / "bench" / "make-bench.json"
+
+
+def render(raw: dict) -> list[str]:
+    """The measured section, rendered from the raw results alone (reports/bench/make-bench.json), so
+    `benchmarks/render_reports.py` can redraw it and a test can check it is not stale."""
+    shapes, cache, duck, jobs, meta = raw["shapes"], raw["cache"], raw["duckdb"], raw["jobs"], raw["meta"]
     return [
         "# Benchmarks", "",
-        f"Measured by `make bench` (`benchmarks/run_all.py`) on {time.strftime('%Y-%m-%d')}, {platform.processor() or platform.machine()}, "
-        f"{os.cpu_count()} CPU cores, fp32, no GPU. Each ratio is measured side by side in one run.", "",
+        f"Measured by `make bench` (`benchmarks/run_all.py`) on {meta['date']}, {meta['machine']}, "
+        f"{meta['cores']} CPU cores, fp32, no GPU. Each ratio is measured side by side in one run.", "",
         "## Two shapes, side by side (random weights; `benchmarks/bench_shapes.py`)", "",
         *shape_rows(shapes), "",
         "## The student's view of the teacher on the trained miniature (`bench_cache.py`, the pipeline's commands)", "",
@@ -99,15 +104,18 @@ def render(raw: dict, seconds: float) -> list[str]:
         "", "## Each job's fixed cost (`bench_jobs.py`; fresh process, best of 3)", "",
         "| command | `kdmem <cmd> --help`, s | its body's imports, s | imports the HF Trainer |", "|---|---|---|---|",
         *[f"| `{k}` | {v['help_s']:.2f} | {v['body_import_s']:.2f} | {'yes' if v['imports_trainer'] else 'no'} |" for k, v in jobs["commands"].items()],
-        "", f"Total benchmark time {seconds:.0f} s.", "",
-        "Raw results:", "", "```json", json.dumps(raw, indent=2), "```", "",
+        "", f"Total benchmark time {meta['seconds']:.0f} s.", "",
+        "Raw results: [`reports/bench/make-bench.json`](bench/make-bench.json).", "",
     ]
 
 
 def main() -> None:
     t0 = time.time()
     raw = {"shapes": bench_shapes.main(), "cache": bench_cache.main(), "duckdb": bench_duckdb.main(), "jobs": bench_jobs.main(ROOT / "results")}
-    lines = render(raw, time.time() - t0)
+    raw["meta"] = {"date": time.strftime("%Y-%m-%d"), "machine": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+                   "seconds": round(time.time() - t0)}
+    RAW.write_text(json.dumps(raw, indent=2) + "\n")
+    lines = render(raw)
     write_measured(ROOT / "reports" / "benchmarks.md", "\n".join(lines[2:]))
     print("\n".join(lines[:40]))
 
