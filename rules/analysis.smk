@@ -40,7 +40,7 @@ CLEANED_STUDENT = f"{STUDENT}-{CLEANED}"
 use rule distill_soft as distill_cleaned with:
     input:
         tokenizer_input,
-        lambda w: base_input(w.family, "small"),
+        bases_needed("small"),
         cache=soft_cache,
         teacher=L.model(model=TEACHER),
         train=L.samples(split="train"),
@@ -49,10 +49,10 @@ use rule distill_soft as distill_cleaned with:
     output:
         directory(L.model(model=CLEANED_STUDENT)),
     params:
-        cfg=sliced("distill", family="family", mode=lambda w: "soft"),
+        cfg=sliced("distill", fixed={"mode": "soft"}, family="family"),
         kd=lambda w: "--temperature {} --loss {}".format(*parse_kd_tag(w.kd)),
         cache=lambda w, input: f"--cache {input.cache}" if input.cache else "",
-        base=lambda w: base_of(w.family, "small"),
+        base=base_path("small"),
         tokenizer=tokenizer_of,
         ckpt=L.checkpoints(model=CLEANED_STUDENT),
         removal=lambda w, input: f"--removal {input.predictions}",
@@ -65,7 +65,7 @@ use rule distill_soft as distill_cleaned with:
 rule mia:
     input:
         tokenizer_input,
-        lambda w: base_input(w.family, "small", "teacher"),
+        bases_needed("small", "teacher"),
         models=lambda w: [L.model(w.family, w.dataset, m) for m in model_names(w.family)],
         train=L.samples(split="train"),
         val=L.samples(split="val"),
@@ -75,8 +75,8 @@ rule mia:
         scores=L.mia_scores(),
     params:
         cfg=sliced("mia", family="family"),
-        reference=lambda w: base_of(w.family, "small"),
-        reference_teacher=lambda w: base_of(w.family, "teacher"),
+        reference=base_path("small"),
+        reference_teacher=base_path("teacher"),
         tokenizer=tokenizer_of,
     log:
         L.log("mia", "{family}", "{dataset}"),

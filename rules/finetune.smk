@@ -34,15 +34,15 @@ rule finetune:
 rule evaluate_bases:
     input:
         tokenizer_input,
-        lambda w: base_input(w.family, "teacher", "small"),
+        bases_needed("teacher", "small"),
         val=L.samples(split="val"),
         stats=L.data_stats(),
     output:
         L.bases_json(),
     params:
         cfg=sliced("evaluate_bases", family="family"),
-        teacher_base=lambda w: base_of(w.family, "teacher"),
-        small_base=lambda w: base_of(w.family, "small"),
+        teacher_base=base_path("teacher"),
+        small_base=base_path("small"),
         tokenizer=tokenizer_of,
     log:
         L.log("evaluate-bases", "{family}", "{dataset}"),

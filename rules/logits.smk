@@ -10,14 +10,14 @@ rule cache_logits:
     output:
         directory(L.cache()),
     params:
-        cfg=sliced("cache_logits", family="family", kind=lambda w: "topk"),
+        cfg=sliced("cache_logits", fixed={"kind": "topk"}, family="family"),
         kind="topk",
         tokenizer=tokenizer_of,
     log:
         L.log("cache-T{temperature}", "{family}", "{dataset}"),
     benchmark:
         L.benchmark("cache-T{temperature}", "{family}", "{dataset}")
-    threads: 1  # CPU: two 1-thread jobs train ~1.5x the tokens/s of one 2-thread job (measured); a GPU job needs no more
+    threads: 1  # one teacher pass; on CPU two 1-thread jobs use two cores better than one 2-thread job, a GPU job needs no more
     resources:
         mem_mb=6000,
         runtime=120,
@@ -36,7 +36,7 @@ use rule cache_logits as cache_logits_sampled with:
     output:
         directory(L.sampled_cache()),
     params:
-        cfg=sliced("cache_logits", family="family", kind=lambda w: "sampled"),
+        cfg=sliced("cache_logits", fixed={"kind": "sampled"}, family="family"),
         kind="sampled",
         tokenizer=tokenizer_of,
     log:
@@ -50,7 +50,7 @@ use rule cache_logits as cache_logits_full with:
     output:
         directory(L.full_cache()),
     params:
-        cfg=sliced("cache_logits", family="family", kind=lambda w: "full"),
+        cfg=sliced("cache_logits", fixed={"kind": "full"}, family="family"),
         kind="full",
         tokenizer=tokenizer_of,
     log:
@@ -73,7 +73,7 @@ rule generate_hard:
         L.log("generate-hard", "{family}", "{dataset}"),
     benchmark:
         L.benchmark("generate-hard", "{family}", "{dataset}")
-    threads: 1  # CPU: two 1-thread jobs train ~1.5x the tokens/s of one 2-thread job (measured); a GPU job needs no more
+    threads: 1  # one teacher pass; on CPU two 1-thread jobs use two cores better than one 2-thread job, a GPU job needs no more
     resources:
         mem_mb=6000,
         runtime=120,

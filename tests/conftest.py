@@ -54,6 +54,24 @@ def micro_tokenizer(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory, micro_tokenizer) -> dict:
+    """The suite's one tiny-model world, built once: the micro config's samples (frames and parquet files), a
+    tiny teacher (d48) and small model (d32) saved as local checkpoints, and the tokenizer. Tests read it and
+    write their own outputs elsewhere."""
+    from kdmem.tokenizer import load_tokenizer
+
+    from .helpers import micro_samples, tiny_model_dir
+
+    d = tmp_path_factory.mktemp("tiny")
+    train, val = micro_samples(MICRO, micro_tokenizer)
+    train.write_parquet(d / "train.parquet")
+    val.write_parquet(d / "val.parquet")
+    return {"dir": d, "train": train, "val": val, "tok": load_tokenizer(str(micro_tokenizer)), "tok_dir": micro_tokenizer,
+            "teacher": tiny_model_dir(d / "teacher", micro_tokenizer, hidden=48, seed=1),
+            "small": tiny_model_dir(d / "small", micro_tokenizer, hidden=32, seed=2)}
+
+
+@pytest.fixture(scope="session")
 def reference_run(tmp_path_factory):
     """One uninterrupted local run of the long-test micro config: the tables every other run must equal."""
     from . import longrun

@@ -14,21 +14,24 @@ import pytest
 from kdmem.cli import main
 
 from .conftest import MICRO, write_cfg
-from .helpers import micro_samples, tiny_model_dir
+from .helpers import tiny_model_dir
+
+
+# The micro config with a top-k cache of width 8: the cases break such a cache (its k, its shards, its teacher).
+TOPK = copy.deepcopy(MICRO)
+TOPK["distill"]["soft"].update(cache="topk", top_k=8)
 
 
 @pytest.fixture(scope="module")
-def kit(tmp_path_factory, micro_tokenizer):
+def kit(tmp_path_factory, micro_tokenizer, tiny_models):
     """Real inputs every case starts from: samples, a tiny teacher and small model, a cache, scores."""
     d = tmp_path_factory.mktemp("kit")
-    train, val = micro_samples(MICRO, micro_tokenizer)
-    train.write_parquet(d / "train.parquet")
-    val.write_parquet(d / "val.parquet")
-    tiny_model_dir(d / "teacher", micro_tokenizer, hidden=48, seed=1)
-    tiny_model_dir(d / "small", micro_tokenizer, hidden=32, seed=2)
+    for name in ("train.parquet", "val.parquet", "teacher", "small"):  # the shared tiny world (conftest), copied: cases edit these
+        src = tiny_models["dir"] / name
+        shutil.copytree(src, d / name) if src.is_dir() else shutil.copy(src, d / name)
     for m, role in (("teacher", "teacher"), ("small", "baseline")):
         (d / m / "metrics.json").write_text(json.dumps({"family": "tiny", "dataset": "wiki", "role": role, "seed": 0}))
-    cfg = write_cfg(MICRO, d / "micro.yaml")
+    cfg = write_cfg(TOPK, d / "micro.yaml")
     rc = main(["cache-logits", "--config", str(cfg), "--family", "tiny", "--dataset", "wiki", "--teacher", str(d / "teacher"),
                "--tokenizer", str(micro_tokenizer), "--train", str(d / "train.parquet"), "--temperature", "2.0", "--out", str(d / "cache")])
     assert rc == 0
@@ -40,7 +43,7 @@ def _cfg(kit, tmp_path, mutate=None, text=None) -> str:
     if text is not None:
         p.write_text(text)
         return str(p)
-    cfg = copy.deepcopy(MICRO)
+    cfg = copy.deepcopy(TOPK)
     if mutate:
         mutate(cfg)
     return str(write_cfg(cfg, p))
@@ -91,7 +94,8 @@ CONFIG_CASES = [
     ("bad doc_start regex", _set(("datasets", "wiki", "doc_start"), "^ = (unclosed"), "datasets.wiki.doc_start is not a valid regex"),
     ("float YAML reads as text", _set(("finetune", "teacher", "lr"), "5e-5"), "(YAML 1.1 reads 5e-5 as text"),
     ("negative fsdp threshold", lambda c: c.update(parallel={"fsdp_min_params": -1}), "parallel.fsdp_min_params must be >= 0"),
-    ("exposure shares not summing to 1", _set(("datasets", "wiki", "exposures"), [{"count": 2, "share": 0.3}]), "shares sum to 0.3"),
+    ("exposure shares not summing to 1", lambda c: (c["datasets"]["wiki"].pop("exposure_law"),
+                                                    c["datasets"]["wiki"].update(exposures=[{"count": 2, "share": 0.3}])), "shares sum to 0.3"),
     ("scratch model without arch", lambda c: c["families"]["tiny"]["teacher"].pop("arch"), "families.tiny.teacher.arch is required"),
     ("results outside the working directory", _set(("results",), "../../elsewhere"), "must be a relative path inside the working directory"),
     ("absolute results", _set(("results",), "/tmp/out"), "must be a relative path inside the working directory"),
@@ -101,7 +105,7 @@ CONFIG_CASES = [
      "analysis.primary_loss = forward_kl is not one of distill.soft.losses ['jsd']; add it there or name one of them"),
     ("sampled cache with a loss it cannot estimate", lambda c: c["distill"]["soft"].update(cache="sampled", losses=["forward_kl", "reverse_kl"]),
      "distill.soft.cache = sampled estimates the forward KL only, but distill.soft.losses has reverse_kl; use cache: topk or dense for it"),
-    ("unknown cache kind", _set(("distill", "soft", "cache"), "full"), "distill.soft.cache"),
+    ("unknown cache kind", _set(("distill", "soft", "cache"), "complete"), "distill.soft.cache"),
     ("unknown architecture", _set(("families", "tiny", "small", "arch", "type"), "mamba"), "families.tiny.small.arch.type"),
 ]
 

@@ -43,7 +43,7 @@ CASES = {
     "distill.hard.prefix_len": (15, ["generate_hard"]),
     "distill.hard.batch_size": (8, ["generate_hard"]),
     "distill.hard.optim.lr": (2.0e-3, ["distill_hard"]),
-    "memorization.batch_size": (16, ["cache_logits", "score", "score_base", "mia"]),
+    "memorization.batch_size": (16, ["cache_logits", "cache_logits_full", "score", "score_base", "mia"]),
     "memorization.frac": (False, ["score", "score_base"]),
     "memorization.extraction.top_k": (20, ["score", "score_base"]),
     "classifier.trials": (6, ["classify"]),
@@ -106,18 +106,18 @@ def test_student_seeds_add_their_students_and_rerun_no_other_model(micro_run):
     """distill.soft.seeds and distill.hard.seeds shape the DAG: a second seed of each adds exactly its own
     student (the primary, cleaned one stays on the first seed), and no trained model reruns."""
     work, _ = micro_run
-    cfg = _set(_set(MICRO, "distill.soft.seeds", [0, 3]), "distill.hard.seeds", [0, 1])
+    cfg = _set(_set(MICRO, "distill.soft.seeds", [0, 1, 3]), "distill.hard.seeds", [0, 1, 2])
     jobs = _dry(work, cfg, "student-seeds")
     trained = [j for j in jobs if j.startswith(("tokenizer", "prepare", "pretrain", "finetune", "distill", "cache", "generate"))]
-    assert sorted(trained) == ["distill_hard family=tiny, dataset=wiki, seed=1", "distill_soft family=tiny, dataset=wiki, kd=T2.0, seed=3"], trained
+    assert sorted(trained) == ["distill_hard family=tiny, dataset=wiki, seed=2", "distill_soft family=tiny, dataset=wiki, kd=T2.0, seed=3"], trained
 
 
 @pytest.mark.slow
 def test_another_loss_adds_its_student_and_another_kinds_key_reruns_nothing(micro_run):
-    """distill.soft.losses shapes the DAG: a JSD student adds its own jobs and no trained model reruns. With the
-    default top-k cache, the sampled cache's `draws` is in no slice: changing it reruns nothing."""
+    """distill.soft.losses shapes the DAG: a JSD student per seed adds its own jobs and no trained model reruns.
+    With the micro's full cache, the sampled cache's `draws` is in no slice: changing it reruns nothing."""
     work, _ = micro_run
     jobs = _dry(work, _set(MICRO, "distill.soft.losses", ["forward_kl", "jsd"]), "losses")
     trained = [j for j in jobs if j.startswith(("tokenizer", "prepare", "pretrain", "finetune", "distill", "cache", "generate"))]
-    assert len(trained) == 1 and trained[0].startswith("distill_soft") and "kd=T2.0-jsd" in trained[0], trained
+    assert sorted(trained) == [f"distill_soft family=tiny, dataset=wiki, kd=T2.0-jsd, seed={s}" for s in (0, 1)], trained
     assert _dry(work, _set(MICRO, "distill.soft.draws", 8), "draws") == []

@@ -16,7 +16,7 @@ from .conftest import MICRO, ROOT, write_cfg
 def test_the_temperature_sweep_is_the_default_with_four_temperatures():
     from kdmem import config as kconfig
 
-    sweep, default = kconfig.load(ROOT / "configs" / "sweep-temperature.yaml"), kconfig.load(ROOT / "config.yaml")
+    sweep, default = kconfig.load(ROOT / "configs" / "sweep-temperature.yaml"), kconfig.load(ROOT / "configs" / "regime" / "r6.yaml")  # the default the sweeps were measured on
     assert sweep["distill"]["soft"]["temperatures"] == [1.0, 2.0, 4.0, 8.0] and sweep["analysis"]["primary_temperature"] == 2.0
     for key in ("datasets", "families", "finetune", "baseline_seeds", "memorization", "classifier", "removal"):
         assert sweep[key] == default[key], key
@@ -42,7 +42,7 @@ def test_micro_temperature_sweep_reports_every_student(tmp_path):
 def test_the_loss_sweep_is_the_default_with_three_losses():
     from kdmem import config as kconfig
 
-    sweep, default = kconfig.load(ROOT / "configs" / "sweep-loss.yaml"), kconfig.load(ROOT / "config.yaml")
+    sweep, default = kconfig.load(ROOT / "configs" / "sweep-loss.yaml"), kconfig.load(ROOT / "configs" / "regime" / "r6.yaml")  # the default the sweeps were measured on
     assert sweep["distill"]["soft"]["losses"] == ["forward_kl", "reverse_kl", "jsd"] and sweep["analysis"]["primary_loss"] == "forward_kl"
     for key in ("datasets", "families", "finetune", "baseline_seeds", "memorization", "classifier", "removal"):
         assert sweep[key] == default[key], key
@@ -52,7 +52,7 @@ def test_the_loss_sweep_is_the_default_with_three_losses():
 def test_two_families_share_the_data_and_tokenizer_and_differ_in_architecture():
     from kdmem import config as kconfig
 
-    two, default = kconfig.load(ROOT / "configs" / "two-families.yaml"), kconfig.load(ROOT / "config.yaml")
+    two, default = kconfig.load(ROOT / "configs" / "two-families.yaml"), kconfig.load(ROOT / "configs" / "regime" / "r6.yaml")  # the default the sweeps were measured on
     assert two["datasets"] == default["datasets"] and two["families"]["tiny"] == default["families"]["tiny"]
     llama = two["families"]["llama"]
     assert llama["tokenizer"] == default["families"]["tiny"]["tokenizer"]  # one vocabulary: the same samples

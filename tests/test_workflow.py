@@ -64,7 +64,7 @@ def test_duckdb_and_readme_queries(micro_run):
         assert [d[0] for d in cur.description] == expected_columns[name], name
         cur.fetchall()
     by_exposure = con.execute(readme_queries()["memorization against exposures, per model"]).fetchall()
-    assert sum(r[3] for r in by_exposure) == (6 + 2) * 48  # every training sample of every model and base, once
+    assert sum(r[3] for r in by_exposure) == (8 + 2) * 48  # every training sample of every model and base, once
     per_role = dict(con.execute(readme_queries()["rate per role"]).fetchall())
     assert set(per_role) == {"teacher", "baseline", "student", "hard_student", "base"}  # base: the base-model control
     # provenance: every model, and the database itself, records config hash, git commit and versions

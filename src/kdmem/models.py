@@ -1,4 +1,5 @@
-"""Models of a family: GPT-NeoX built from scratch (embedded) or a checkpoint by hub name / path.
+"""Models of a family: built from scratch (GPT-NeoX, Pythia's architecture, or Llama, OLMo-2's and Qwen-3's kind)
+or a checkpoint by hub name / path.
 
 Security: weights load from safetensors only (a pickle-based .bin can run code on load), and
 `trust_remote_code` stays off unless the family's config turns it on.

@@ -258,8 +258,9 @@ def render(result: dict, fig_dir: str | Path, out: str | Path, roc: dict[tuple[s
     parts.append("<p>Validation loss in nats per token over every position of the held-out samples. Rows: the unigram "
                  "reference (a unigram model of the reference tokens, add-one smoothed: a base below it by a wide margin is a "
                  "language model), the two base checkpoints every role starts from, then every trained model. "
-                 "<code>cache_mean_tail_mass</code>: for each soft student, the share of the teacher's distribution at T that "
-                 f"its top-k cache left out, averaged over positions. Paper (Pythia/FineWeb): {html.escape(paper.UTILITY)}; "
+                 "<code>cache_mean_tail_mass</code>: for a soft student of a top-k cache, the share of the teacher's distribution "
+                 "at T that the cache left out, averaged over positions (empty for the full, sampled and dense kinds, which leave "
+                 f"nothing out or estimate it without bias). Paper (Pythia/FineWeb): {html.escape(paper.UTILITY)}; "
                  "each fine-tune improves on its base.</p>")
     parts.append("<h2>All rates (per model and split)</h2>")
     parts.append(table(result["rates_all"], title="rates_all"))
