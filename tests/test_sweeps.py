@@ -26,7 +26,7 @@ def test_the_temperature_sweep_is_the_default_with_four_temperatures():
 @pytest.mark.configs
 def test_micro_temperature_sweep_reports_every_student(tmp_path):
     cfg = copy.deepcopy(MICRO)
-    cfg["distill"]["soft"]["temperatures"] = [1.0, 2.0]
+    cfg["distill"]["soft"].update(temperatures=[1.0, 2.0], seeds=[0])  # one student per temperature
     proc, _ = longrun.local_run(tmp_path, cfg)
     assert proc.returncode == 0, proc.stderr[-3000:]
     con = duckdb.connect(str(tmp_path / "results" / "kdmem.duckdb"), read_only=True)
@@ -98,7 +98,7 @@ def test_a_student_per_loss_and_temperature(tmp_path):
 @pytest.mark.configs
 def test_micro_loss_sweep_reports_every_student(tmp_path):
     cfg = copy.deepcopy(MICRO)
-    cfg["distill"]["soft"]["losses"] = ["forward_kl", "reverse_kl", "jsd"]
+    cfg["distill"]["soft"].update(losses=["forward_kl", "reverse_kl", "jsd"], seeds=[0])  # one student per loss
     proc, _ = longrun.local_run(tmp_path, cfg)
     assert proc.returncode == 0, proc.stderr[-3000:]
     con = duckdb.connect(str(tmp_path / "results" / "kdmem.duckdb"), read_only=True)
