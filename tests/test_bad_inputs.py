@@ -16,7 +16,6 @@ from kdmem.cli import main
 from .conftest import MICRO, write_cfg
 from .helpers import tiny_model_dir
 
-
 # The micro config with a top-k cache of width 8: the cases break such a cache (its k, its shards, its teacher).
 TOPK = copy.deepcopy(MICRO)
 TOPK["distill"]["soft"].update(cache="topk", top_k=8)
