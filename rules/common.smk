@@ -9,7 +9,7 @@ from kdmem import config as kconfig
 from kdmem import rulecfg
 from kdmem.errors import KdmemError
 from kdmem.layout import CLEANED, KD_TAG, SIZE_OF_ROLE, SPLITS, Layout, model_name, parse_kd_tag, size_of_model
-from kdmem.vocab import Role, Size, alternation
+from kdmem.vocab import CacheKind, Role, Size, alternation
 
 try:
     CFG = kconfig.validate(config)
@@ -39,6 +39,11 @@ def sliced(rule, fixed=None, **context):
         return rulecfg.as_arg(CFG, rule, **ctx, **(fixed or {}))
 
     return param
+
+
+def cache_params(kind):
+    """The params of one cache kind: the kind is named once, for both the slice and --kind."""
+    return {"cfg": sliced("cache_logits", fixed={"kind": kind.value}, family="family"), "kind": kind.value, "tokenizer": tokenizer_of}
 
 
 def write_config_json():

@@ -10,9 +10,7 @@ rule cache_logits:
     output:
         directory(L.cache()),
     params:
-        cfg=sliced("cache_logits", fixed={"kind": "topk"}, family="family"),
-        kind="topk",
-        tokenizer=tokenizer_of,
+        **cache_params(CacheKind.TOPK),
     log:
         L.log("cache-T{temperature}", "{family}", "{dataset}"),
     benchmark:
@@ -36,9 +34,7 @@ use rule cache_logits as cache_logits_sampled with:
     output:
         directory(L.sampled_cache()),
     params:
-        cfg=sliced("cache_logits", fixed={"kind": "sampled"}, family="family"),
-        kind="sampled",
-        tokenizer=tokenizer_of,
+        **cache_params(CacheKind.SAMPLED),
     log:
         L.log("cache-sampled-T{temperature}", "{family}", "{dataset}"),
     benchmark:
@@ -50,9 +46,7 @@ use rule cache_logits as cache_logits_full with:
     output:
         directory(L.full_cache()),
     params:
-        cfg=sliced("cache_logits", fixed={"kind": "full"}, family="family"),
-        kind="full",
-        tokenizer=tokenizer_of,
+        **cache_params(CacheKind.FULL),
     log:
         L.log("cache-full-T{temperature}", "{family}", "{dataset}"),
     benchmark:

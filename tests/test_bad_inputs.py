@@ -32,7 +32,7 @@ def kit(tmp_path_factory, micro_tokenizer, tiny_models):
         (d / m / "metrics.json").write_text(json.dumps({"family": "tiny", "dataset": "wiki", "role": role, "seed": 0}))
     cfg = write_cfg(TOPK, d / "micro.yaml")
     rc = main(["cache-logits", "--config", str(cfg), "--family", "tiny", "--dataset", "wiki", "--teacher", str(d / "teacher"),
-               "--tokenizer", str(micro_tokenizer), "--train", str(d / "train.parquet"), "--temperature", "2.0", "--out", str(d / "cache")])
+               "--tokenizer", str(micro_tokenizer), "--train", str(d / "train.parquet"), "--temperature", "2.0", "--kind", "topk", "--out", str(d / "cache")])
     assert rc == 0
     return {"dir": d, "tok": str(micro_tokenizer), "cfg": cfg}
 

@@ -187,7 +187,7 @@ def test_disk_full_during_cache_write(reference_run, tmpfs):
     proc = subprocess.run(
         [longrun.KDMEM, "cache-logits", "--config", str(ref / "results" / ".kdmem" / "config.json"), "--family", "tiny",
          "--dataset", "wiki", "--teacher", str(r / "wiki" / "models" / "teacher-s0"), "--tokenizer", str(r / "tokenizer"),
-         "--train", str(r / "wiki" / "data" / "train.parquet"), "--temperature", "2.0", "--out", str(out),
+         "--train", str(r / "wiki" / "data" / "train.parquet"), "--temperature", "2.0", "--kind", "full", "--out", str(out),
          "--log", str(ref / "disk-full.log")],
         capture_output=True, text=True, env=longrun.env(), cwd=ref, timeout=300,
     )
@@ -231,6 +231,8 @@ def test_changed_temperature_reruns_only_the_student_side(reference_run, tmp_pat
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-3000:]
     rules = set(re.findall(r"^rule (\w+):", out, flags=re.M))
-    assert {"cache_logits", "distill_soft", "score"} <= rules, rules
+    # the student's cache rule is the one of the micro's cache kind (cache_logits_full for `full`)
+    cache_rule = {"topk": "cache_logits"}.get(cfg["distill"]["soft"]["cache"], f"cache_logits_{cfg['distill']['soft']['cache']}")
+    assert {cache_rule, "distill_soft", "score"} <= rules, rules
     assert not rules & {"tokenizer", "prepare", "prepare_pretrain", "pretrain", "finetune", "generate_hard", "distill_hard"}, rules
     # A dry run writes nothing (config.json is written in onstart), so the reference is left as it was.

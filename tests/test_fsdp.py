@@ -51,7 +51,7 @@ def _cfg(tmp: Path, fsdp: bool) -> Path:
 
 @pytest.fixture(scope="module")
 def kit(tmp_path_factory, micro_tokenizer):
-    """Samples, a teacher, a small base, the teacher's top-k cache and hard samples: every input of the three kinds."""
+    """Samples, a teacher, a small base, the teacher's cache and hard samples: every input of the three kinds."""
     d = tmp_path_factory.mktemp("fsdp")
     train, val = micro_samples(MICRO, micro_tokenizer)
     train.write_parquet(d / "train.parquet")
@@ -60,7 +60,8 @@ def kit(tmp_path_factory, micro_tokenizer):
     small = tiny_model_dir(d / "small", micro_tokenizer, hidden=32, layers=2, seed=2)  # two layers: two FSDP units
     common = ["--config", str(_cfg(d, False)), "--family", "tiny", "--dataset", "wiki", "--teacher", str(teacher),
               "--tokenizer", str(micro_tokenizer), "--train", str(d / "train.parquet")]
-    assert main(["cache-logits", *common, "--temperature", "2.0", "--out", str(d / "cache")]) == 0
+    kind = MICRO["distill"]["soft"]["cache"]  # the kind the distill command will ask of its cache
+    assert main(["cache-logits", *common, "--temperature", "2.0", "--kind", kind, "--out", str(d / "cache")]) == 0
     assert main(["generate-hard", *common, "--out", str(d / "hard.parquet")]) == 0
     return {"dir": d, "teacher": teacher, "small": small, "tok": micro_tokenizer}
 

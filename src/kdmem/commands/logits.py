@@ -5,14 +5,15 @@ from __future__ import annotations
 import argparse
 
 from kdmem.commands import common as c
+from kdmem.vocab import CacheKind
 
 
 def cache_logits_args(p: argparse.ArgumentParser) -> None:
     c.teacher_pass_options(p, "train.parquet (every sample is cached once)")
     c.option(p, "--temperature", help="T the cached distributions are softened with")
-    p.add_argument("--kind", default="topk", choices=["topk", "sampled", "full"],
+    p.add_argument("--kind", required=True, choices=[k.value for k in CacheKind if k is not CacheKind.DENSE],
                    help="topk: top_k log-probs + tail mass; sampled: `draws` ids drawn from the teacher at T; "
-                        "full: the whole distribution at T (default topk)")
+                        "full: the whole distribution at T")
     c.option(p, "--out", help="cache folder to write")
 
 
