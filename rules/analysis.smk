@@ -40,7 +40,7 @@ CLEANED_STUDENT = f"{STUDENT}-{CLEANED}"
 use rule distill_soft as distill_cleaned with:
     input:
         tokenizer_input,
-        bases_needed("small"),
+        bases_needed(Size.SMALL),
         cache=soft_cache,
         teacher=L.model(model=TEACHER),
         train=L.samples(split="train"),
@@ -52,7 +52,7 @@ use rule distill_soft as distill_cleaned with:
         cfg=sliced("distill", fixed={"mode": "soft"}, family="family"),
         kd=lambda w: "--temperature {} --loss {}".format(*parse_kd_tag(w.kd)),
         cache=lambda w, input: f"--cache {input.cache}" if input.cache else "",
-        base=base_path("small"),
+        base=base_path(Size.SMALL),
         tokenizer=tokenizer_of,
         ckpt=L.checkpoints(model=CLEANED_STUDENT),
         removal=lambda w, input: f"--removal {input.predictions}",
@@ -65,7 +65,7 @@ use rule distill_soft as distill_cleaned with:
 rule mia:
     input:
         tokenizer_input,
-        bases_needed("small", "teacher"),
+        bases_needed(Size.SMALL, Size.LARGE),
         models=lambda w: [L.model(w.family, w.dataset, m) for m in model_names(w.family)],
         train=L.samples(split="train"),
         val=L.samples(split="val"),
@@ -75,8 +75,8 @@ rule mia:
         scores=L.mia_scores(),
     params:
         cfg=sliced("mia", family="family"),
-        reference=base_path("small"),
-        reference_teacher=base_path("teacher"),
+        reference=base_path(Size.SMALL),
+        reference_large=base_path(Size.LARGE),
         tokenizer=tokenizer_of,
     log:
         L.log("mia", "{family}", "{dataset}"),
@@ -92,7 +92,7 @@ rule mia:
     shell:
         "kdmem mia --config-json {params.cfg:q} --family {wildcards.family} --dataset {wildcards.dataset}"
         " --tokenizer {params.tokenizer} --models {input.models} --reference {params.reference}"
-        " --reference-teacher {params.reference_teacher} --train {input.train} --val {input.val} --heldout {input.heldout}"
+        " --reference-large {params.reference_large} --train {input.train} --val {input.val} --heldout {input.heldout}"
         " --out {output.mia} --out-scores {output.scores} --log {log}"
 
 

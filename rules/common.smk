@@ -95,7 +95,7 @@ def data_targets():
     out = []
     for f in FAMILIES:
         out += [L.samples(f, d, s) for d in DATASETS for s in SPLITS]
-        if CFG["families"][f]["teacher"]["init"] == "scratch":
+        if any(CFG["families"][f][size]["init"] == "scratch" for size in Size):
             out.append(L.pretrain_samples(f))
     return out
 
@@ -174,7 +174,7 @@ def db_inputs():
         "models": [L.model(f, d, m) for f, d, m in every],
         "bases": per_pair(L.bases_json),
         "scores": [L.scores(f, d, m, s) for f, d, m in every for s in SPLITS]
-        + [L.scores(f, d, f"base-{size}", s) for f in FAMILIES for d in DATASETS for size in ("teacher", "small") for s in SPLITS],
+        + [L.scores(f, d, f"base-{size}", s) for f in FAMILIES for d in DATASETS for size in Size for s in SPLITS],
         "trials": per_pair(L.classifier_trials),
         "coefficients": per_pair(L.classifier_coefficients),
         "predictions": per_pair(L.predictions),

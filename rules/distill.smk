@@ -7,7 +7,7 @@ STUDENT = "student-{kd}-s{seed}"  # model_name's soft-student form; {kd} is kd_t
 rule distill_soft:
     input:
         tokenizer_input,
-        bases_needed("small"),
+        bases_needed(Size.SMALL),
         cache=soft_cache,
         teacher=L.model(model=TEACHER),
         train=L.samples(split="train"),
@@ -18,7 +18,7 @@ rule distill_soft:
         cfg=sliced("distill", fixed={"mode": "soft"}, family="family"),
         kd=lambda w: "--temperature {} --loss {}".format(*parse_kd_tag(w.kd)),
         cache=lambda w, input: f"--cache {input.cache}" if input.cache else "",
-        base=base_path("small"),
+        base=base_path(Size.SMALL),
         tokenizer=tokenizer_of,
         ckpt=L.checkpoints(model=STUDENT),
         removal="",  # distill_cleaned: --removal <the classifier's predictions>
@@ -46,14 +46,14 @@ HARD_STUDENT = model_name("hard_student", "{seed}")
 rule distill_hard:
     input:
         tokenizer_input,
-        bases_needed("small"),
+        bases_needed(Size.SMALL),
         train=L.hard_samples(),
         val=L.samples(split="val"),
     output:
         directory(L.model(model=HARD_STUDENT)),
     params:
         cfg=sliced("distill", fixed={"mode": "hard"}, family="family"),
-        base=base_path("small"),
+        base=base_path(Size.SMALL),
         tokenizer=tokenizer_of,
         ckpt=L.checkpoints(model=HARD_STUDENT),
     log:

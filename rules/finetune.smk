@@ -34,15 +34,15 @@ rule finetune:
 rule evaluate_bases:
     input:
         tokenizer_input,
-        bases_needed("teacher", "small"),
+        bases_needed(*Size),
         val=L.samples(split="val"),
         stats=L.data_stats(),
     output:
         L.bases_json(),
     params:
         cfg=sliced("evaluate_bases", family="family"),
-        teacher_base=base_path("teacher"),
-        small_base=base_path("small"),
+        large_base=base_path(Size.LARGE),
+        small_base=base_path(Size.SMALL),
         tokenizer=tokenizer_of,
     log:
         L.log("evaluate-bases", "{family}", "{dataset}"),
@@ -57,5 +57,5 @@ rule evaluate_bases:
         "../envs/kdmem.yaml"
     shell:
         "kdmem evaluate-bases --config-json {params.cfg:q} --family {wildcards.family} --dataset {wildcards.dataset}"
-        " --tokenizer {params.tokenizer} --teacher-base {params.teacher_base} --small-base {params.small_base}"
+        " --tokenizer {params.tokenizer} --large-base {params.large_base} --small-base {params.small_base}"
         " --val {input.val} --stats {input.stats} --out {output} --log {log}"

@@ -43,7 +43,7 @@ rule score:
 
 
 # The base-model control: both starting checkpoints scored on D and validation with the same scorer, as
-# models of role `base` (base-teacher, base-small). A sample a fine-tune "memorizes" that its own base
+# models of role `base` (base-large, base-small). A sample a fine-tune "memorizes" that its own base
 # already reproduces is predictable text, not memorization (memorization_rates.newly_memorized).
 rule score_base:
     input:

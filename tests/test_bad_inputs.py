@@ -95,7 +95,7 @@ CONFIG_CASES = [
     ("negative fsdp threshold", lambda c: c.update(parallel={"fsdp_min_params": -1}), "parallel.fsdp_min_params must be >= 0"),
     ("exposure shares not summing to 1", lambda c: (c["datasets"]["wiki"].pop("exposure_law"),
                                                     c["datasets"]["wiki"].update(exposures=[{"count": 2, "share": 0.3}])), "shares sum to 0.3"),
-    ("scratch model without arch", lambda c: c["families"]["tiny"]["teacher"].pop("arch"), "families.tiny.teacher.arch is required"),
+    ("scratch model without arch", lambda c: c["families"]["tiny"]["large"].pop("arch"), "families.tiny.large.arch is required"),
     ("results outside the working directory", _set(("results",), "../../elsewhere"), "must be a relative path inside the working directory"),
     ("absolute results", _set(("results",), "/tmp/out"), "must be a relative path inside the working directory"),
     ("primary temperature not distilled", _set(("distill", "soft", "temperatures"), [1.0, 4.0]),

@@ -43,19 +43,25 @@ def test_family_tokenizers_must_match(tmp_path, micro_cfg, micro_tokenizer):
     other = tmp_path / "other_tok"
     train_bpe(["completely different text " * 50, "another tiny corpus of words " * 50], 300, other)
     paths = {}
-    for name, tok in (("teacher", micro_tokenizer), ("small", other)):
+    for name, tok in (("large", micro_tokenizer), ("small", other)):
         d = tmp_path / name
         GPTNeoXForCausalLM(GPTNeoXConfig(vocab_size=512, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32)).save_pretrained(d)
         for f in Path(tok).iterdir():
             shutil.copy(f, d / f.name)
         paths[name] = str(d)
     micro_cfg["families"]["tiny"] = {
-        "tokenizer": paths["teacher"],
-        "teacher": {"init": "checkpoint", "checkpoint": paths["teacher"]},
+        "tokenizer": paths["large"],
+        "large": {"init": "checkpoint", "checkpoint": paths["large"]},
         "small": {"init": "checkpoint", "checkpoint": paths["small"]},
     }
     micro_cfg["datasets"]["wiki"]["pretrain_frac"] = 0.0
-    with pytest.raises(KdmemError, match="teacher and small model tokenizers differ"):
+    with pytest.raises(KdmemError, match="the large and small bases' tokenizers differ"):
+        kconfig.validate(micro_cfg)
+
+
+def test_a_family_written_with_the_old_teacher_key_is_told_its_new_name(micro_cfg):
+    micro_cfg["families"]["tiny"]["teacher"] = micro_cfg["families"]["tiny"].pop("large")
+    with pytest.raises(KdmemError, match=r"^config: families.tiny.*'teacher' is now 'large'"):
         kconfig.validate(micro_cfg)
 
 

@@ -376,11 +376,11 @@ def test_soft_students_by_temperature_and_loss(tmp_path):
 
 
 def test_bases_are_scored_models_and_newly_memorized_subtracts_each_roles_own_base(tmp_path):
-    """base-teacher reproduces sample 0, base-small samples 10 and 11: the teacher's newly memorized set loses 0, every
+    """base-large reproduces sample 0, base-small samples 10 and 11: the teacher's newly memorized set loses 0, every
     small-model role loses 10 and 11 where it memorized them, and the bases themselves have no 'newly'."""
     files = make_world(tmp_path)
     base = tmp_path / "results" / "anywhere"
-    for name, mem in (("base-teacher", {0}), ("base-small", {10, 11})):
+    for name, mem in (("base-large", {0}), ("base-small", {10, 11})):
         for split in ("train", "val"):
             ids = IDS if split == "train" else [i + "v" for i in IDS[:5]]
             one = pl.read_parquet(files["scores"][0 if split == "train" else 1]).with_columns(
@@ -394,7 +394,7 @@ def test_bases_are_scored_models_and_newly_memorized_subtracts_each_roles_own_ba
     got = {m: (int(k), None if nw is None else int(nw)) for m, k, nw in
            con.execute("SELECT model, memorized, newly_memorized FROM memorization_rates WHERE split = 'train'").fetchall()}
     assert got["teacher-s0"] == (20, 19) and got["baseline-s0"] == (20, 18) and got["student-T2.0-s0"] == (7, 5)
-    assert got["hard_student-s0"] == (7, 5) and got["base-small"] == (2, None) and got["base-teacher"] == (1, None)
+    assert got["hard_student-s0"] == (7, 5) and got["base-small"] == (2, None) and got["base-large"] == (1, None)
     assert con.execute("SELECT count(*) FROM models WHERE role = 'base'").fetchone()[0] == 2
     assert con.execute("SELECT count(*) FROM utility WHERE model LIKE 'base-%'").fetchone()[0] == 0  # their val loss is the bases table's
     rows = {r["role"]: r for r in analysis.rate_rows(con, "fam", "ds", 50, 0)}
@@ -457,7 +457,7 @@ def test_power_counts_newly_memorized_samples_in_the_levels_exposure_does_not_de
     base = np.zeros(30, dtype=bool)
     base[10] = True  # the base already reproduces one of level 4's
     s = findings.Study(doc_ids=np.asarray([f"d{i}" for i in range(30)]), exposures=expo,
-                       mem={"teacher": t[None], "base_teacher": base[None]})
+                       mem={"teacher": t[None], "base_large": base[None]})
     (r,) = power_rows(s)
     assert r["transition_levels"] == [1, 4] and r["newly_in_transition"] == 1 + 4 and r["newly_memorized"] == 1 + 4 + 10
     assert r["once_seen_memorized"] == 1 and r["once_seen_newly"] == 1 and r["once_seen_n"] == 10

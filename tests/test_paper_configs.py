@@ -102,7 +102,7 @@ def test_standin_names_resolve_locally_before_the_hub(tmp_path, micro_tokenizer,
     cfg = yaml.safe_load((ROOT / "configs" / "paper-pythia-wikitext.yaml").read_text())["datasets"]["wikitext"]
     from kdmem import config as kconfig
 
-    ds = kconfig.validate({"datasets": {"wikitext": cfg}, "families": {"p": {"tokenizer": "x", "teacher": {"init": "checkpoint", "checkpoint": "x"},
+    ds = kconfig.validate({"datasets": {"wikitext": cfg}, "families": {"p": {"tokenizer": "x", "large": {"init": "checkpoint", "checkpoint": "x"},
                                                                            "small": {"init": "checkpoint", "checkpoint": "y"}}}})["datasets"]["wikitext"]
     docs, stats = read_docs(ds)
     # three articles rebuilt from their lines by doc_start; the blank row before the first title is dropped

@@ -30,7 +30,7 @@ CASES = {
     "datasets.wiki.min_chars": (201, ["tokenizer", "prepare", "prepare_pretrain"]),
     "datasets.wiki.n_val": (17, ["prepare", "prepare_pretrain"]),
     "families.tiny.tokenizer.train.vocab_size": (520, ["tokenizer"]),
-    "families.tiny.teacher.arch.num_layers": (3, [f"{R}/base/teacher"]),
+    "families.tiny.large.arch.num_layers": (3, [f"{R}/base/large"]),
     "families.tiny.small.arch.num_layers": (2, [f"{R}/base/small"]),
     "pretrain.max_tokens": (8100, ["prepare_pretrain"]),
     "pretrain.optim.lr": (2.0e-3, ["pretrain"]),

@@ -56,7 +56,7 @@ def test_two_families_share_the_data_and_tokenizer_and_differ_in_architecture():
     assert two["datasets"] == default["datasets"] and two["families"]["tiny"] == default["families"]["tiny"]
     llama = two["families"]["llama"]
     assert llama["tokenizer"] == default["families"]["tiny"]["tokenizer"]  # one vocabulary: the same samples
-    assert {llama[s]["arch"]["type"] for s in ("teacher", "small")} == {"llama"} and llama["teacher"]["init"] == "scratch"
+    assert {llama[s]["arch"]["type"] for s in ("large", "small")} == {"llama"} and llama["large"]["init"] == "scratch"
     assert two["results"] == "results/two-families"
 
 

@@ -45,7 +45,12 @@ def test_names_outside_the_vocabulary_are_refused():
         with pytest.raises(ValueError, match="not a kdmem model name"):
             parse_model_name(bad)
     assert re.fullmatch(KD_TAG, "T2.0-jsd") and not re.fullmatch(KD_TAG, "T2.0-forward_kl")
-    assert alternation(Size) == "teacher|small"
+    assert alternation(Size) == "large|small"
+
+
+def test_a_size_is_never_a_role():
+    # a base is named by its size, so a path or key like base/teacher cannot be read as the teacher role's
+    assert not {str(x) for x in Size} & {str(x) for x in Role}
 
 
 def test_each_model_gets_one_label():
@@ -53,7 +58,7 @@ def test_each_model_gets_one_label():
 
     assert label_of("student", "cleaned", "student-T2.0-s0-cleaned") is Label.STUDENT_CLEANED
     assert label_of("student", "full", "student-T2.0-s1") is Label.STUDENT
-    assert label_of("base", "full", "base-teacher") is Label.BASE_TEACHER and label_of("base", None, "base-small") is Label.BASE_SMALL
+    assert label_of("base", "full", "base-large") is Label.BASE_LARGE and label_of("base", None, "base-small") is Label.BASE_SMALL
     assert label_of("hard_student", "full", "hard_student-s2") is Label.HARD_STUDENT
     with pytest.raises(ValueError):
         label_of("base", "full", "base-medium")

@@ -94,7 +94,7 @@ def test_membership_inference_for_every_model(micro_run):
     con = duckdb.connect(str(work / "results" / "kdmem.duckdb"), read_only=True)
     rows = con.execute("SELECT role, model, signal, auc, auc_lo, auc_hi, tpr_at_1pct_fpr, n_members, n_nonmembers FROM mia_summary").fetchall()
     models = {r[0] for r in con.execute("SELECT model FROM models").fetchall()}  # the bases too: the floor of the AUCs
-    assert {"base-teacher", "base-small"} <= models
+    assert {"base-large", "base-small"} <= models
     assert {r[1] for r in rows} == models and {r[2] for r in rows} == {"loss", "zlib_loss_ratio", "min_k", "min_k_pp", "reference"}
     assert len(rows) == 5 * len(models)
     assert all(0 <= lo <= auc <= hi <= 1 and 0 <= tpr <= 1 and (m, n) == (48, 16) for _, _, _, auc, lo, hi, tpr, m, n in rows)

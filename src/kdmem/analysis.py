@@ -13,6 +13,10 @@ import duckdb
 import numpy as np
 
 from kdmem import findings, stats
+from kdmem.vocab import Label, start_label
+
+BASE_LABELS = (Label.BASE_LARGE, Label.BASE_SMALL)
+TRAINED_ROLES = tuple(str(x) for x in Label if x not in BASE_LABELS)  # teacher … student_cleaned, in Label's order
 
 log = logging.getLogger(__name__)
 
@@ -99,9 +103,8 @@ ROLE_FILTERS = {
     "student": _primary_student_filter(),
     "hard_student": "m.label = 'hard_student'",
     "student_cleaned": "m.label = 'student_cleaned'",
-    "base_teacher": "m.label = 'base_teacher'",
-    "base_small": "m.label = 'base_small'",
 }
+ROLE_FILTERS |= {str(b): f"m.label = '{b}'" for b in BASE_LABELS}  # vocabulary constants, not user input
 
 
 def study(con, family: str, dataset: str) -> findings.Study:
@@ -148,7 +151,7 @@ def rate_rows(con, family: str, dataset: str, n_boot: int, seed: int) -> list[di
     s = study(con, family, dataset)
     clusters = stats.Clusters.of(s.doc_ids)
     out = []
-    for role in ("teacher", "baseline", "student", "hard_student", "student_cleaned", "base_teacher", "base_small"):
+    for role in (*TRAINED_ROLES, *BASE_LABELS):
         if not s.has(role):
             continue
         m = s.mem[role]
@@ -159,17 +162,14 @@ def rate_rows(con, family: str, dataset: str, n_boot: int, seed: int) -> list[di
             (lo, hi), method = stats.interval(draws, cp)
         else:
             (lo, hi), method = cp, "clopper-pearson"
-        start = "base_teacher" if role == "teacher" else "base_small"
-        new = (m & ~s.mem[start][0]).sum(1).tolist() if s.has(start) and role not in ("base_teacher", "base_small") else None
+        start = start_label(role)
+        new = (m & ~s.mem[start][0]).sum(1).tolist() if s.has(start) and role not in BASE_LABELS else None
         x = s.extractable.get(role)
         out.append({"role": role, "seeds": m.shape[0], "memorized": m.sum(1).tolist(), "newly_memorized": new, "n": s.n,
                     "rate": float(m.mean()), "lo": lo, "hi": hi, "ci_method": method,
                     "extractable": x.sum(1).tolist() if x is not None else None,
                     "extractable_ci": stats.clopper_pearson(int(x.sum()), x.size) if x is not None else None})
     return out
-
-
-TRAINED_ROLES = ("teacher", "baseline", "student", "hard_student", "student_cleaned")
 
 
 def power_rows(s: findings.Study, lo: float = 0.05, hi: float = 0.95) -> list[dict]:
@@ -182,7 +182,7 @@ def power_rows(s: findings.Study, lo: float = 0.05, hi: float = 0.95) -> list[di
     for role in TRAINED_ROLES:
         if not s.has(role):
             continue
-        start = "base_teacher" if role == "teacher" else "base_small"
+        start = start_label(role)
         base = s.mem[start][0] if s.has(start) else np.zeros(s.n, dtype=bool)
         for i, m in enumerate(s.mem[role]):
             new = m & ~base

@@ -16,6 +16,7 @@ import shutil
 from pathlib import Path
 
 from kdmem.io import atomic_path, read_json, sha256_file
+from kdmem.vocab import Size
 
 MODEL_FILES = ("config.json", "generation_config.json", "model.safetensors")
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
@@ -81,14 +82,15 @@ def card(family: str, cfg: dict, metrics: dict[str, dict], files: dict[str, str]
     return "\n".join(lines) + "\n"
 
 
-def export(family: str, cfg: dict, tokenizer: Path, teacher: Path, small: Path, out: Path, pretrain_stats: Path) -> dict[str, str]:
+def export(family: str, cfg: dict, tokenizer: Path, large: Path, small: Path, out: Path, pretrain_stats: Path) -> dict[str, str]:
     """Copy the tokenizer and both bases into `out` (atomically) with a MODEL_CARD.md; returns file -> sha256."""
-    metrics = {"teacher": read_json(teacher / "metrics.json"), "small": read_json(small / "metrics.json")}
+    dirs = {Size.LARGE: large, Size.SMALL: small}
+    metrics = {size: read_json(d / "metrics.json") for size, d in dirs.items()}
     corpus_sha = sha256_file(cfg["datasets"][cfg["pretrain"]["dataset"]]["path"])
     with atomic_path(out, is_dir=True) as tmp:
         written = _copy(tokenizer, tmp / "tokenizer", TOKENIZER_FILES)
-        written += _copy(teacher, tmp / "teacher", MODEL_FILES)
-        written += _copy(small, tmp / "small", MODEL_FILES)
+        for size, src in dirs.items():
+            written += _copy(src, tmp / size, MODEL_FILES)
         files = {p.relative_to(tmp).as_posix(): sha256_file(p) for p in written}
         (tmp / "MODEL_CARD.md").write_text(card(family, cfg, metrics, files, corpus_sha, read_json(pretrain_stats)))
     return files

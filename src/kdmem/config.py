@@ -18,6 +18,7 @@ import jsonschema
 import yaml
 
 from kdmem.errors import KdmemError
+from kdmem.vocab import Size
 
 SCHEMA_PATH = Path(__file__).with_name("config.schema.yaml")
 
@@ -96,6 +97,10 @@ def fill_defaults(instance: Any, schema: dict, root: dict) -> Any:
     return instance
 
 
+# Keys renamed since configs were first written: a base is named by its size, not by the role trained from it.
+RENAMED = {"teacher": str(Size.LARGE)}
+
+
 def _key_path(error: jsonschema.ValidationError) -> str:
     parts = []
     for p in error.absolute_path:
@@ -108,8 +113,12 @@ def _one_line(error: jsonschema.ValidationError) -> str:
     if error.validator == "additionalProperties":
         allowed = sorted(error.schema.get("properties", {}))
         extra = sorted(set(error.instance) - set(allowed))
-        return f"config: unknown key '{extra[0]}' under {key}; allowed keys: {', '.join(allowed)}"
+        hint = f" ('{extra[0]}' is now '{RENAMED[extra[0]]}')" if RENAMED.get(extra[0]) in allowed else ""
+        return f"config: unknown key '{extra[0]}' under {key}; allowed keys: {', '.join(allowed)}{hint}"
     if error.validator == "required":
+        old = [o for o, new in RENAMED.items() if new in error.message and isinstance(error.instance, dict) and o in error.instance]
+        if old:
+            return f"config: {key}: '{old[0]}' is now '{RENAMED[old[0]]}'; rename the key"
         return f"config: {key}: {error.message}; add it"
     if error.validator == "type":
         hint = ""
@@ -170,15 +179,15 @@ def _check_cross_keys(cfg: dict) -> None:
             except re.error as e:
                 raise KdmemError(f"config: {key}.doc_start is not a valid regex ({e}); fix the pattern") from None
     for name, fam in cfg["families"].items():
-        for role in ("teacher", "small"):
-            m, key = fam[role], f"families.{name}.{role}"
+        for size in Size:
+            m, key = fam[size], f"families.{name}.{size}"
             if m["init"] == "scratch" and "arch" not in m:
                 raise KdmemError(f"config: {key}.arch is required when init is scratch")
             if m["init"] == "checkpoint" and "checkpoint" not in m:
                 raise KdmemError(f"config: {key}.checkpoint is required when init is checkpoint (hub name or local path)")
             if m["init"] == "scratch" and m["arch"]["hidden_size"] % m["arch"]["num_heads"]:
                 raise KdmemError(f"config: {key}.arch.num_heads must divide hidden_size")
-        scratch = [fam[r]["init"] == "scratch" for r in ("teacher", "small")]
+        scratch = [fam[size]["init"] == "scratch" for size in Size]
         if isinstance(fam["tokenizer"], dict) and not all(scratch):
             raise KdmemError(
                 f"config: families.{name}.tokenizer: a trained tokenizer needs both models init: scratch; "
@@ -186,7 +195,7 @@ def _check_cross_keys(cfg: dict) -> None:
             )
         if isinstance(fam["tokenizer"], str):
             _check_same_tokenizer(name, fam)
-    if any(f[r]["init"] == "scratch" for f in cfg["families"].values() for r in ("teacher", "small")):
+    if any(f[r]["init"] == "scratch" for f in cfg["families"].values() for r in Size):
         ds = cfg["pretrain"]["dataset"] or next(iter(cfg["datasets"]))
         if ds not in cfg["datasets"]:
             raise KdmemError(f"config: pretrain.dataset '{ds}' is not one of datasets: {', '.join(cfg['datasets'])}")
@@ -216,20 +225,20 @@ def pretrain_optim(cfg: dict, size: str) -> dict:
 
 
 def _check_same_tokenizer(name: str, fam: dict) -> None:
-    """Teacher and small model must share one vocabulary; checked where both are local folders."""
+    """The large and the small base must share one vocabulary; checked where both are local folders."""
     from kdmem.tokenizer import local_vocab_fingerprint
 
     fps = {}
-    for role in ("teacher", "small"):
-        if fam[role]["init"] != "checkpoint":  # a scratch model takes the family's tokenizer as given
+    for size in Size:
+        if fam[size]["init"] != "checkpoint":  # a scratch model takes the family's tokenizer as given
             continue
-        fp = local_vocab_fingerprint(fam[role]["checkpoint"])
+        fp = local_vocab_fingerprint(fam[size]["checkpoint"])
         if fp is not None:
-            fps[role] = fp
-    if len(fps) == 2 and fps["teacher"] != fps["small"]:
+            fps[size] = fp
+    if len(fps) == 2 and fps[Size.LARGE] != fps[Size.SMALL]:
         raise KdmemError(
-            f"config: families.{name}: teacher and small model tokenizers differ "
-            f"({fam['teacher']['checkpoint']} vs {fam['small']['checkpoint']}); distillation needs one shared vocabulary"
+            f"config: families.{name}: the large and small bases' tokenizers differ "
+            f"({fam['large']['checkpoint']} vs {fam['small']['checkpoint']}); distillation needs one shared vocabulary"
         )
 
 

@@ -28,7 +28,7 @@ from kdmem.vocab import label_of
 log = logging.getLogger(__name__)
 
 VIEWS = {
-    # newly_memorized: memorized by the model and not by the base it started from (the teacher's base for the
+    # newly_memorized: memorized by the model and not by the base it started from (the large base for the
     # teacher, the small base for every other role); null where the bases were not scored.
     "memorization_rates": """
         SELECT m.model, m.family, m.dataset, m.role, m.seed, m.temperature, m.loss, m.data_variant, s.split,
@@ -38,7 +38,7 @@ VIEWS = {
                avg(exp(s.extract_logprob)) AS mean_extract_prob
         FROM scores s JOIN models m USING (model, family, dataset)
         LEFT JOIN scores b ON b.family = s.family AND b.dataset = s.dataset AND b.split = s.split AND b.sample_id = s.sample_id
-             AND b.model = CASE m.role WHEN 'base' THEN NULL WHEN 'teacher' THEN 'base-teacher' ELSE 'base-small' END
+             AND b.model = CASE m.role WHEN 'base' THEN NULL WHEN 'teacher' THEN 'base-large' ELSE 'base-small' END
         GROUP BY ALL ORDER BY m.family, m.dataset, s.split, m.role, m.seed, m.temperature, m.loss, m.data_variant""",
     # One row per training sample: which primary models memorized it (the paper's overlap sets).
     "overlaps": """

@@ -9,7 +9,7 @@ Per sample, five signals, each oriented so that a higher value says "member":
   min_k_pp    mean of the k % lowest (log p(x_t) - mu_t) / sigma_t, mu_t and sigma_t the mean and standard
               deviation of log p(z) under z ~ p(. | x_<t) (Min-K %++, Zhang et al. 2025)
   reference   L_ref - L, L_ref the reference model's loss on the sample (Carlini et al. 2021; the
-              reference is the model's own starting checkpoint: the teacher base for the teacher, the
+              reference is the model's own starting checkpoint: the large base for the teacher, the
               small base for every other role, i.e. what that model knew before D)
 Per model and signal: ROC-AUC with a bootstrap 95 % interval over members and non-members resampled
 separately, and the TPR at FPR < 1 % (strictly, as Carlini et al. 2022 and mimir read it: with 200

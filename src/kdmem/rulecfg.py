@@ -17,6 +17,7 @@ import json
 from collections.abc import Callable
 
 from kdmem.layout import SIZE_OF_ROLE
+from kdmem.vocab import Size
 
 # The dataset keys that decide the samples (seq_len, counts, duplication). Every other key of a dataset
 # entry says which documents exist and how they split, which the tokenizer of a scratch family reads too.
@@ -63,13 +64,13 @@ def _finetune(cfg: dict, family: str, role: str) -> dict:
 
 def _distill(cfg: dict, family: str, mode: str) -> dict:
     if mode == "hard":
-        return {"device": cfg["device"], "parallel": cfg["parallel"], **_models(cfg, family, "small"),
+        return {"device": cfg["device"], "parallel": cfg["parallel"], **_models(cfg, family, Size.SMALL),
                 "distill": {"hard": _pick(cfg["distill"]["hard"], "optim")}}  # seeds come as --seed
     # T and the loss come as --temperature and --loss; of the cache keys, only the configured kind's.
     unread = {"topk": ("draws",), "sampled": ("top_k", "tail"), "full": ("top_k", "tail", "draws"),
               "dense": ("top_k", "tail", "draws")}[cfg["distill"]["soft"]["cache"]]
     soft = {k: v for k, v in cfg["distill"]["soft"].items() if k not in ("temperatures", "losses", "seeds", *unread)}
-    return {"device": cfg["device"], "parallel": cfg["parallel"], **_models(cfg, family, "small", "teacher"),
+    return {"device": cfg["device"], "parallel": cfg["parallel"], **_models(cfg, family, Size.SMALL, Size.LARGE),
             "distill": {"soft": soft}}
 
 
@@ -79,16 +80,16 @@ SLICERS: dict[str, Callable[..., dict]] = {
     "prepare_pretrain": lambda cfg: _prepare_pretrain(cfg),
     "pretrain": lambda cfg, family, size: _pretrain(cfg, family, size),
     "finetune": lambda cfg, family, role: _finetune(cfg, family, role),
-    "evaluate_bases": lambda cfg, family: {"device": cfg["device"], **_models(cfg, family, "teacher", "small")},
+    "evaluate_bases": lambda cfg, family: {"device": cfg["device"], **_models(cfg, family, *Size)},
     "cache_logits": lambda cfg, family, kind: {
-        "device": cfg["device"], **_models(cfg, family, "teacher"), **({"seed": cfg["seed"]} if kind == "sampled" else {}),
+        "device": cfg["device"], **_models(cfg, family, Size.LARGE), **({"seed": cfg["seed"]} if kind == "sampled" else {}),
         "distill": {"soft": _pick(cfg["distill"]["soft"], *{"topk": ("top_k",), "sampled": ("draws",), "full": ()}[kind])},
         "memorization": _pick(cfg["memorization"], "batch_size")},
-    "generate_hard": lambda cfg, family: {"device": cfg["device"], **_models(cfg, family, "teacher"),
+    "generate_hard": lambda cfg, family: {"device": cfg["device"], **_models(cfg, family, Size.LARGE),
                                           "distill": {"hard": _pick(cfg["distill"]["hard"], "prefix_len", "batch_size")}},
     "distill": lambda cfg, family, mode: _distill(cfg, family, mode),
     "score": lambda cfg, family, size: {"device": cfg["device"], **_models(cfg, family, size), "memorization": cfg["memorization"]},
-    "mia": lambda cfg, family: {"device": cfg["device"], "seed": cfg["seed"], **_models(cfg, family, "teacher", "small"),
+    "mia": lambda cfg, family: {"device": cfg["device"], "seed": cfg["seed"], **_models(cfg, family, *Size),
                                 "mia": cfg["mia"], "memorization": _pick(cfg["memorization"], "batch_size")},
     "classify": lambda cfg: _pick(cfg, "seed", "classifier"),
     "build_db": lambda cfg: {},

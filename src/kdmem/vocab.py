@@ -24,10 +24,10 @@ class Role(StrEnum):
 
 class Size(StrEnum):
     """A family's two pretrained bases, named by the config keys that describe them
-    (`families.<f>.teacher`, `families.<f>.small`): the large one the teacher starts from, the small one
-    every other role starts from."""
+    (`families.<f>.large`, `families.<f>.small`): the large one the teacher starts from, the small one
+    every other role starts from. Not roles: a base is a checkpoint, a role is what is trained from it."""
 
-    TEACHER = "teacher"
+    LARGE = "large"
     SMALL = "small"
 
 
@@ -68,13 +68,13 @@ class Label(StrEnum):
     STUDENT = "student"
     HARD_STUDENT = "hard_student"
     STUDENT_CLEANED = "student_cleaned"
-    BASE_TEACHER = "base_teacher"
+    BASE_LARGE = "base_large"
     BASE_SMALL = "base_small"
 
 
 def label_of(role: str, data_variant: str | None, model: str) -> Label:
     """teacher / baseline / student / hard_student, student_cleaned for the removal experiment's student, and
-    base_teacher / base_small for the scored bases (role base, models base-teacher and base-small)."""
+    base_large / base_small for the scored bases (role base, models base-large and base-small)."""
     if role == "base":
         return Label(model.replace("-", "_"))
     if data_variant == DataVariant.CLEANED:
@@ -82,7 +82,12 @@ def label_of(role: str, data_variant: str | None, model: str) -> Label:
     return Label(role)
 
 
-SIZE_OF_ROLE = {Role.TEACHER: Size.TEACHER, Role.BASELINE: Size.SMALL, Role.STUDENT: Size.SMALL, Role.HARD_STUDENT: Size.SMALL}
+def start_label(label: str) -> Label:
+    """The scored base a model started from: base_large for the teacher, base_small for every other model."""
+    return Label.BASE_LARGE if label == Label.TEACHER else Label.BASE_SMALL
+
+
+SIZE_OF_ROLE = {Role.TEACHER: Size.LARGE, Role.BASELINE: Size.SMALL, Role.STUDENT: Size.SMALL, Role.HARD_STUDENT: Size.SMALL}
 CACHED_KINDS = (CacheKind.TOPK, CacheKind.SAMPLED, CacheKind.FULL)  # the kinds `cache-logits` writes
 DEFAULT_LOSS = Loss.FORWARD_KL
 

@@ -9,6 +9,7 @@ import logging
 
 from kdmem.commands import common as c
 from kdmem.layout import DEFAULT_LOSS, LOSSES
+from kdmem.vocab import Size
 
 log = logging.getLogger("kdmem")
 
@@ -40,7 +41,7 @@ def distill(args: argparse.Namespace) -> None:
 
     cfg = c.load_config(args, "distill", family=args.family, mode=args.mode)
     tok = load_tokenizer(args.tokenizer)
-    model, vocab = c.load_family_model(cfg, args.family, "small", args.base, tok, f"{args.family}/student")
+    model, vocab = c.load_family_model(cfg, args.family, Size.SMALL, args.base, tok, f"{args.family}/student")
     train = read_samples(args.train)
     if args.removal:
         if args.mode != "soft":
@@ -82,7 +83,7 @@ def distill(args: argparse.Namespace) -> None:
             meta["cache_mean_tail_mass"] = cache.meta.get("mean_tail_mass")
             meta["cache_bytes_per_token"] = cache.meta.get("bytes_per_token")
         else:
-            teacher, _ = c.load_family_model(cfg, args.family, "teacher", args.teacher, tok, f"{args.family}/teacher")
+            teacher, _ = c.load_family_model(cfg, args.family, Size.LARGE, args.teacher, tok, f"{args.family}/teacher")
             mode = "online"
     train_model(
         model=model, tok=tok, vocab=vocab, train_df=train, val_df=read_samples(args.val), optim=optim, seed=args.seed,

@@ -5,13 +5,13 @@ from __future__ import annotations
 import argparse
 
 from kdmem.commands import common as c
-from kdmem.vocab import CacheKind
+from kdmem.vocab import CACHED_KINDS, Size
 
 
 def cache_logits_args(p: argparse.ArgumentParser) -> None:
     c.teacher_pass_options(p, "train.parquet (every sample is cached once)")
     c.option(p, "--temperature", help="T the cached distributions are softened with")
-    p.add_argument("--kind", required=True, choices=[k.value for k in CacheKind if k is not CacheKind.DENSE],
+    p.add_argument("--kind", required=True, choices=list(CACHED_KINDS),
                    help="topk: top_k log-probs + tail mass; sampled: `draws` ids drawn from the teacher at T; "
                         "full: the whole distribution at T")
     c.option(p, "--out", help="cache folder to write")
@@ -28,7 +28,7 @@ def cache_logits(args: argparse.Namespace) -> None:
     if args.temperature <= 0:
         raise KdmemError(f"temperature must be > 0, got {args.temperature}")
     tok = load_tokenizer(args.tokenizer)
-    model, vocab = c.load_family_model(cfg, args.family, "teacher", args.teacher, tok, f"{args.family}/teacher")
+    model, vocab = c.load_family_model(cfg, args.family, Size.LARGE, args.teacher, tok, f"{args.family}/teacher")
     spec = CacheSpec.from_config(cfg["distill"]["soft"], args.kind, args.temperature, seed=cfg["seed"] if args.kind == "sampled" else 0)
     write_cache(
         model, c.device(cfg), read_samples(args.train), vocab, spec, args.out,
@@ -50,7 +50,7 @@ def generate_hard(args: argparse.Namespace) -> None:
 
     cfg = c.load_config(args, "generate_hard", family=args.family)
     tok = load_tokenizer(args.tokenizer)
-    model, vocab = c.load_family_model(cfg, args.family, "teacher", args.teacher, tok, f"{args.family}/teacher")
+    model, vocab = c.load_family_model(cfg, args.family, Size.LARGE, args.teacher, tok, f"{args.family}/teacher")
     hard = cfg["distill"]["hard"]
     write_parquet(generate(model, tok, c.device(cfg), read_samples(args.train), hard["prefix_len"], vocab, hard["batch_size"]), args.out)
 

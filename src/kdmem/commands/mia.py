@@ -7,6 +7,7 @@ import argparse
 import logging
 
 from kdmem.commands import common as c
+from kdmem.vocab import Size
 
 log = logging.getLogger("kdmem")
 
@@ -17,7 +18,7 @@ def mia_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--models", nargs="+", required=True, help="trained model folders (with metrics.json)")
     p.add_argument("--reference", required=True, help="the small base (folder or hub checkpoint): the reference model of every "
                    "role that starts from it")
-    p.add_argument("--reference-teacher", required=True, help="the teacher base: the teacher's reference model")
+    p.add_argument("--reference-large", required=True, help="the large base: the teacher's reference model")
     c.option(p, "--train", help="train.parquet (members)")
     c.option(p, "--val", help="val.parquet (non-members where there is no held-out split)")
     p.add_argument("--heldout", required=True, help="heldout.parquet (non-members: windows of documents no model saw; may be empty)")
@@ -56,10 +57,10 @@ def mia(args: argparse.Namespace) -> None:
     # scored too: they never saw D, so their AUC is what the members and non-members differ by without training
     # (a topic shift between D's documents and held-out ones, say): the floor each trained model's AUC stands on.
     base_stats = {size: stats(path, size, f"{args.family}/base-{size}")
-                  for size, path in (("small", args.reference), ("teacher", args.reference_teacher))}
+                  for size, path in ((Size.SMALL, args.reference), (Size.LARGE, args.reference_large))}
     ref_loss = {size: -st["logp"].mean(axis=1) for size, st in base_stats.items()}
     score_frames, rows = [], []
-    runs = [({"model": f"base-{size}", "role": "base"}, size, lambda size=size: base_stats[size]) for size in ("teacher", "small")]
+    runs = [({"model": f"base-{size}", "role": "base"}, size, lambda size=size: base_stats[size]) for size in Size]
     for path in args.models:
         ident = model_identity(path)
         size = SIZE_OF_ROLE[ident["role"]]

@@ -7,13 +7,14 @@ import argparse
 import logging
 
 from kdmem.commands import common as c
+from kdmem.vocab import Role, Size
 
 log = logging.getLogger("kdmem")
 
 
 def pretrain_args(p: argparse.ArgumentParser) -> None:
     c.option(p, "--family")
-    p.add_argument("--size", required=True, choices=["teacher", "small"], help="which base")
+    p.add_argument("--size", required=True, choices=list(Size), help="which base")
     c.training_options(p, "pretrain.parquet")
 
 
@@ -45,7 +46,7 @@ def pretrain(args: argparse.Namespace) -> None:
 
 def finetune_args(p: argparse.ArgumentParser) -> None:
     c.pair_options(p)
-    p.add_argument("--role", required=True, choices=["teacher", "baseline"], help="teacher (large) or baseline (small)")
+    p.add_argument("--role", required=True, choices=[Role.TEACHER, Role.BASELINE], help="teacher (from the large base) or baseline (from the small)")
     c.training_options(p, "train.parquet (D)", {"--seed": "seed: data order and dropout", "--base": "base model folder or hub checkpoint"})
 
 
@@ -71,7 +72,7 @@ def finetune(args: argparse.Namespace) -> None:
 def evaluate_bases_args(p: argparse.ArgumentParser) -> None:
     c.pair_options(p)
     c.option(p, "--tokenizer")
-    p.add_argument("--teacher-base", required=True, help="teacher base folder or hub checkpoint")
+    p.add_argument("--large-base", required=True, help="large base (the teacher's start): folder or hub checkpoint")
     p.add_argument("--small-base", required=True, help="small base folder or hub checkpoint")
     c.option(p, "--val")
     p.add_argument("--stats", required=True, help="the dataset's data_stats.json (holds the unigram cross-entropy)")
@@ -89,7 +90,7 @@ def evaluate_bases(args: argparse.Namespace) -> None:
     val = read_samples(args.val)
     dev = c.device(cfg)
     bases = []
-    for size, path in (("teacher", args.teacher_base), ("small", args.small_base)):
+    for size, path in ((Size.LARGE, args.large_base), (Size.SMALL, args.small_base)):
         model, vocab = c.load_family_model(cfg, args.family, size, path, tok, f"{args.family}/base-{size}")
         bases.append({"model": f"base-{size}", "size": size, "checkpoint": path, "n_params": n_params(model),
                       **evaluate_loss(model, val, vocab, dev)})
@@ -122,8 +123,8 @@ def export_bases(args: argparse.Namespace) -> None:
     cfg = kconfig.load(args.config)  # the model card describes the whole bases study
     c.family_cfg(cfg, args.family)
     lay = Layout(args.results)
-    files = bases.export(args.family, cfg, Path(lay.tokenizer(args.family)), Path(lay.base(args.family, "teacher")),
-                         Path(lay.base(args.family, "small")), Path(args.out), Path(lay.pretrain_stats(args.family)))
+    files = bases.export(args.family, cfg, Path(lay.tokenizer(args.family)), Path(lay.base(args.family, Size.LARGE)),
+                         Path(lay.base(args.family, Size.SMALL)), Path(args.out), Path(lay.pretrain_stats(args.family)))
     for name, sha in sorted(files.items()):
         print(f"{sha}  {name}")
 

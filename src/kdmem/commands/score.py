@@ -6,6 +6,7 @@ import argparse
 import logging
 
 from kdmem.commands import common as c
+from kdmem.vocab import Size
 
 log = logging.getLogger("kdmem")
 
@@ -13,7 +14,7 @@ log = logging.getLogger("kdmem")
 def score_args(p: argparse.ArgumentParser) -> None:
     c.pair_options(p)
     p.add_argument("--model", required=True, help="trained model folder (with metrics.json), or with --base-size a base checkpoint")
-    p.add_argument("--base-size", choices=["teacher", "small"], help="score a base checkpoint (folder or hub name) as model "
+    p.add_argument("--base-size", choices=list(Size), help="score a base checkpoint (folder or hub name) as model "
                    "base-<size>, role base: the control that says what any model of that size reproduces before fine-tuning on D. "
                    "Its scores skip the generate cross-check (memorization.frac), which the trained models' scores carry")
     c.option(p, "--tokenizer")
