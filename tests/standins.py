@@ -99,9 +99,9 @@ def populate(work: Path, cfg: dict, tok_dir: Path) -> None:
     """Stand-ins for every checkpoint, tokenizer and hf dataset a config names, under those names."""
     for fam_name, fam in cfg["families"].items():
         family = next(f for f in ARCH if fam_name.startswith(f))
-        for size, (hidden, layers) in (("teacher", (64, 2)), ("small", (32, 1))):
+        for size, (hidden, layers) in (("large", (64, 2)), ("small", (32, 1))):
             name = fam[size]["checkpoint"]
-            save_model(work / name, family, tok_dir, hidden, layers, seed=1 if size == "teacher" else 2)
+            save_model(work / name, family, tok_dir, hidden, layers, seed=1 if size == "large" else 2)
         if not (work / fam["tokenizer"]).exists():
             shutil.copytree(tok_dir, work / fam["tokenizer"])
     for ds in cfg["datasets"].values():

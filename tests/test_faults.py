@@ -34,7 +34,7 @@ pytestmark = pytest.mark.faults
 # temporary folder exists); scoring after the model is loaded. The micro cache and scoring take well
 # under a second of work, hence their short delays.
 STAGES = [
-    ("pretrain", r"kdmem pretrain .*--size teacher", "checkpoint", 0.4),
+    ("pretrain", r"kdmem pretrain .*--size large", "checkpoint", 0.4),
     ("finetune", r"kdmem finetune .*--role teacher", "checkpoint", 0.4),
     ("cache", r"kdmem cache-logits ", "cache_tmp", 0.0),
     ("distill", r"kdmem distill --mode soft", "checkpoint", 0.4),

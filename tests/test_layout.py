@@ -38,7 +38,7 @@ def test_model_names_round_trip(args, name):
     t = rest[0] if rest else None
     assert parse_model_name(name) == {"role": role, "seed": seed, "temperature": t, "cleaned": bool(rest[1:] and rest[1]),
                                       "loss": (rest[2] if rest[2:] else "forward_kl") if t else None}
-    assert size_of_model(name) == ("teacher" if role == "teacher" else "small")
+    assert size_of_model(name) == ("large" if role == "teacher" else "small")
     if t:  # the rules' {kd} wildcard: the tag in the name, and back
         tag = kd_tag(t, rest[2] if rest[2:] else "forward_kl")
         assert f"-{tag}-" in name and re.fullmatch(KD_TAG, tag) and parse_kd_tag(tag) == (t, parse_model_name(name)["loss"])

@@ -128,7 +128,7 @@ def test_micro_two_families_report_the_cross_family_section(tmp_path, micro_toke
     tiny = cfg["families"]["tiny"]
     tiny["tokenizer"] = str(micro_tokenizer)
     llama = {"tokenizer": str(micro_tokenizer)}
-    for size in ("teacher", "small"):
+    for size in ("large", "small"):
         llama[size] = {"init": "scratch", "arch": {**tiny[size]["arch"], "type": "llama"}}
     cfg["families"]["llama"] = llama
     cfg["baseline_seeds"], cfg["distill"]["hard"]["enabled"], cfg["removal"], cfg["mia"] = [0], False, {"enabled": False}, {"enabled": False}
