@@ -1,6 +1,6 @@
 """The default's exact distillation, two ways, side by side in one run: a KD step reading the teacher's full
 distribution from the cache (`distill.soft.cache: full`) against a KD step running the teacher inside the step
-(`dense`). Both give the same loss (tests/test_training.py); this measures what each costs per step, and the
+(`dense`). Both give the same loss (tests/test_logit_cache.py); this measures what each costs per step, and the
 cache's one-off write and size, on a finished run of the embedded default.
 
     KDMEM_BENCH_RESULTS=results .venv/bin/python benchmarks/bench_kd_step.py

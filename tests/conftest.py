@@ -94,3 +94,22 @@ def micro_run(tmp_path_factory):
                              umask=0o002)
     assert proc.returncode == 0, proc.stderr[-4000:]
     return work, proc
+
+
+@pytest.fixture
+def built(tmp_path):
+    """The hand-made store (tests/store.py) built into a DuckDB file: (database path, its input files)."""
+    from kdmem import db
+
+    from .store import make_world
+
+    files = make_world(tmp_path)
+    out = tmp_path / "results" / "kdmem.duckdb"
+    db.build(out, **files, primary={"models": ["teacher-s0", "baseline-s0", "student-T2.0-s0", "hard_student-s0", "student-T2.0-s0-cleaned"]})
+    return out, files
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory, tiny_models):
+    """The shared tiny models (conftest.tiny_models) and a folder of this module's own for what tests write."""
+    return {**tiny_models, "dir": tmp_path_factory.mktemp("train")}

@@ -1,0 +1,50 @@
+"""kdmem.report renders what kdmem.analysis wrote (analysis.json) and computes nothing: run on the hand-made
+store (tests/store.py), then on the same JSON read back with the store deleted."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from kdmem import analysis, report
+from kdmem import config as kconfig
+
+from .conftest import MICRO
+
+
+@pytest.fixture
+def analysed(built, tmp_path):
+    db_path, _ = built
+    cfg = kconfig.validate({**MICRO, "analysis": {**MICRO.get("analysis", {}), "bootstrap": 50}})
+    out = tmp_path / "analysis"
+    analysis.analyze(db_path, {}, out, cfg)
+    db_path.unlink()  # the report must not need the store
+    return json.loads((out / "analysis.json").read_text()), out
+
+
+def test_the_report_states_every_finding_with_its_verdict(analysed, tmp_path):
+    result, fig_dir = analysed
+    html = tmp_path / "report.html"
+    report.render(result, fig_dir, html)
+    text = html.read_text()
+    findings = result["pairs"][0]["findings"]
+    assert [f["id"] for f in findings] == [f"F{i}" for i in range(1, 9)]
+    for f in findings:
+        row = re.search(rf"<tr><td>{f['id']}</td>.*?</tr>", text, flags=re.S)
+        assert row and f["verdict"] in row.group(0), f["id"]
+    # every role the store holds has its rate row, with the count the store was built with (tests/store.py)
+    rates = {r["role"]: r for r in result["pairs"][0]["rates"]}
+    assert rates["teacher"]["memorized"] == [20] and rates["baseline"]["memorized"] == [20, 16]
+    for role in rates:
+        assert f"<td>{role}</td>" in text
+    assert "<h2>fam / ds</h2>" in text and text.count("data:image/png;base64,") >= 3  # figures embedded, not linked
+
+
+def test_names_from_the_data_are_escaped(analysed, tmp_path):
+    result, fig_dir = analysed
+    result["pairs"][0]["family"] = "<script>x</script>"
+    report.render(result, fig_dir, tmp_path / "r.html")
+    text = (tmp_path / "r.html").read_text()
+    assert "<script>x</script>" not in text and "&lt;script&gt;x&lt;/script&gt;" in text
