@@ -21,11 +21,9 @@ rule classify:
         L.benchmark("classify", "{family}", "{dataset}")
     threads: 1
     resources:
-        mem_mb=4000,
-        runtime=60,
-        gpu=0,
+        **job(mem_mb=4000, runtime=60),
     conda:
-        "../envs/kdmem.yaml"
+        ENV
     shell:
         "kdmem classify --config-json {params.cfg:q} --family {wildcards.family} --dataset {wildcards.dataset}"
         " --teacher-scores {input.teacher} --baseline-scores {input.baseline} --student-scores {input.student}"
@@ -84,11 +82,9 @@ rule mia:
         L.benchmark("mia", "{family}", "{dataset}")
     threads: 1
     resources:
-        mem_mb=6000,
-        runtime=240,
-        gpu=0,
+        **job(mem_mb=6000, runtime=240),
     conda:
-        "../envs/kdmem.yaml"
+        ENV
     shell:
         "kdmem mia --config-json {params.cfg:q} --family {wildcards.family} --dataset {wildcards.dataset}"
         " --tokenizer {params.tokenizer} --models {input.models} --reference {params.reference}"
@@ -111,11 +107,9 @@ rule build_db:
         L.benchmark("build_db")
     threads: 1
     resources:
-        mem_mb=4000,
-        runtime=60,
-        gpu=0,
+        **job(mem_mb=4000, runtime=60),
     conda:
-        "../envs/kdmem.yaml"
+        ENV
     shell:
         "kdmem build-db --config-json {params.cfg:q} --out {output} --samples {input.samples} --models {params.metrics}"
         " --bases {input.bases}"
@@ -138,11 +132,9 @@ rule analyze:
         L.benchmark("analyze")
     threads: 1
     resources:
-        mem_mb=4000,
-        runtime=60,
-        gpu=0,
+        **job(mem_mb=4000, runtime=60),
     conda:
-        "../envs/kdmem.yaml"
+        ENV
     shell:
         "kdmem analyze --config-json {params.cfg:q} --db {input.db} --classifier {input.classifier}"
         " --out-dir {params.out_dir} --log {log}"
@@ -161,10 +153,8 @@ rule report:
         L.benchmark("report")
     threads: 1
     resources:
-        mem_mb=2000,
-        runtime=30,
-        gpu=0,
+        **job(mem_mb=2000, runtime=30),
     conda:
-        "../envs/kdmem.yaml"
+        ENV
     shell:
         "kdmem report --analysis {input.analysis} --classifier {input.classifier} --roc {input.roc} --out {output} --log {log}"

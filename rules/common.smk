@@ -41,6 +41,20 @@ def sliced(rule, fixed=None, **context):
     return param
 
 
+# ---- what every job declares ---------------------------------------------------------------
+# One thread per job: on CPU two 1-thread jobs train ~1.5x the tokens/s of one 2-thread job (measured), and
+# a GPU job needs no more. Resources are a workstation's: gpu=0 runs on the CPU; profiles/gpu and
+# profiles/slurm raise gpu, memory and runtime per rule (set-resources). They stay in the rules, not in
+# profiles/default, because Snakemake applies that workflow profile after --profile and its
+# default-resources would replace the SLURM profile's (partition, account).
+ENV = "../envs/kdmem.yaml"  # every rule's environment under --sdm conda (relative to rules/)
+
+
+def job(mem_mb, runtime):
+    """A rule's resources: memory (MB) and runtime (minutes) on a workstation, on the CPU."""
+    return {"mem_mb": mem_mb, "runtime": runtime, "gpu": 0}
+
+
 def cache_params(kind):
     """The params of one cache kind: the kind is named once, for both the slice and --kind."""
     return {"cfg": sliced("cache_logits", fixed={"kind": kind.value}, family="family"), "kind": kind.value, "tokenizer": tokenizer_of}

@@ -12,11 +12,9 @@ rule tokenizer:
         L.benchmark("tokenizer", "{family}")
     threads: 1
     resources:
-        mem_mb=2000,
-        runtime=30,
-        gpu=0,
+        **job(mem_mb=2000, runtime=30),
     conda:
-        "../envs/kdmem.yaml"
+        ENV
     shell:
         "kdmem tokenizer --config-json {params.cfg:q} --family {wildcards.family} --out {output} --log {log}"
 
@@ -38,11 +36,9 @@ rule prepare:
         L.benchmark("prepare", "{family}", "{dataset}")
     threads: 1
     resources:
-        mem_mb=4000,
-        runtime=60,
-        gpu=0,
+        **job(mem_mb=4000, runtime=60),
     conda:
-        "../envs/kdmem.yaml"
+        ENV
     shell:
         "kdmem prepare --config-json {params.cfg:q} --family {wildcards.family} --dataset {wildcards.dataset}"
         " --tokenizer {params.tokenizer} --out-train {output.train} --out-val {output.val}"
@@ -66,11 +62,9 @@ rule prepare_pretrain:
         L.benchmark("prepare_pretrain", "{family}")
     threads: 1
     resources:
-        mem_mb=4000,
-        runtime=60,
-        gpu=0,
+        **job(mem_mb=4000, runtime=60),
     conda:
-        "../envs/kdmem.yaml"
+        ENV
     shell:
         "kdmem prepare --config-json {params.cfg:q} --family {wildcards.family} --dataset {params.dataset}"
         " --tokenizer {params.tokenizer} --out-pretrain {output.pretrain} --out-stats {output.stats} --log {log}"

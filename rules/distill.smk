@@ -26,13 +26,11 @@ rule distill_soft:
         L.log(f"distill-{STUDENT}", "{family}", "{dataset}"),
     benchmark:
         L.benchmark(f"distill-{STUDENT}", "{family}", "{dataset}")
-    threads: 1  # CPU: two 1-thread jobs train ~1.5x the tokens/s of one 2-thread job (measured); a GPU job needs no more
+    threads: 1
     resources:
-        mem_mb=6000,
-        runtime=240,
-        gpu=0,
+        **job(mem_mb=6000, runtime=240),
     conda:
-        "../envs/kdmem.yaml"
+        ENV
     shell:
         "kdmem distill --mode soft --config-json {params.cfg:q} --family {wildcards.family} --dataset {wildcards.dataset}"
         " --seed {wildcards.seed} {params.kd} --base {params.base}"
@@ -60,13 +58,11 @@ rule distill_hard:
         L.log(f"distill-{HARD_STUDENT}", "{family}", "{dataset}"),
     benchmark:
         L.benchmark(f"distill-{HARD_STUDENT}", "{family}", "{dataset}")
-    threads: 1  # CPU: two 1-thread jobs train ~1.5x the tokens/s of one 2-thread job (measured); a GPU job needs no more
+    threads: 1
     resources:
-        mem_mb=6000,
-        runtime=240,
-        gpu=0,
+        **job(mem_mb=6000, runtime=240),
     conda:
-        "../envs/kdmem.yaml"
+        ENV
     shell:
         "kdmem distill --mode hard --config-json {params.cfg:q} --family {wildcards.family} --dataset {wildcards.dataset}"
         " --seed {wildcards.seed} --base {params.base} --tokenizer {params.tokenizer}"

@@ -18,13 +18,11 @@ rule finetune:
         L.log("finetune-{role}-s{seed}", "{family}", "{dataset}"),
     benchmark:
         L.benchmark("finetune-{role}-s{seed}", "{family}", "{dataset}")
-    threads: 1  # CPU: two 1-thread jobs train ~1.5x the tokens/s of one 2-thread job (measured); a GPU job needs no more
+    threads: 1
     resources:
-        mem_mb=6000,
-        runtime=240,
-        gpu=0,
+        **job(mem_mb=6000, runtime=240),
     conda:
-        "../envs/kdmem.yaml"
+        ENV
     shell:
         "kdmem finetune --config-json {params.cfg:q} --family {wildcards.family} --dataset {wildcards.dataset}"
         " --role {wildcards.role} --seed {wildcards.seed} --base {params.base} --tokenizer {params.tokenizer}"
@@ -50,11 +48,9 @@ rule evaluate_bases:
         L.benchmark("evaluate-bases", "{family}", "{dataset}")
     threads: 1
     resources:
-        mem_mb=4000,
-        runtime=60,
-        gpu=0,
+        **job(mem_mb=4000, runtime=60),
     conda:
-        "../envs/kdmem.yaml"
+        ENV
     shell:
         "kdmem evaluate-bases --config-json {params.cfg:q} --family {wildcards.family} --dataset {wildcards.dataset}"
         " --tokenizer {params.tokenizer} --large-base {params.large_base} --small-base {params.small_base}"

@@ -15,13 +15,11 @@ rule cache_logits:
         L.log("cache-T{temperature}", "{family}", "{dataset}"),
     benchmark:
         L.benchmark("cache-T{temperature}", "{family}", "{dataset}")
-    threads: 1  # one teacher pass; on CPU two 1-thread jobs use two cores better than one 2-thread job, a GPU job needs no more
+    threads: 1
     resources:
-        mem_mb=6000,
-        runtime=120,
-        gpu=0,
+        **job(mem_mb=6000, runtime=120),
     conda:
-        "../envs/kdmem.yaml"
+        ENV
     shell:
         "kdmem cache-logits --config-json {params.cfg:q} --family {wildcards.family} --dataset {wildcards.dataset}"
         " --teacher {input.teacher} --tokenizer {params.tokenizer} --train {input.train}"
@@ -67,13 +65,11 @@ rule generate_hard:
         L.log("generate-hard", "{family}", "{dataset}"),
     benchmark:
         L.benchmark("generate-hard", "{family}", "{dataset}")
-    threads: 1  # one teacher pass; on CPU two 1-thread jobs use two cores better than one 2-thread job, a GPU job needs no more
+    threads: 1
     resources:
-        mem_mb=6000,
-        runtime=120,
-        gpu=0,
+        **job(mem_mb=6000, runtime=120),
     conda:
-        "../envs/kdmem.yaml"
+        ENV
     shell:
         "kdmem generate-hard --config-json {params.cfg:q} --family {wildcards.family} --dataset {wildcards.dataset}"
         " --teacher {input.teacher} --tokenizer {params.tokenizer} --train {input.train} --out {output} --log {log}"

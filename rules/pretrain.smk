@@ -17,13 +17,11 @@ rule pretrain:
         L.log("pretrain-{size}", "{family}"),
     benchmark:
         L.benchmark("pretrain-{size}", "{family}")
-    threads: 1  # CPU: two 1-thread jobs train ~1.5x the tokens/s of one 2-thread job (measured); a GPU job needs no more
+    threads: 1
     resources:
-        mem_mb=4000,
-        runtime=120,
-        gpu=0,
+        **job(mem_mb=4000, runtime=120),
     conda:
-        "../envs/kdmem.yaml"
+        ENV
     shell:
         "kdmem pretrain --config-json {params.cfg:q} --family {wildcards.family} --size {wildcards.size}"
         " --tokenizer {params.tokenizer} --train {input.train} --val {input.val}"

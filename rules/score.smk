@@ -29,11 +29,9 @@ rule score:
         L.benchmark("score-{model}", "{family}", "{dataset}")
     threads: 1
     resources:
-        mem_mb=4000,
-        runtime=120,
-        gpu=0,
+        **job(mem_mb=4000, runtime=120),
     conda:
-        "../envs/kdmem.yaml"
+        ENV
     shell:
         "kdmem score --config-json {params.cfg:q} --family {wildcards.family} --dataset {wildcards.dataset}"
         " --model {input.model} --tokenizer {params.tokenizer} --split train val heldout"
@@ -69,11 +67,9 @@ rule score_base:
         L.benchmark("score-base-{size}", "{family}", "{dataset}")
     threads: 1
     resources:
-        mem_mb=4000,
-        runtime=120,
-        gpu=0,
+        **job(mem_mb=4000, runtime=120),
     conda:
-        "../envs/kdmem.yaml"
+        ENV
     shell:
         "kdmem score --config-json {params.cfg:q} --family {wildcards.family} --dataset {wildcards.dataset}"
         " --model {params.base} --base-size {wildcards.size} --tokenizer {params.tokenizer} --split train val heldout"
