@@ -14,6 +14,7 @@ import hashlib
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -43,21 +44,41 @@ PLAIN_PATH = "/usr/local/bin:/usr/bin:/bin"
 KDMEM = str(Path(sys.executable).parent / "kdmem")
 
 
-def env() -> dict[str, str]:
+def _no_slurm_dir() -> str:
+    """A folder holding only an `scontrol` that exits 1 at once (see env)."""
+    d = Path(tempfile.gettempdir()) / f"kdmem-no-slurm-{os.getuid()}"
+    exe = d / "scontrol"
+    if not exe.is_file():
+        d.mkdir(exist_ok=True)
+        tmp = d / f".scontrol.{os.getpid()}"
+        tmp.write_text("#!/bin/sh\n# kdmem tests: no SLURM controller for runs that do not use SLURM\nexit 1\n")
+        tmp.chmod(0o755)
+        tmp.replace(exe)
+    return str(d)
+
+
+def env(slurm: bool = False) -> dict[str, str]:
     """The environment a pipeline under test runs in: a plain PATH with no venv on it, so the pipeline
     must find its own kdmem (rules/common.smk puts the running Python's bin folder first), exactly as
-    `make run` from a fresh clone in a plain shell does. The harness never fixes PATH for it."""
-    return {**os.environ, "PATH": PLAIN_PATH, "HF_HUB_OFFLINE": "1"}
+    `make run` from a fresh clone in a plain shell does. The harness never puts kdmem or Python on PATH.
+
+    Snakemake's SLURM executor plugin runs `scontrol show config` whenever Snakemake starts. On a machine
+    where SLURM is installed but no controller runs (after `make test-slurm` stopped its daemons), that
+    waits out a 10 s timeout at every start: most of the fast suite's wall time. Runs that do not use
+    SLURM get a folder with only an `scontrol` that fails at once in front of the plain PATH; the SLURM
+    test (slurm=True) gets the real one."""
+    path = PLAIN_PATH if slurm else f"{_no_slurm_dir()}:{PLAIN_PATH}"
+    return {**os.environ, "PATH": path, "HF_HUB_OFFLINE": "1"}
 
 
 def snakemake_cmd(workdir: Path, *args: str) -> list[str]:
     return [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"), "--directory", str(workdir), *args]
 
 
-def snakemake(workdir: Path, *args: str, timeout: int = 900, umask: int | None = None) -> subprocess.CompletedProcess:
+def snakemake(workdir: Path, *args: str, timeout: int = 900, umask: int | None = None, slurm: bool = False) -> subprocess.CompletedProcess:
     """The pipeline in a subprocess; `umask` sets the process umask its jobs inherit (a shared project folder's 002, say)."""
     preexec = None if umask is None else (lambda: os.umask(umask))
-    return subprocess.run(snakemake_cmd(workdir, *args), capture_output=True, text=True, env=env(), timeout=timeout, cwd=workdir,
+    return subprocess.run(snakemake_cmd(workdir, *args), capture_output=True, text=True, env=env(slurm), timeout=timeout, cwd=workdir,
                           preexec_fn=preexec)
 
 

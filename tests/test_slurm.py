@@ -87,7 +87,7 @@ def test_micro_pipeline_through_slurm_matches_local(slurm, reference_run, tmp_pa
     watcher.start()
     t0 = time.time()
     # A hung plugin ignores SIGTERM; subprocess's timeout kills.
-    proc = longrun.snakemake(work, "--configfile", str(cfg), "--profile", str(profile), timeout=2400)
+    proc = longrun.snakemake(work, "--configfile", str(cfg), "--profile", str(profile), timeout=2400, slurm=True)
     seconds = time.time() - t0
     stop.set()
     out = proc.stdout + proc.stderr
