@@ -37,7 +37,7 @@ def kit(tmp_path_factory, micro_tokenizer, tiny_models):
     return {"dir": d, "tok": str(micro_tokenizer), "cfg": cfg}
 
 
-def _cfg(kit, tmp_path, mutate=None, text=None) -> str:
+def _cfg(tmp_path, mutate=None, text=None) -> str:
     p = tmp_path / "case.yaml"
     if text is not None:
         p.write_text(text)
@@ -110,18 +110,18 @@ CONFIG_CASES = [
 
 
 @pytest.mark.parametrize(("name", "mutate", "needle"), CONFIG_CASES, ids=[c[0] for c in CONFIG_CASES])
-def test_config_cases(kit, tmp_path, capsys, name, mutate, needle):
-    _expect(capsys, ["validate", "--config", _cfg(kit, tmp_path, mutate)], needle)
+def test_config_cases(tmp_path, capsys, name, mutate, needle):  # validation alone: no model, no tokenizer
+    _expect(capsys, ["validate", "--config", _cfg(tmp_path, mutate)], needle)
 
 
-def test_duplicate_family_name(kit, tmp_path, capsys):
-    text = Path(kit["cfg"]).read_text().replace("families:\n", "families:\n  tiny: {}\n", 1)
-    _expect(capsys, ["validate", "--config", _cfg(kit, tmp_path, text=text)], "duplicate key 'tiny'")
+def test_duplicate_family_name(tmp_path, capsys):
+    text = Path(_cfg(tmp_path)).read_text().replace("families:\n", "families:\n  tiny: {}\n", 1)
+    _expect(capsys, ["validate", "--config", _cfg(tmp_path, text=text)], "duplicate key 'tiny'")
 
 
-def _prepare(kit, tmp_path, cfg):
+def _prepare(tok, tmp_path, cfg):
     out = tmp_path / "data"
-    return ["prepare", "--config", cfg, "--family", "tiny", "--dataset", "wiki", "--tokenizer", kit["tok"],
+    return ["prepare", "--config", cfg, "--family", "tiny", "--dataset", "wiki", "--tokenizer", str(tok),
             "--out-train", str(out / "train.parquet"), "--out-val", str(out / "val.parquet"), "--out-heldout", str(out / "h.parquet"), "--out-stats", str(out / "s.json")], out / "train.parquet"
 
 
@@ -138,32 +138,32 @@ DATA_CASES = [
 
 
 @pytest.mark.parametrize(("name", "fname", "data", "needle"), DATA_CASES, ids=[c[0] for c in DATA_CASES])
-def test_data_cases(kit, tmp_path, capsys, name, fname, data, needle):
+def test_data_cases(micro_tokenizer, tmp_path, capsys, name, fname, data, needle):
     (tmp_path / fname).write_bytes(data)
 
     def mutate(cfg):
         cfg["datasets"]["wiki"].update(path=str(tmp_path / fname), min_chars=1, pretrain_frac=0.2)
 
-    argv, out = _prepare(kit, tmp_path, _cfg(kit, tmp_path, mutate))
+    argv, out = _prepare(micro_tokenizer, tmp_path, _cfg(tmp_path, mutate))
     _expect(capsys, argv, needle, out)
 
 
-def test_n_train_larger_than_the_corpus(kit, tmp_path, capsys):
-    argv, out = _prepare(kit, tmp_path, _cfg(kit, tmp_path, _set(("datasets", "wiki", "n_train"), 100000)))
+def test_n_train_larger_than_the_corpus(micro_tokenizer, tmp_path, capsys):
+    argv, out = _prepare(micro_tokenizer, tmp_path, _cfg(tmp_path, _set(("datasets", "wiki", "n_train"), 100000)))
     _expect(capsys, argv, "datasets.wiki.n_train = 100000 but the corpus gives only", out)
 
 
-def test_missing_tokenizer_path(kit, tmp_path, capsys):
-    argv, out = _prepare(kit, tmp_path, _cfg(kit, tmp_path))
+def test_missing_tokenizer_path(micro_tokenizer, tmp_path, capsys):
+    argv, out = _prepare(micro_tokenizer, tmp_path, _cfg(tmp_path))
     argv[argv.index("--tokenizer") + 1] = str(tmp_path / "no_such_tokenizer")
     _expect(capsys, argv, f"tokenizer path {tmp_path / 'no_such_tokenizer'} does not exist", out)
 
 
-def test_parquet_without_text_column(kit, tmp_path, capsys):
+def test_parquet_without_text_column(micro_tokenizer, tmp_path, capsys):
     import polars as pl
 
     pl.DataFrame({"body": ["x " * 300] * 30}).write_parquet(tmp_path / "d.parquet")
-    argv, out = _prepare(kit, tmp_path, _cfg(kit, tmp_path, lambda c: c["datasets"]["wiki"].update(path=str(tmp_path / "d.parquet"), id_field=None)))
+    argv, out = _prepare(micro_tokenizer, tmp_path, _cfg(tmp_path, lambda c: c["datasets"]["wiki"].update(path=str(tmp_path / "d.parquet"), id_field=None)))
     _expect(capsys, argv, "has no column 'text' (columns: body)", out)
 
 
@@ -238,7 +238,7 @@ def test_flipped_byte(kit, tmp_path, capsys):
 
 
 def test_wrong_k(kit, tmp_path, capsys):
-    cfg = _cfg(kit, tmp_path, _set(("distill", "soft", "top_k"), 4))
+    cfg = _cfg(tmp_path, _set(("distill", "soft", "top_k"), 4))
     argv, out = _distill(kit, tmp_path, cfg=cfg)
     _expect(capsys, argv, "is stale: its k is 8, this run needs 4", out)
 
