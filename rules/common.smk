@@ -145,6 +145,16 @@ def base_path(size):
     return lambda w: base_of(w.family, size)
 
 
+def kd_options(w):
+    """A soft student's --temperature and --loss, from its {kd} wildcard."""
+    return "--temperature {} --loss {}".format(*parse_kd_tag(w.kd))
+
+
+def cache_option(w, input):
+    """--cache <folder> when the student reads a cache; nothing for dense (online) KD."""
+    return f"--cache {input.cache}" if input.cache else ""
+
+
 def soft_cache(w):
     """The cache distill.soft.cache names, at the soft student's T ({kd} wildcard): top-k, sampled, full, or none
     (dense: online KD)."""

@@ -16,8 +16,8 @@ rule distill_soft:
         directory(L.model(model=STUDENT)),
     params:
         cfg=sliced("distill", fixed={"mode": "soft"}, family="family"),
-        kd=lambda w: "--temperature {} --loss {}".format(*parse_kd_tag(w.kd)),
-        cache=lambda w, input: f"--cache {input.cache}" if input.cache else "",
+        kd=kd_options,
+        cache=cache_option,
         base=base_path(Size.SMALL),
         tokenizer=tokenizer_of,
         ckpt=L.checkpoints(model=STUDENT),
