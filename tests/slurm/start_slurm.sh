@@ -10,6 +10,8 @@
 # without slurmdbd fails and the plugin hangs without a word). MinJobAge keeps finished jobs
 # visible to squeue long enough for that poll.
 set -euo pipefail
+# The daemons live in /usr/sbin, which a plain shell's PATH (env -i, PATH=/usr/local/bin:/usr/bin:/bin) lacks.
+export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
 DIR=${KDMEM_SLURM_DIR:-/tmp/kdmem-slurm}
 SLURM_CONF=/etc/slurm/slurm.conf
 MARK="# written by kdmem tests/slurm/start_slurm.sh"
@@ -67,8 +69,11 @@ CONF
 
 setsid slurmctld -D -c -f "$SLURM_CONF" >"$DIR/log/slurmctld.out" 2>&1 < /dev/null &
 setsid slurmd -D -N localnode -f "$SLURM_CONF" >"$DIR/log/slurmd.out" 2>&1 < /dev/null &
-for _ in $(seq 240); do  # up to 2 min: a first start on a loaded machine takes longer than 30 s
-  if sinfo -h -o '%T' 2>/dev/null | grep -q idle; then echo "slurm: up ($SLURM_CONF)"; exit 0; fi
+# Up to 2 min of wall time: a first start on a loaded machine takes longer than 30 s. A deadline, not a count:
+# with no controller up, each sinfo waits out its own ~9 s timeout.
+end=$((SECONDS + 120))
+while [ $SECONDS -lt $end ]; do
+  if timeout 10 sinfo -h -o '%T' 2>/dev/null | grep -q idle; then echo "slurm: up ($SLURM_CONF)"; exit 0; fi
   sleep 0.5
 done
 echo "slurm: the node did not come up; see $DIR/log" >&2
