@@ -143,4 +143,4 @@ def test_micro_two_families_report_the_cross_family_section(tmp_path, micro_toke
     assert {(r["role"], r["family_a"], r["family_b"]) for r in x["zlib"]} == {(r, "llama", "tiny") for r in ("teacher", "baseline", "student")}
     html = (tmp_path / "results" / "report" / "report.html").read_text()
     assert "<h2>Across families on wiki (beyond the paper)</h2>" in html and "families-wiki-coverage.png" not in html  # embedded, not linked
-    assert (tmp_path / "results" / "llama" / "base" / "teacher" / "config.json").read_text().count('"model_type": "llama"') == 1
+    assert (tmp_path / "results" / "llama" / "base" / "large" / "config.json").read_text().count('"model_type": "llama"') == 1
