@@ -122,7 +122,8 @@ T0 = str(float(CFG["analysis"]["primary_temperature"]))  # the student the overl
 LOSS0 = CFG["analysis"]["primary_loss"]
 KL_T = "1.0"  # kl_to_teacher is taken at T = 1, from its own cache
 HARD = CFG["distill"]["hard"]["enabled"]
-TEACHER = model_name("teacher", SEED)
+TEACHER_SEEDS = CFG["finetune"]["teacher_seeds"]
+TEACHER = model_name("teacher", TEACHER_SEEDS[0])  # the teacher every student distils from; the others are its seed placebo
 
 
 def base_of(family, size):
@@ -171,7 +172,7 @@ HARD_SEEDS = CFG["distill"]["hard"]["seeds"]
 
 def model_names(family):
     """Every model of a (family, dataset)."""
-    names = [TEACHER] + [model_name("baseline", s) for s in CFG["baseline_seeds"]]
+    names = [model_name("teacher", s) for s in TEACHER_SEEDS] + [model_name("baseline", s) for s in CFG["baseline_seeds"]]
     names += [model_name("student", s, t, loss=x) for t in TEMPERATURES for x in LOSSES for s in SOFT_SEEDS]
     if HARD:
         names += [model_name("hard_student", s) for s in HARD_SEEDS]

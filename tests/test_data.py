@@ -147,3 +147,31 @@ def test_exposure_law_and_fixed_profile_are_exclusive(tmp_path):
     ds["exposure_law"] = {"duplicated_share": 0.1, "min_count": 9, "max_count": 4}
     with pytest.raises(KdmemError, match="min_count = 9 exceeds max_count = 4"):
         kconfig.validate(cfg)
+
+
+def test_extra_validation_windows_leave_d_and_the_first_windows_in_place(micro_tokenizer):
+    """n_val_extra draws more validation windows after D's from the same permutation: D (samples, exposures) and the
+    first n_val windows are the same frames, the new windows come from D's documents, and none is a window of D."""
+    from .conftest import MICRO
+
+    tok = load_tokenizer(str(micro_tokenizer))
+    window = copy.deepcopy(MICRO)
+    window["datasets"]["wiki"]["val_split"] = "window"  # the extra windows come from D's own documents
+    cfg = kconfig.validate(window)
+    more = copy.deepcopy(window)
+    more["datasets"]["wiki"]["n_val_extra"] = 40
+    a, b = prepare(cfg, "wiki", tok), prepare(kconfig.validate(more), "wiki", tok)
+    assert a["train"].equals(b["train"]) and a["heldout"].equals(b["heldout"])
+    assert b["val"].height == a["val"].height + 40 and set(a["val"]["sample_id"]) <= set(b["val"]["sample_id"])
+    assert not set(b["val"]["sample_id"]) & set(b["train"]["sample_id"])
+    assert not set(b["val"]["doc_id"]) & set(b["heldout"]["doc_id"])  # D's documents' windows, never a held-out document's
+
+
+def test_near_copy_ngrams_count_suffix_runs_found_in_another_sample_of_d():
+    from kdmem.data import near_copy_ngrams
+
+    d = [[1, 2, 3, 4, 5, 6], [9, 9, 4, 5, 6, 7], [8, 8, 8, 8, 8, 8]]
+    # suffix = tokens 2..5, trigrams (3,4,5) and (4,5,6): sample 0 shares (4,5,6) with sample 1; sample 2 repeats only itself
+    assert near_copy_ngrams(d, d, 2, 6, 3, in_d=True) == [1, 1, 0]
+    # a validation window's n-grams count wherever D holds them, its own index meaning nothing
+    assert near_copy_ngrams(d, [[0, 0, 8, 8, 8, 0]], 2, 6, 3, in_d=False) == [1]

@@ -213,6 +213,12 @@ def _check_cross_keys(cfg: dict) -> None:
     if soft["cache"] == "sampled" and (bad := [x for x in soft["losses"] if x != "forward_kl"]):
         raise KdmemError(f"config: distill.soft.cache = sampled estimates the forward KL only, but distill.soft.losses has {bad[0]}; "
                          "use cache: topk or dense for it")
+    if cfg["finetune"]["teacher_seeds"] is None:  # one teacher, of the study's seed: the name every earlier run gave it
+        cfg["finetune"]["teacher_seeds"] = [cfg["seed"]]
+    for name, ds in cfg["datasets"].items():
+        if ds["n_val_extra"] and ds["val_split"] != "window":
+            raise KdmemError(f"config: datasets.{name}.n_val_extra needs val_split: window (the extra windows come from D's own "
+                             "documents); set it to 0 or use window validation")
     allowed = set(load_schema()["$defs"]["optim"]["properties"])
     for size, over in cfg["pretrain"]["by_size"].items():
         if bad := sorted(set(over) - allowed):

@@ -197,13 +197,16 @@ def prepare(cfg: dict, dataset: str, tok, with_pretrain: bool = False, cache_dir
             held_rows = _take(chunk(held_docs, tok, dataset, ds["seq_len"], drops), n_held, held_rng, "held-out", f"{key}.n_heldout",
                               len(held_docs))
         pool = chunk(split.train + split.val, tok, dataset, ds["seq_len"], drops)
-        if len(pool) < ds["n_train"] + ds["n_val"]:
+        n_d, extra = ds["n_val"] + ds["n_train"], ds["n_val_extra"]
+        if len(pool) < n_d + extra:
             raise KdmemError(
-                f"{key}.n_train + n_val = {ds['n_train'] + ds['n_val']} but the corpus gives only {len(pool)} samples "
+                f"{key}.n_train + n_val + n_val_extra = {n_d + extra} but the corpus gives only {len(pool)} samples "
                 f"from {len(split.train) + len(split.val)} documents; lower them, shorten seq_len or add documents"
             )
         pick = rng.permutation(len(pool))
-        val_rows = [pool[i] for i in sorted(pick[: ds["n_val"]])]
+        # The extra validation windows come after D's in the same permutation: the same uniform draw from the same
+        # documents as D (membership inference's non-members), while D and the first n_val windows stay put.
+        val_rows = [pool[i] for i in sorted([*pick[: ds["n_val"]], *pick[n_d : n_d + extra]])]
         train_rows = [pool[i] for i in sorted(pick[ds["n_val"] : ds["n_val"] + ds["n_train"]])]
         train_pool, val_pool = pool, pool
     else:
@@ -262,6 +265,30 @@ def pretrain_texts(cfg: dict, dataset: str, cache_dir=None) -> list[str]:
     ds = cfg["datasets"][dataset]
     docs, _ = read_docs(ds, cache_dir)
     return [d.text for d in split_docs(docs, cfg["seed"], ds["val_frac"], ds["pretrain_frac"]).pretrain]
+
+
+def near_copy_ngrams(d_ids: list[list[int]], ids: list[list[int]], start: int, stop: int, n: int, in_d: bool) -> list[int]:
+    """Natural near-copies: per sample (token ids `ids`), how many of the n-grams inside its suffix (tokens start..stop-1,
+    so stop - start - n + 1 of them) occur anywhere in another sample of D (`d_ids`). A window of D that shares a run
+    of n suffix tokens with another window was seen more than once per epoch, whatever its designed exposure says.
+    in_d: `ids` are D's own samples, in the same order, so a sample's own n-grams do not count."""
+    where: dict[tuple[int, ...], tuple[int, bool]] = {}  # n-gram -> (first sample holding it, held by a second one)
+    for i, seq in enumerate(d_ids):
+        for j in range(len(seq) - n + 1):
+            g = tuple(seq[j : j + n])
+            first = where.get(g)
+            if first is None:
+                where[g] = (i, False)
+            elif first[0] != i and not first[1]:
+                where[g] = (first[0], True)
+    out = []
+    for i, seq in enumerate(ids):
+        hits = 0
+        for j in range(start, stop - n + 1):
+            w = where.get(tuple(seq[j : j + n]))
+            hits += w is not None and (w[1] or not in_d or w[0] != i)
+        out.append(hits)
+    return out
 
 
 def read_samples(path) -> pl.DataFrame:

@@ -7,7 +7,7 @@ and tracks the very same string as a `params:` entry, so changing any key a comm
 that rule and what depends on it, and no other key does. A command run by hand with `--config FILE`
 validates the whole file and takes the same slice, so it reads the same keys either way.
 
-Keys that only shape the DAG (`temperatures`, `losses`, `baseline_seeds`, `distill.soft.seeds`, `distill.hard.seeds`, `distill.hard.enabled`,
+Keys that only shape the DAG (`temperatures`, `losses`, `baseline_seeds`, `finetune.teacher_seeds`, `distill.soft.seeds`, `distill.hard.seeds`, `distill.hard.enabled`,
 `removal.enabled`, `mia.enabled`, `results`) are in no slice: they add or remove jobs rather than change one.
 """
 
@@ -21,7 +21,7 @@ from kdmem.vocab import Size
 
 # The dataset keys that decide the samples (seq_len, counts, duplication). Every other key of a dataset
 # entry says which documents exist and how they split, which the tokenizer of a scratch family reads too.
-SAMPLE_KEYS = ("seq_len", "n_train", "n_val", "n_heldout", "val_split", "exposures")
+SAMPLE_KEYS = ("seq_len", "n_train", "n_val", "n_val_extra", "n_heldout", "val_split", "exposures")
 
 
 def _pick(d: dict, *keys: str) -> dict:
@@ -92,7 +92,8 @@ SLICERS: dict[str, Callable[..., dict]] = {
     "mia": lambda cfg, family: {"device": cfg["device"], "seed": cfg["seed"], **_models(cfg, family, *Size),
                                 "mia": cfg["mia"], "memorization": _pick(cfg["memorization"], "batch_size")},
     "classify": lambda cfg: _pick(cfg, "seed", "classifier"),
-    "build_db": lambda cfg: {},
+    "build_db": lambda cfg: {"memorization": _pick(cfg["memorization"], "prefix_len", "suffix_len"),
+                             "analysis": _pick(cfg["analysis"], "near_copy_n")},
     "analyze": lambda cfg: _pick(cfg, "seed", "analysis"),
     "audit": lambda cfg: {"device": cfg["device"], "datasets": {d: _pick(v, "seq_len") for d, v in cfg["datasets"].items()},
                           "distill": {"soft": _pick(cfg["distill"]["soft"], "top_k")}},
