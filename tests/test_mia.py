@@ -8,7 +8,7 @@ import polars as pl
 import pytest
 import torch
 
-from kdmem import mia
+from kdmem import mia, stats
 from kdmem.models import build_scratch, pick_device
 
 
@@ -35,7 +35,12 @@ def test_tpr_is_read_at_fpr_strictly_below_one_percent():
     # 199 and count both members; FPR < 1 % admits one (0.5 %) and counts only the member at 300.
     labels = np.r_[np.zeros(200), np.ones(2)]
     scores = np.r_[np.arange(200.0), [197.5, 300.0]]
-    assert mia.tpr_at_fpr(labels, scores, 0.01) == pytest.approx(0.5)
+    assert mia.tpr_at_fpr(labels, scores, 0.01, min_false_positives=0) == pytest.approx(0.5)
+    # a threshold that one non-member sets says nothing: the default asks FPR < 1 % to admit 10 of them
+    assert mia.tpr_at_fpr(labels, scores, 0.01) is None
+    many = np.r_[np.zeros(1100), np.ones(2)]
+    assert mia.tpr_at_fpr(many, np.r_[np.arange(1100.0), [1094.5, 2000.0]], 0.01) == pytest.approx(1.0)  # 10 admitted, 1094.5 above 5 of them
+    assert mia.tpr_at_fpr(many[100:], np.r_[np.arange(1000.0), [994.5, 2000.0]], 0.01) is None  # 1,000 admit only 9
 
 
 def test_min_k_takes_at_least_one_token():
@@ -48,7 +53,7 @@ def test_tpr_at_one_percent_fpr_by_hand():
     neg, pos = np.arange(100.0), np.array([100, 101, 102, 103, 104, 50, 51, 52, 53, 54], dtype=float)
     labels, scores = np.r_[np.zeros(100), np.ones(10)], np.r_[neg, pos]
     # a threshold at 99 lets one non-member through (FPR 1 %) and no further member: TPR 5/10
-    assert mia.tpr_at_fpr(labels, scores, 0.01) == pytest.approx(0.5)
+    assert mia.tpr_at_fpr(labels, scores, 0.01, min_false_positives=0) == pytest.approx(0.5)
     # AUC: each top member beats all 100 non-members; the member scored 50 beats 0..49 and ties 50 (half a win): 50.5,
     # then 51.5 ... 54.5 -> (500 + 262.5) / 1000
     assert mia.metrics(labels, scores, n_boot=20, seed=0)["auc"] == pytest.approx((500 + 262.5) / 1000)
@@ -57,11 +62,13 @@ def test_tpr_at_one_percent_fpr_by_hand():
 def test_perfect_separation_keeps_an_exact_tpr_interval():
     """30 of 30 members found at FPR 0: the AUC bootstrap has nothing to vary, but the TPR's exact interval
     still says what 30 members can show (lower bound 0.025 ** (1 / 30), the closed form for n / n)."""
-    labels = np.r_[np.ones(30), np.zeros(30)]
-    m = mia.metrics(labels, np.r_[np.full(30, 2.0), np.full(30, 1.0)], n_boot=50, seed=1)
+    labels = np.r_[np.ones(30), np.zeros(1200)]
+    m = mia.metrics(labels, np.r_[np.full(30, 2.0), np.full(1200, 1.0)], n_boot=50, seed=1)
     assert (m["auc"], m["auc_lo"], m["auc_hi"], m["tpr_at_1pct_fpr"], m["tpr_hi"]) == (1.0, 1.0, 1.0, 1.0, 1.0)
     assert m["tpr_lo"] == pytest.approx(0.025 ** (1 / 30))
-    assert (m["n_members"], m["n_nonmembers"]) == (30, 30)
+    assert (m["n_members"], m["n_nonmembers"]) == (30, 1200)
+    few = mia.metrics(labels[:60], np.r_[np.full(30, 2.0), np.full(30, 1.0)], n_boot=50, seed=1)
+    assert few["tpr_at_1pct_fpr"] is None and few["tpr_lo"] is None  # 30 non-members cannot set a 1 % threshold
 
 
 def test_token_stats_equal_torch_distributions():
@@ -87,10 +94,24 @@ def test_members_are_all_of_d_or_a_seeded_sample():
     assert not mia.pick_members(train, 5, 1).equals(a)
 
 
-def test_nonmembers_come_from_the_heldout_split_when_there_is_one():
+def test_nonmembers_are_the_validation_windows_with_heldout_as_a_second_set():
     val = pl.DataFrame({"sample_id": [f"v{i}" for i in range(10)]})
     held = pl.DataFrame({"sample_id": [f"h{i}" for i in range(30)]})
-    got, source = mia.pick_nonmembers(held, val, 20, 0)
-    assert source == "heldout" and got.height == 20 and set(got["sample_id"]) <= set(held["sample_id"])
-    got, source = mia.pick_nonmembers(held.head(0), val, 20, 0)
-    assert source == "val" and got.equals(val)
+    sets = mia.pick_nonmembers(val, held, 20, 0)
+    assert list(sets) == ["val", "heldout"] and sets["val"].equals(val)
+    assert sets["heldout"].height == 20 and set(sets["heldout"]["sample_id"]) <= set(held["sample_id"])
+    assert list(mia.pick_nonmembers(val, held.head(0), 20, 0)) == ["val"]
+
+
+def test_shifted_nonmembers_give_a_model_free_auc_away_from_half():
+    """Members are prose, the shifted non-members half code: the text alone separates them (a distribution shift, not
+    membership); non-members drawn from the members' own distribution give the blind baseline about 0.5."""
+    rng = np.random.default_rng(0)
+    words = ["the", "river", "town", "of", "was", "built", "in", "north", "a", "church", "and", "its", "people"]
+    prose = lambda k: [" ".join(rng.choice(words, 30)) for _ in range(k)]  # noqa: E731
+    code = [f"def f{i}(x):\n    return x[{i}] + {i * 7}\n" * 3 for i in range(100)]
+    members, iid = prose(300), prose(300)
+    y = np.r_[np.ones(300, dtype=bool), np.zeros(300, dtype=bool)]
+    shifted = stats.auc(y, mia.blind_scores(y, members + prose(200) + code, 0))
+    same = stats.auc(y, mia.blind_scores(y, members + iid, 0))
+    assert shifted > 0.6 and abs(same - 0.5) < 0.08, (shifted, same)

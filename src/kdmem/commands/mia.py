@@ -1,5 +1,6 @@
 """Stage 7, membership inference: every model's per-sample MIA signals on members (D) and
-non-members (held-out documents, else validation), and each signal's ROC-AUC and TPR at FPR < 1 %."""
+non-members (validation windows drawn as D is; held-out documents as a second comparison), each signal's ROC-AUC
+and TPR at FPR < 1 % per comparison, and a model-free (blind) baseline on the text alone."""
 
 from __future__ import annotations
 
@@ -20,13 +21,14 @@ def mia_args(p: argparse.ArgumentParser) -> None:
                    "role that starts from it")
     p.add_argument("--reference-large", required=True, help="the large base: the teacher's reference model")
     c.option(p, "--train", help="train.parquet (members)")
-    c.option(p, "--val", help="val.parquet (non-members where there is no held-out split)")
-    p.add_argument("--heldout", required=True, help="heldout.parquet (non-members: windows of documents no model saw; may be empty)")
+    c.option(p, "--val", help="val.parquet (non-members: validation windows drawn as D is)")
+    p.add_argument("--heldout", required=True, help="heldout.parquet (a second non-member set: windows of documents no model saw; may be empty)")
     c.option(p, "--out", help="mia.parquet: per model and signal, ROC-AUC and TPR at 1 %% FPR with bootstrap intervals")
     p.add_argument("--out-scores", required=True, help="mia_scores.parquet: every model's per-sample signals")
 
 
 def mia(args: argparse.Namespace) -> None:
+    import numpy as np
     import polars as pl
 
     from kdmem import mia as kmia
@@ -41,25 +43,47 @@ def mia(args: argparse.Namespace) -> None:
     tok = load_tokenizer(args.tokenizer)
     dev = c.device(cfg)
     members = kmia.pick_members(read_samples(args.train), m["max_members"], cfg["seed"])
-    nonmembers, source = kmia.pick_nonmembers(read_samples(args.heldout), read_samples(args.val), m["n_nonmembers"], cfg["seed"])
-    log.info("mia: %d members of D, %d non-members from the %s split", members.height, nonmembers.height, source)
-    samples = pl.concat([members.select("sample_id", "input_ids", "zlib_bytes").with_columns(split=pl.lit("train")),
-                         nonmembers.select("sample_id", "input_ids", "zlib_bytes").with_columns(split=pl.lit(source))])
-    labels = (samples["split"] == "train").to_numpy()
+    sets = kmia.pick_nonmembers(read_samples(args.val), read_samples(args.heldout), m["n_nonmembers"], cfg["seed"])
+    log.info("mia: %d members of D; non-members: %s", members.height, {k: v.height for k, v in sets.items()})
+    cols = ("sample_id", "input_ids", "zlib_bytes", "text")
+    # One forward pass per model over the members and every non-member set; each comparison reads its rows.
+    samples = pl.concat([members.select(cols).with_columns(split=pl.lit("train"))] +
+                        [df.select(cols).with_columns(split=pl.lit(name)) for name, df in sets.items()])
+    split = samples["split"].to_numpy()
+    labels = split == "train"
     zlib = samples["zlib_bytes"].to_numpy().astype(float)
     batch = cfg["memorization"]["batch_size"]
+    ident_cols = {"family": args.family, "dataset": args.dataset}
+
+    def rows_for(model: str, name: str, values: np.ndarray) -> list[dict]:
+        """One row per non-member set: the members against that set's non-members."""
+        out = []
+        for source in sets:
+            keep = labels | (split == source)
+            out.append({**ident_cols, "model": model, "signal": name, **kmia.metrics(labels[keep], values[keep], m["bootstrap"], cfg["seed"]),
+                        "nonmember_split": source})
+        return out
+
+    rows: list[dict] = []
+    texts = samples["text"].to_list()
+    for source in sets:  # the blind baseline: text features alone, fitted per comparison (out of fold)
+        keep = labels | (split == source)
+        blind = kmia.blind_scores(labels[keep], [t for t, k in zip(texts, keep, strict=True) if k], cfg["seed"])
+        rows.append({**ident_cols, "model": kmia.BLIND_MODEL, "signal": kmia.BLIND_SIGNAL,
+                     **kmia.metrics(labels[keep], blind, m["bootstrap"], cfg["seed"]), "nonmember_split": source})
+        log.info("mia blind (%s non-members): AUC %.3f", source, rows[-1]["auc"])
 
     def stats(path: str, size: str, what: str) -> dict:
         model, vocab = c.load_family_model(cfg, args.family, size, path, tok, what)
         return kmia.token_stats(model, dev, samples, vocab, batch)
 
     # Each model's reference is the checkpoint it started from: what it knew before D. The bases themselves are
-    # scored too: they never saw D, so their AUC is what the members and non-members differ by without training
-    # (a topic shift between D's documents and held-out ones, say): the floor each trained model's AUC stands on.
+    # scored too: they never saw D, so with non-members drawn as the members are their AUC is 0.5 up to noise;
+    # away from it, the two sets differ without any training (the held-out documents do).
     base_stats = {size: stats(path, size, f"{args.family}/base-{size}")
                   for size, path in ((Size.SMALL, args.reference), (Size.LARGE, args.reference_large))}
     ref_loss = {size: -st["logp"].mean(axis=1) for size, st in base_stats.items()}
-    score_frames, rows = [], []
+    score_frames = []
     runs = [({"model": f"base-{size}", "role": "base"}, size, lambda size=size: base_stats[size]) for size in Size]
     for path in args.models:
         ident = model_identity(path)
@@ -71,11 +95,11 @@ def mia(args: argparse.Namespace) -> None:
             family=pl.lit(args.family), dataset=pl.lit(args.dataset), model=pl.lit(ident["model"]), member=pl.Series(labels),
             **{k: pl.Series(v) for k, v in sig.items()}))
         for name, values in sig.items():
-            rows.append({"family": args.family, "dataset": args.dataset, "model": ident["model"], "signal": name,
-                         **kmia.metrics(labels, values, m["bootstrap"], cfg["seed"]), "nonmember_split": source})
-        log.info("mia %s: %s", ident["model"], {r["signal"]: round(r["auc"], 3) for r in rows[-len(sig):]})
+            rows += rows_for(ident["model"], name, values)
+        log.info("mia %s: %s", ident["model"], {(r["signal"], r["nonmember_split"]): round(r["auc"], 3) for r in rows[-len(sig) * len(sets):]})
     write_parquet(pl.concat(score_frames).select("family", "dataset", "model", "split", "sample_id", "member", *kmia.SIGNALS), args.out_scores)
-    write_parquet(pl.DataFrame(rows), args.out)
+    schema = {"tpr_at_1pct_fpr": pl.Float64, "tpr_lo": pl.Float64, "tpr_hi": pl.Float64}
+    write_parquet(pl.DataFrame(rows, schema_overrides=schema, infer_schema_length=None), args.out)
 
 
 COMMANDS = [c.Command("mia", "membership-inference signals per model (loss, zlib, Min-K%%, Min-K%%++, reference) and their AUC",
