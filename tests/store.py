@@ -57,6 +57,7 @@ def make_world(root: Path) -> dict:
                                "data_variant": variant, "fingerprint": "x", "split": split, "sample_id": ids,
                                "exact": [split == "train" and i in mem for i in range(len(ids))],
                                "entropy": [1.0 + i / 100 for i in range(len(ids))], "suffix_logprob_sum": [-5.0] * len(ids),
+                               "suffix_logprob_mean": [-5.0 / 24] * len(ids), "extractable_full": [split == "train" and i in mem for i in range(len(ids))],
                                "ppl": [np.exp(2.0 + (0.1 if role == "baseline" else 0.0))] * len(ids), "zlib_bytes": [30 + i for i in range(len(ids))],
                                "kl_to_teacher": [0.1] * len(ids), "n_exposures": [1] * len(ids),
                                "extract_logprob": [-0.01 if split == "train" and i in mem else -30.0 for i in range(len(ids))],
@@ -66,3 +67,18 @@ def make_world(root: Path) -> dict:
             sc.write_parquet(f)
             files["scores"].append(str(f))
     return files
+
+
+def add_bases(files: dict, root: Path, train_gain: float = 0.0) -> None:
+    """Scores of the two bases (role base) on every split: equal to the trained models' suffix log-prob per token,
+    less `train_gain` on D's samples, so every trained model's gain is train_gain on D and 0 on validation."""
+    for size in ("large", "small"):
+        for split, ids in (("train", IDS), ("val", [i + "v" for i in IDS[:5]])):
+            lp = -5.0 / 24 - (train_gain if split == "train" else 0.0)
+            sc = pl.DataFrame({"model": f"base-{size}", "family": "fam", "dataset": "ds", "role": "base", "seed": None, "temperature": None,
+                               "data_variant": "full", "fingerprint": "b", "split": split, "sample_id": ids, "exact": [False] * len(ids),
+                               "suffix_logprob_mean": [lp] * len(ids), "ppl": [np.exp(3.0)] * len(ids), "n_exposures": [1] * len(ids)},
+                              schema_overrides={"temperature": pl.Float64, "seed": pl.Int64})
+            f = root / f"base-{size}-{split}.parquet"
+            sc.write_parquet(f)
+            files["scores"].append(str(f))

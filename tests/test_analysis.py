@@ -72,8 +72,8 @@ def test_exposure_response_on_the_store(built):
     # make_world: odd samples seen once, even ones 8x; the teacher memorizes 0..19, ten of each
     pts = {p["n_exposures"]: (p["memorized"], p["n"]) for p in curves["teacher"]["points"]}
     assert pts == {1: (10, 20), 8: (10, 20)}
-    base = {p["n_exposures"]: (p["memorized"], p["n"]) for p in curves["baseline"]["points"]}
-    assert base == {1: (10 + 8, 40), 8: (10 + 8, 40)}  # both seeds pooled: 10..29 and 10..25
+    base = {p["n_exposures"]: (p["memorized"], p["seeds"], p["n"]) for p in curves["baseline"]["points"]}
+    assert base == {1: (10 + 8, 2, 20), 8: (10 + 8, 2, 20)}  # both seeds' verdicts (10..29 and 10..25) on 20 distinct samples
 
 
 def test_power_counts_newly_memorized_samples_in_the_levels_exposure_does_not_decide():

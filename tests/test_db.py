@@ -109,3 +109,24 @@ def test_bases_are_scored_models_and_newly_memorized_subtracts_each_roles_own_ba
     db.build(plain, **make_world(tmp_path / "again"))
     assert duckdb.connect(str(plain), read_only=True).execute(
         "SELECT count(newly_memorized) FROM memorization_rates").fetchone()[0] == 0
+
+
+@pytest.mark.parametrize("train_gain", [0.0, 0.5])
+def test_memorization_gain_is_zero_for_a_model_equal_to_its_base(tmp_path, train_gain):
+    """Every trained model of the store scores the suffix as its base does on validation; on D it scores train_gain
+    nats per token more. The gain and its calibrated form are 0 for a model equal to its base, and train_gain on D
+    (0 on validation) for one that learned D."""
+    from .store import add_bases
+
+    files = make_world(tmp_path)
+    add_bases(files, tmp_path, train_gain)
+    out = tmp_path / "g.duckdb"
+    db.build(out, **files, primary={"models": ["teacher-s0", "baseline-s0", "student-T2.0-s0"]}, near_copy=(1, 2, 2))
+    con = duckdb.connect(str(out), read_only=True)
+    rows = con.execute("""SELECT split, count(*), min(gain), max(gain), min(gain_calibrated), max(gain_calibrated)
+                          FROM memorization_gain GROUP BY split ORDER BY split""").fetchall()
+    (tr, ntr, *g_tr), (va, nva, *g_va) = rows
+    assert (tr, va, ntr, nva) == ("train", "val", len(SETS) * len(IDS), len(SETS) * 5)
+    assert g_tr == pytest.approx([train_gain] * 4) and g_va == pytest.approx([0.0] * 4)
+    # near-copy n-grams: every sample of the store is [1, 2, 3], so its one suffix bigram (2, 3) lies in another sample of D
+    assert con.execute("SELECT min(near_copy_ngrams), max(near_copy_ngrams) FROM samples").fetchone() == (1, 1)

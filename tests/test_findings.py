@@ -20,8 +20,9 @@ def test_findings_on_known_sets(built):
     assert rows["F2"]["value"] == pytest.approx((20 - 18) / 40)  # teacher 20 vs the baseline seed mean (20 + 16) / 2
     assert rows["F2"]["placebo"] == pytest.approx((20 - 16) / 40)  # the two baseline seeds differ by 4 samples
     assert rows["F2"]["verdict"] == "inconclusive"  # 2 samples of 40: the interval spans 0, and the seeds differ more
-    assert rows["F3"]["value"] == pytest.approx(6 / 7) and rows["F3"]["ci_method"] == "clopper-pearson"
-    assert rows["F3"]["ci"] == pytest.approx(stats.clopper_pearson(6, 7))
+    assert rows["F3"]["value"] == pytest.approx(6 / 7) and rows["F3"]["ci_method"] == "clustered bootstrap (documents, seeds)"
+    assert rows["F3"]["ci"][0] <= 6 / 7 <= rows["F3"]["ci"][1]
+    assert 0 < rows["F3"]["exposure_only"]["p"] <= 1 and rows["F3"]["exposure_only"]["permutations"] == 10000
     # teacher-only against every seed: 0..9 (seed 1's set lies inside seed 0's); the hard student has 0, 1, 2 of them
     assert rows["F8"]["value"] == pytest.approx(3 / 10 - 0 / 10)
     assert rows["F4"]["value"] == 0 and rows["F4"]["ci"][1] > 0  # 0 of 10, with an exact interval of positive width
@@ -131,14 +132,74 @@ def test_seed_mean_findings_lie_inside_their_ci(built, name):
     assert lo <= f["value"] <= hi, f
 
 
-def test_f6_needs_the_exposure_matched_check():
-    """A high paper-protocol AUC is reproduced only if the exposure-matched classifier also beats chance; where
-    that check cannot run (no negatives at the positives' exposure levels) the verdict is inconclusive."""
-    s = _study({"teacher": [[0]], "baseline": [[0]], "student": [[0]]}, [1] * 10, 10)
-    paper_ok = {"status": "ok", "all": {"auc": 0.99, "ci": (0.97, 1.0)}}
-    matched_ok = {"status": "ok", "all": {"auc": 0.9, "ci": (0.8, 0.97)}}
-    matched_chance = {"status": "ok", "all": {"auc": 0.52, "ci": (0.4, 0.63)}}
-    absent = {"status": "too_few_negatives", "message": "exposure_matched: 2 negatives at the positives' exposure levels"}
-    for matched, want in ((matched_ok, "reproduced"), (matched_chance, "inconclusive"), (absent, "inconclusive")):
-        clf = {"status": "ok", "n_positives": 30, "placebo_auc": 0.5, "protocols": {"paper": paper_ok, "exposure_matched": matched}}
-        assert findings.f6(s, n_boot=10, seed=0, classifier=clf)["verdict"] == want, matched
+def _content_study(effect: float, seed: int = 0) -> findings.Study:
+    """600 samples on three exposure levels; the student (3 seeds) memorizes by exposure and, with `effect`, by a
+    content feature (low zlib_bytes); the other features are noise."""
+    rng = np.random.default_rng(seed)
+    n = 600
+    expo = rng.choice([1, 4, 16], n)
+    feats = {f: rng.normal(size=n) for f in findings.PAPER_FEATURES}
+    p = 1 / (1 + np.exp(-(2.0 * np.log(expo) - 3.0 - effect * feats["zlib_bytes"])))
+    M = rng.random((3, n)) < p
+    mem = {"teacher": M[:1] | M[1:2], "baseline": M[1:], "student": M}
+    return findings.Study(doc_ids=np.asarray([f"d{i % 60}" for i in range(n)]), exposures=expo, mem=mem, features=feats, n_perm=400)
+
+
+def test_f6_reads_the_content_test_not_the_trial_auc():
+    """The paper protocol's AUC is high in both worlds (exposure alone separates); only the world with a planted content
+    effect within exposure levels is reproduced, and a trial spread is never called an interval."""
+    clf = {"status": "ok", "n_positives": 30, "placebo_auc": 0.5,
+           "protocols": {"paper": {"status": "ok", "all": {"auc": 0.99, "ci": (0.97, 1.0)}}, "exposure_matched": {"status": "skipped"}}}
+    planted = findings.f6(_content_study(1.5), n_boot=50, seed=0, classifier=clf)
+    assert planted["verdict"] == "reproduced", planted["why"]
+    assert planted["content_test"]["tests"]["joint"]["p_perm"] < 0.05
+    zlib = next(r for r in planted["content_test"]["features"] if r["feature"] == "zlib_bytes")
+    assert zlib["auc"] < 0.4 and zlib["auc_ci"][1] < 0.5  # low zlib goes with memorized
+    none = findings.f6(_content_study(0.0), n_boot=50, seed=0, classifier=clf)
+    assert none["verdict"] == "inconclusive" and "exposure explains" in none["why"], none["why"]
+    assert "not a confidence interval" in planted["ci_method"]
+
+
+def test_f8_is_judged_against_the_roles_exposure_curves():
+    """The hard student's curve rises earlier than the soft one's: it inherits more of the teacher-only set only because
+    those samples are the most exposed; exposure explains it. A hard student that takes exactly the teacher-only samples
+    within each level is beyond exposure."""
+    n = 600
+    rng = np.random.default_rng(1)
+    expo = np.repeat([1, 8, 32], 200)
+    teacher = (expo >= 8) & (rng.random(n) < 0.6)
+    base = np.vstack([(expo == 32) & (rng.random(n) < 0.5)] * 2) & teacher
+    to = teacher & ~base.any(0)
+    hard_curve = np.vstack([(expo >= 8) & (rng.random(n) < 0.5) for _ in range(3)])
+    soft_curve = np.vstack([(expo == 32) & (rng.random(n) < 0.3) for _ in range(3)])
+    mk = lambda h: findings.Study(doc_ids=np.asarray([f"d{i % 50}" for i in range(n)]), exposures=expo,  # noqa: E731
+                                  mem={"teacher": teacher[None], "baseline": base, "student": soft_curve, "hard_student": h}, n_perm=1000)
+    f8 = findings.f8(mk(hard_curve), n_boot=100, seed=0)
+    assert f8["value"] > 0 and f8["exposure_only"]["expected"] > 0
+    assert f8["verdict"] != "reproduced" and abs(f8["exposure_only"]["excess"]) < 0.1, f8["why"]
+    taking = np.vstack([to & (rng.random(n) < 0.9) for _ in range(3)]) | hard_curve & ~teacher
+    f8t = findings.f8(mk(taking), n_boot=100, seed=0)
+    assert f8t["verdict"] == "reproduced" and f8t["exposure_only"]["p"] < 0.01, f8t["why"]
+
+
+def test_shares_count_distinct_samples_not_seed_pairs():
+    """Three student seeds memorizing the same 10 samples are 10 samples: the exact fallback interval is CP(10, 10),
+    not CP(30, 30)."""
+    n = 200
+    s = _study({"teacher": [list(range(20))], "baseline": [list(range(20)), list(range(20))],
+                "student": [list(range(10))] * 3}, [1] * n, n)
+    f3 = findings.f3(s, n_boot=100, seed=0)
+    assert f3["value"] == 1.0 and f3["positives"] == 10
+    assert f3["ci"] == pytest.approx(stats.clopper_pearson(10, 10)) and f3["ci"][0] < stats.clopper_pearson(30, 30)[0]
+    assert stats.sample_ci(s.mem["student"]) == pytest.approx(stats.clopper_pearson(10, n))
+
+
+def test_teacher_seeds_give_f2_and_inheritance_their_own_placebo():
+    n = 300
+    s = _study({"teacher": [list(range(0, 40)), list(range(20, 60)), list(range(20, 50)) + list(range(100, 120))],
+                "baseline": [list(range(20, 30)), list(range(20, 30))], "student": [list(range(0, 15)), list(range(0, 10))]}, [1] * n, n)
+    f2 = findings.f2(s, n_boot=50, seed=0)
+    assert f2["placebo"] == pytest.approx(10 / n) and "teacher" in f2["placebo_what"]  # teacher seeds of 40, 40, 50 samples
+    tp = findings.f4(s, n_boot=50, seed=0)["teacher_placebo"]
+    assert tp["n_own"] == 20 and tp["n_other"] == 10 + 20  # teacher 0's 0..19; the others' 50..59 and 100..119
+    assert tp["own"] == pytest.approx((15 + 10) / 2 / 20) and tp["other"] == 0.0 and tp["diff"] > 0

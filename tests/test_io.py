@@ -53,7 +53,7 @@ def test_outputs_get_the_mode_the_umask_gives(tmp_path, umask):
     scores = tmp_path / "scores.parquet"
     pl.DataFrame({"model": ["m"], "family": ["f"], "dataset": ["d"], "role": ["teacher"], "data_variant": ["full"], "fingerprint": ["x"],
                   "split": ["train"], "sample_id": ["a"], "exact": [True], "ppl": [2.0], "n_exposures": [1], "extract_logprob": [0.0],
-                  "extractable": [True]}).write_parquet(scores)
+                  "extractable": [True], "extractable_full": [True], "suffix_logprob_mean": [-1.0]}).write_parquet(scores)
     samples = tmp_path / "samples.parquet"
     pl.DataFrame({"family": ["f"], "dataset": ["d"], "split": ["train"], "sample_id": ["a"], "doc_id": ["x"], "offset": [0],
                   "n_exposures": [1], "zlib_bytes": [9], "zlib_ratio": [9.0], "text": ["t"], "input_ids": [[1]]}).write_parquet(samples)

@@ -48,3 +48,27 @@ def test_names_from_the_data_are_escaped(analysed, tmp_path):
     report.render(result, fig_dir, tmp_path / "r.html")
     text = (tmp_path / "r.html").read_text()
     assert "<script>x</script>" not in text and "&lt;script&gt;x&lt;/script&gt;" in text
+
+
+def _mia_row(model, role, auc, lo, hi, source="val"):
+    return {"family": "fam", "dataset": "ds", "model": model, "role": role, "label": None, "signal": "loss", "auc": auc, "auc_lo": lo,
+            "auc_hi": hi, "tpr_at_1pct_fpr": None, "tpr_lo": None, "tpr_hi": None, "n_members": 40, "n_nonmembers": 200,
+            "nonmember_split": source}
+
+
+def test_the_report_flags_bases_that_separate_members_without_training(analysed, tmp_path):
+    """Held-out non-members shifted from D give a base an AUC away from 0.5: the report says the two sets differ
+    without training; the validation windows, drawn as D is, leave the base at 0.5 and the report says its interval
+    contains it. A TPR that too few non-members would set is shown as –, not as a number."""
+    result, fig_dir = analysed
+    result["pairs"][0]["mia"] = [_mia_row("base-small", "base", 0.50, 0.46, 0.54), _mia_row("blind", "blind", 0.51, 0.47, 0.55),
+                                 _mia_row("base-small", "base", 0.38, 0.34, 0.42, "heldout"),
+                                 _mia_row("blind", "blind", 0.59, 0.55, 0.63, "heldout")]
+    report.render(result, fig_dir, tmp_path / "r.html")
+    text = (tmp_path / "r.html").read_text()
+    val = text[text.index("validation windows drawn as D is"):text.index("windows of held-out documents (a second")]
+    held = text[text.index("windows of held-out documents (a second"):]
+    assert "base-small 0.500 [0.460, 0.540] contains 0.5" in val and "excludes 0.5" not in val
+    assert "base-small 0.380 [0.340, 0.420] <b>excludes 0.5" in held
+    assert "Blind baseline" in held and "0.590 [0.550, 0.630]" in held
+    assert "TPR@FPR&lt;1%" in text or "TPR@FPR<1%" in text

@@ -151,6 +151,9 @@ def test_extraction_probability_equals_the_frequency_of_sampled_suffixes(memoriz
     assert mid.size >= 2, f"need targets of middling extraction probability, got {np.round(prob, 3)}"
     # (n, p) = (10, 0.5): extractable iff P >= 1 - 0.5 ** (1 / 10)
     assert (sc["extractable"].to_numpy() == (prob >= 1 - 0.5 ** 0.1)).all()
+    # untruncated (T = 1, full vocabulary): the suffix log-prob itself, never below the top-k one's truncation to -inf
+    full = np.exp(sc["suffix_logprob_sum"].to_numpy())
+    assert (sc["extractable_full"].to_numpy() == (full >= 1 - 0.5 ** 0.1)).all() and (full[np.isfinite(prob)] <= prob[np.isfinite(prob)] + 1e-9).all()
     gc = GenerationConfig(do_sample=True, top_k=k, top_p=1.0, temperature=1.0, max_new_tokens=s, eos_token_id=None,
                           pad_token_id=tok.pad_token_id, suppress_tokens=list(range(vocab, model.get_output_embeddings().weight.shape[0])) or None)
     torch.manual_seed(0)

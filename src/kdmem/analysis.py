@@ -107,7 +107,7 @@ ROLE_FILTERS = {
 ROLE_FILTERS |= {str(b): f"m.label = '{b}'" for b in BASE_LABELS}  # vocabulary constants, not user input
 
 
-def study(con, family: str, dataset: str) -> findings.Study:
+def study(con, family: str, dataset: str, n_perm: int = 10000) -> findings.Study:
     """The per-sample arrays the findings read: every seed of every role, D's documents and exposures,
     the classifier's removed set and the validation losses."""
     pair = [family, dataset]
@@ -118,8 +118,9 @@ def study(con, family: str, dataset: str) -> findings.Study:
         rows = con.execute(f"""SELECT s.split, list(s.exact ORDER BY s.sample_id), list(ln(s.ppl) ORDER BY s.sample_id),
                                       list(s.extractable ORDER BY s.sample_id)
                                FROM scores s JOIN models m USING (model, family, dataset)
-                               WHERE m.family = ? AND m.dataset = ? AND {cond} GROUP BY s.split, m.seed, m.model
-                               ORDER BY s.split, m.seed, m.model""", pair).fetchall()  # cond: a fixed string above
+                               WHERE m.family = ? AND m.dataset = ? AND {cond} GROUP BY s.split, m.is_primary, m.seed, m.model
+                               ORDER BY s.split, NOT m.is_primary, m.seed, m.model""", pair).fetchall()  # cond: a fixed string above
+        # The primary model first: for the teacher, the one every student distils from (row 0 in findings.Study).
         train = [r[1] for r in rows if r[0] == "train"]
         if train:
             mem[role] = np.asarray(train, dtype=bool)
@@ -135,13 +136,35 @@ def study(con, family: str, dataset: str) -> findings.Study:
     docs = {split: con.execute("""SELECT list(doc_id ORDER BY sample_id) FROM samples WHERE split = ? AND family = ? AND dataset = ?""",
                                [split, *pair]).fetchone()[0] for split in ("val", "heldout")}
     return findings.Study(doc_ids=np.asarray(ids[0] or []), exposures=np.asarray(ids[1] or [], dtype=np.int64), mem=mem,
-                          removed=removed, val=val, val_doc_ids={k: np.asarray(v) for k, v in docs.items() if v}, extractable=ext)
+                          removed=removed, val=val, val_doc_ids={k: np.asarray(v) for k, v in docs.items() if v}, extractable=ext,
+                          features=content_features(con, family, dataset), n_perm=n_perm)
+
+
+def content_features(con, family: str, dataset: str) -> dict[str, np.ndarray]:
+    """Per sample of D (sample_id order): the classifier's four features from the primary teacher and baseline, and two
+    controls, the small base's loss (what the sample's text costs a model that never saw D) and the natural near-copy
+    count. Empty where the primary teacher or baseline was not scored."""
+    r = con.execute("""
+        SELECT list(ln(t.ppl) ORDER BY x.sample_id), list(ln(b.ppl) ORDER BY x.sample_id), list(b.kl_to_teacher ORDER BY x.sample_id),
+               list(x.zlib_bytes ORDER BY x.sample_id), list(ln(z.ppl) ORDER BY x.sample_id), list(x.near_copy_ngrams ORDER BY x.sample_id)
+        FROM samples x
+        JOIN (scores JOIN models USING (model, family, dataset)) t ON t.sample_id = x.sample_id AND t.label = 'teacher' AND t.is_primary
+             AND t.split = 'train' AND t.family = x.family AND t.dataset = x.dataset
+        JOIN (scores JOIN models USING (model, family, dataset)) b ON b.sample_id = x.sample_id AND b.label = 'baseline' AND b.is_primary
+             AND b.split = 'train' AND b.family = x.family AND b.dataset = x.dataset
+        LEFT JOIN scores z ON z.sample_id = x.sample_id AND z.model = 'base-small' AND z.split = 'train' AND z.family = x.family
+             AND z.dataset = x.dataset
+        WHERE x.split = 'train' AND x.family = ? AND x.dataset = ?""", [family, dataset]).fetchone()
+    if not r or not r[0]:
+        return {}
+    names = ("log_teacher_ppl", "log_baseline_ppl", "kl_teacher_baseline", "zlib_bytes", "log_base_small_ppl", "near_copy_ngrams")
+    return {k: np.asarray(v, dtype=float) for k, v in zip(names, r, strict=True) if v and not any(x is None for x in v)}
 
 
 def all_findings(con, family: str, dataset: str, classifier: dict | None, n_boot: int, seed: int, min_positives: int = 25,
-                 margin: float = 0.05) -> list[dict]:
-    """F1-F8 of one (family, dataset): value, interval, placebo, exposure strata and verdict (kdmem.findings)."""
-    return findings.all_findings(study(con, family, dataset), n_boot, seed, classifier, margin, min_positives)
+                 margin: float = 0.05, n_perm: int = 10000) -> list[dict]:
+    """F1-F8 of one (family, dataset): value, interval, placebo, exposure null and verdict (kdmem.findings)."""
+    return findings.all_findings(study(con, family, dataset, n_perm), n_boot, seed, classifier, margin, min_positives)
 
 
 def rate_rows(con, family: str, dataset: str, n_boot: int, seed: int) -> list[dict]:
@@ -155,8 +178,7 @@ def rate_rows(con, family: str, dataset: str, n_boot: int, seed: int) -> list[di
         if not s.has(role):
             continue
         m = s.mem[role]
-        k, n = int(m.sum()), m.size
-        cp = stats.clopper_pearson(k, n)
+        cp = stats.sample_ci(m)  # distinct samples, each weighing its share of seeds
         if m.shape[0] > 1:
             draws = stats.cluster_bootstrap(lambda i, rng, m=m: stats.seed_mean(m, i, rng), clusters, n_boot, seed)
             (lo, hi), method = stats.interval(draws, cp)
@@ -168,7 +190,7 @@ def rate_rows(con, family: str, dataset: str, n_boot: int, seed: int) -> list[di
         out.append({"role": role, "seeds": m.shape[0], "memorized": m.sum(1).tolist(), "newly_memorized": new, "n": s.n,
                     "rate": float(m.mean()), "lo": lo, "hi": hi, "ci_method": method,
                     "extractable": x.sum(1).tolist() if x is not None else None,
-                    "extractable_ci": stats.clopper_pearson(int(x.sum()), x.size) if x is not None else None})
+                    "extractable_ci": stats.sample_ci(x) if x is not None else None})
     return out
 
 
@@ -208,8 +230,8 @@ def exposure_response(con, family: str, dataset: str, n_boot: int, seed: int) ->
         points = []
         for v in levels:
             sel = m[:, s.exposures == v]
-            k, n = int(sel.sum()), sel.size
-            points.append({"n_exposures": int(v), "memorized": k, "n": n, "rate": k / n, "ci": stats.clopper_pearson(k, n)})
+            points.append({"n_exposures": int(v), "memorized": int(sel.sum()), "seeds": sel.shape[0], "n": sel.shape[1],
+                           "rate": float(sel.mean()), "ci": stats.sample_ci(sel)})
         fit = _logistic_e50(m, s.exposures)
         draws = stats.cluster_bootstrap(lambda i, rng, m=m: _logistic_e50(m[:, i], s.exposures[i])["e50"] or np.nan, clusters, n_boot, seed) \
             if fit["e50"] is not None else np.asarray([])
@@ -237,6 +259,34 @@ def connect_ro(path) -> duckdb.DuckDBPyConnection:
     return duckdb.connect(str(path), read_only=True)
 
 
+def mia_by_exposure(con, family: str, dataset: str, signal: str = "loss") -> list[dict]:
+    """Per model: the loss signal's AUC of the members of each exposure level against every non-member of the
+    primary (validation-window) comparison: how much of a model's membership signal the duplicated samples carry."""
+    if not _one(con, "SELECT count(*) AS n FROM information_schema.tables WHERE table_name = 'mia_scores'", [])["n"]:
+        return []
+    rows = con.execute(f"""
+        SELECT x.model, coalesce(t.n_exposures, 0) AS level, list(x.member), list(x.{signal})
+        FROM mia_scores x LEFT JOIN samples t ON t.family = x.family AND t.dataset = x.dataset AND t.split = 'train'
+             AND t.sample_id = x.sample_id AND x.member
+        WHERE x.family = ? AND x.dataset = ? AND x.split IN ('train', 'val')
+        GROUP BY ALL ORDER BY x.model, level""", [family, dataset]).fetchall()  # signal: a fixed name of kdmem.mia.SIGNALS
+    out: dict[str, dict] = {}
+    for model, level, member, score in rows:
+        out.setdefault(model, {"model": model, "levels": {}})["levels"][int(level)] = (np.asarray(member, dtype=bool), np.asarray(score, dtype=float))
+    res = []
+    for model, d in out.items():
+        neg = d["levels"].get(0)
+        if neg is None:
+            continue
+        row = {"model": model, "signal": signal, "n_nonmembers": int(neg[0].size)}
+        for level, (mem, sc) in sorted(d["levels"].items()):
+            if level:
+                y = np.concatenate([np.ones(mem.size, dtype=bool), np.zeros(neg[0].size, dtype=bool)])
+                row[f"{level}×"] = stats.auc(y, np.concatenate([sc, neg[1]]))
+        res.append(row)
+    return res
+
+
 def mia_rows(con, family: str, dataset: str) -> list[dict]:
     """The mia_summary view's rows of one (family, dataset); none when membership inference was off."""
     if not _one(con, "SELECT count(*) AS n FROM information_schema.tables WHERE table_name = 'mia_summary'", [])["n"]:
@@ -248,7 +298,7 @@ def soft_student_rows(con, family: str, dataset: str) -> list[dict]:
     """Every soft student on the full D, by temperature and loss: memorized samples, how many of them the
     primary student also memorizes, validation loss and, when membership inference ran, its loss-signal AUC."""
     has_mia = bool(_one(con, "SELECT count(*) AS n FROM information_schema.tables WHERE table_name = 'mia'", [])["n"])
-    mia = "(SELECT auc FROM mia x WHERE x.family = m.family AND x.dataset = m.dataset AND x.model = m.model AND x.signal = 'loss')"
+    mia = "(SELECT auc FROM mia x WHERE x.family = m.family AND x.dataset = m.dataset AND x.model = m.model AND x.signal = 'loss' AND x.nonmember_split = 'val')"
     return _rows(con, f"""
         WITH mem AS (SELECT s.model, s.sample_id FROM scores s JOIN models m USING (model, family, dataset)
                      WHERE s.exact AND s.split = 'train' AND m.family = ? AND m.dataset = ?),
@@ -290,11 +340,11 @@ def analyze(db, classifiers: dict[tuple[str, str], dict], out_dir, cfg: dict) ->
     this and computes nothing."""
     from pathlib import Path
 
-    from kdmem import families, figures
+    from kdmem import families, figures, gain
     from kdmem.io import write_json
 
     a = cfg["analysis"]
-    n_boot, seed = a["bootstrap"], cfg["seed"]
+    n_boot, seed, n_perm = a["bootstrap"], cfg["seed"], a["permutations"]
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     con = connect_ro(db)
@@ -305,7 +355,9 @@ def analyze(db, classifiers: dict[tuple[str, str], dict], out_dir, cfg: dict) ->
         rates = rate_rows(con, family, dataset, n_boot, seed)
         ent_rows, points = entropy_vs_logprob(con, family, dataset)
         expo = exposure_response(con, family, dataset, n_boot, seed)
-        power = power_rows(study(con, family, dataset))
+        st = study(con, family, dataset, n_perm)
+        power = power_rows(st)
+        g = gain.load(con, family, dataset)
         figures.rates(rates, out_dir / f"{tag}-rates.png")
         figures.venn(venn_regions(con, family, dataset), out_dir / f"{tag}-venn.png")
         figures.entropy_logprob(points, out_dir / f"{tag}-entropy.png")
@@ -318,7 +370,11 @@ def analyze(db, classifiers: dict[tuple[str, str], dict], out_dir, cfg: dict) ->
         result["pairs"].append({
             "family": family, "dataset": dataset, "rates": rates, "overlaps": overlaps(con, family, dataset),
             "entropy_vs_logprob": ent_rows, "exposure": expo, "power": power,
-            "findings": all_findings(con, family, dataset, clf, n_boot, seed, a["min_positives"], a["utility_margin"]),
+            "findings": findings.all_findings(st, n_boot, seed, clf, a["utility_margin"], a["min_positives"]),
+            "overlap_nulls": findings.overlap_nulls(st, n_boot, seed),
+            "gain_by_level": gain.by_level(g, n_boot, seed),
+            "gain_once_seen_content": gain.once_seen_content(g, n_boot, seed),
+            "mia_by_exposure": mia_by_exposure(con, family, dataset),
             "removal": removal_rows(con, family, dataset),
             "classifier": {k: v for k, v in (clf or {}).items() if k != "model"},
             "roles_present": sorted(roles_present(con, family, dataset)),

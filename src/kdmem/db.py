@@ -7,8 +7,8 @@ All values reach SQL as parameters or as file lists handed to read_parquet; noth
 
 Tables: samples, models, bases, scores, classifier_trials, classifier_coefficients, predictions, runs,
 and with membership inference on, mia and mia_scores.
-Views: memorization_rates, overlaps, inheritance, removal, utility, and mia_summary (one row per model
-and signal, with the model's role).
+Views: memorization_rates, overlaps, inheritance, memorization_gain, removal, utility, and mia_summary (one
+row per non-member set, model and signal, with the model's role; the model-free "blind" rows have no model).
 """
 
 from __future__ import annotations
@@ -35,7 +35,8 @@ VIEWS = {
                count(*) AS n, sum(s.exact::INT) AS memorized, avg(s.exact::INT) AS rate,
                sum(CASE WHEN b.exact IS NULL THEN NULL ELSE (s.exact AND NOT b.exact)::INT END) AS newly_memorized,
                sum(s.extractable::INT) AS extractable, avg(s.extractable::INT) AS extractable_rate,
-               avg(exp(s.extract_logprob)) AS mean_extract_prob
+               avg(exp(s.extract_logprob)) AS mean_extract_prob,
+               sum(s.extractable_full::INT) AS extractable_full, avg((s.extract_logprob = '-inf'::DOUBLE)::INT) AS topk_truncated_share
         FROM scores s JOIN models m USING (model, family, dataset)
         LEFT JOIN scores b ON b.family = s.family AND b.dataset = s.dataset AND b.split = s.split AND b.sample_id = s.sample_id
              AND b.model = CASE m.role WHEN 'base' THEN NULL WHEN 'teacher' THEN 'base-large' ELSE 'base-small' END
@@ -43,7 +44,8 @@ VIEWS = {
     # One row per training sample: which primary models memorized it (the paper's overlap sets).
     "overlaps": """
         SELECT s.family, s.dataset, s.sample_id, any_value(s.n_exposures) AS n_exposures,
-            bool_or(s.exact) FILTER (WHERE m.role = 'teacher') AS teacher,
+            bool_or(s.exact) FILTER (WHERE m.role = 'teacher' AND m.is_primary) AS teacher,
+            sum(s.exact::INT) FILTER (WHERE m.role = 'teacher') AS teacher_seed_count,
             bool_or(s.exact) FILTER (WHERE m.role = 'baseline' AND m.is_primary) AS baseline,
             bool_and(s.exact) FILTER (WHERE m.role = 'baseline') AS baseline_all_seeds,
             bool_or(s.exact) FILTER (WHERE m.role = 'baseline') AS baseline_any_seed,
@@ -75,6 +77,19 @@ VIEWS = {
             count(*) FILTER (WHERE baseline AND teacher) AS baseline_covered_by_teacher,
             count(*) FILTER (WHERE student AND hard_student) AS student_and_hard
         FROM "overlaps" GROUP BY family, dataset""",
+    # The continuous measure (docs/protocol.md "Memorization gain"): per sample, the suffix log-prob per token of a
+    # trained model minus that of the base it started from, and that gain less the model's mean gain on the
+    # validation windows (windows of D's documents it never trained on), so 0 is "as on unseen windows".
+    "memorization_gain": """
+        WITH g AS (
+            SELECT s.family, s.dataset, s.model, m.label, m.seed, s.split, s.sample_id, s.n_exposures,
+                   s.suffix_logprob_mean - b.suffix_logprob_mean AS gain
+            FROM scores s JOIN models m USING (model, family, dataset)
+            JOIN scores b ON b.family = s.family AND b.dataset = s.dataset AND b.split = s.split AND b.sample_id = s.sample_id
+                 AND b.model = CASE m.role WHEN 'teacher' THEN 'base-large' ELSE 'base-small' END
+            WHERE m.role <> 'base')
+        SELECT g.*, g.gain - avg(g.gain) FILTER (WHERE g.split = 'val') OVER (PARTITION BY g.family, g.dataset, g.model) AS gain_calibrated
+        FROM g ORDER BY g.family, g.dataset, g.model, g.split, g.sample_id""",
     # The removal experiment: the cleaned student is compared with the student on D on the samples it
     # trained on (retained); a removed sample is not "forgotten" by a student that never saw it.
     "removal": """
@@ -114,10 +129,10 @@ VIEWS = {
 
 
 MIA_SUMMARY = """
-    SELECT x.family, x.dataset, x.model, m.role, m.seed, m.temperature, m.loss, m.data_variant, x.signal, x.auc, x.auc_lo, x.auc_hi,
-           x.tpr_at_1pct_fpr, x.tpr_lo, x.tpr_hi, x.n_members, x.n_nonmembers, x.nonmember_split
-    FROM mia x JOIN models m USING (family, dataset, model)
-    ORDER BY x.family, x.dataset, m.role, m.seed, m.temperature, m.loss, m.data_variant, x.signal"""
+    SELECT x.family, x.dataset, x.model, coalesce(m.role, x.model) AS role, m.label, m.seed, m.temperature, m.loss, m.data_variant,
+           x.nonmember_split, x.signal, x.auc, x.auc_lo, x.auc_hi, x.tpr_at_1pct_fpr, x.tpr_lo, x.tpr_hi, x.n_members, x.n_nonmembers
+    FROM mia x LEFT JOIN models m USING (family, dataset, model)
+    ORDER BY x.family, x.dataset, x.nonmember_split DESC, m.role NULLS FIRST, m.seed, m.temperature, m.loss, m.data_variant, x.signal"""
 
 
 def _connect(path: Path) -> duckdb.DuckDBPyConnection:
@@ -142,7 +157,7 @@ def build(
     out: str | Path, *, samples: list[str], models: list[str], scores: list[str], trials: list[str] = (),
     coefficients: list[str] = (), predictions: list[str] = (), bases: list[str] = (), primary: dict | None = None,
     mia: list[str] = (), mia_scores: list[str] = (),
-    run: dict | None = None,
+    run: dict | None = None, near_copy: tuple[int, int, int] | None = None,
 ) -> None:
     """Build the database at `out` atomically from the pipeline's outputs (lists of files)."""
     out = Path(out)
@@ -163,6 +178,10 @@ def build(
                FROM samples_raw ORDER BY family, dataset, split, sample_id"""
         )
         con.execute("DROP TABLE samples_raw")
+        if near_copy:
+            _add_near_copies(con, *near_copy)
+        else:  # the column exists either way, so every query reads one schema
+            con.execute("ALTER TABLE samples ADD COLUMN near_copy_ngrams INTEGER")
         rows = []
         for f in models:
             m = json.loads(Path(f).read_text())
@@ -237,6 +256,33 @@ def build(
         Path(str(tmp) + ".wal").unlink(missing_ok=True)
         raise
     log.info("built %s in %.1fs", out, time.time() - t0)
+
+
+def _add_near_copies(con, prefix_len: int, suffix_len: int, n: int) -> None:
+    """Column samples.near_copy_ngrams (kdmem.data.near_copy_ngrams): per sample of every split, how many of its
+    suffix n-grams occur in another sample of its D."""
+    import polars as pl
+
+    from kdmem.data import near_copy_ngrams
+
+    parts = []
+    for family, dataset in con.execute("SELECT DISTINCT family, dataset FROM samples ORDER BY 1, 2").fetchall():
+        d = con.execute("SELECT list(input_ids ORDER BY sample_id) FROM samples WHERE family = ? AND dataset = ? AND split = 'train'",
+                        [family, dataset]).fetchone()[0] or []
+        for split, sid, ids in con.execute("""SELECT split, list(sample_id ORDER BY sample_id), list(input_ids ORDER BY sample_id)
+                                              FROM samples WHERE family = ? AND dataset = ? GROUP BY split ORDER BY split""",
+                                           [family, dataset]).fetchall():
+            counts = near_copy_ngrams(d, ids, prefix_len, prefix_len + suffix_len, n, in_d=split == "train")
+            parts.append(pl.DataFrame({"family": family, "dataset": dataset, "split": split, "sample_id": sid,
+                                       "near_copy_ngrams": pl.Series(counts, dtype=pl.Int32)}))
+    near = pl.concat(parts) if parts else pl.DataFrame(schema={"family": pl.String, "dataset": pl.String, "split": pl.String,
+                                                               "sample_id": pl.String, "near_copy_ngrams": pl.Int32})
+    con.register("near_df", near)  # data as a registered frame, never as SQL text
+    con.execute("""CREATE TABLE samples_nc AS SELECT s.*, n.near_copy_ngrams FROM samples s
+                   LEFT JOIN near_df n USING (family, dataset, split, sample_id) ORDER BY s.family, s.dataset, s.split, s.sample_id""")
+    con.unregister("near_df")
+    con.execute("DROP TABLE samples")
+    con.execute("ALTER TABLE samples_nc RENAME TO samples")
 
 
 def write_audit(path: str | Path, risk) -> None:

@@ -8,13 +8,18 @@ Definitions that differ from a naive reading, and why:
   by *no* baseline seed. Against one seed, samples another seed memorizes count as teacher-only.
 - A student or hard student with several seeds enters with every seed (rates: the seed mean; shares:
   counts pooled over seeds).
-- Seed placebo: the same statistic between two seeds of the baseline (the largest such gap). A role
+- The teacher every student distils from is the first teacher seed (row 0); further teacher seeds give F2 a
+  placebo of its own and inheritance its placebo: a student should take more of its own teacher's samples
+  (memorized by teacher 0 alone, no baseline) than of another teacher seed's.
+- Proportions count distinct samples: a sample memorized by k of a role's s seeds weighs k / s (stats.sample_ci).
+- Seed placebo: the same statistic between two seeds of one role (the largest such gap). A role
   difference no larger than it is seed noise.
 - Exposure: the roles are scored on the same samples, so a rate difference cannot be confounded by
   exposure, but an overlap can: two sets that both hold the most-seen samples overlap whatever the
-  samples are. For F3 and F4 the verdict therefore compares the observed share with the share exposure
-  alone would give (membership independent given the exposure level; stats.exposure_only_share); for F6
-  with the exposure-matched classifier; for F7 with a removal of as many samples chosen by exposure alone.
+  samples are. F3, F4 and F8 are therefore tested against a permutation null within exposure levels
+  (kdmem.nulls.set_null): reproduced only where the excess over that null is significant in the paper's
+  direction. F6's verdict reads the content test on every sample of the student's transition levels
+  (kdmem.nulls.content_test); F7 is compared with a removal of as many samples chosen by exposure alone.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from itertools import combinations
 
 import numpy as np
 
-from kdmem import paper, stats
+from kdmem import nulls, paper, stats
 from kdmem.stats import INCONCLUSIVE
 
 
@@ -41,6 +46,9 @@ class Study:
     val: dict[str, dict[str, list[np.ndarray]]] = field(default_factory=dict)
     val_doc_ids: dict[str, np.ndarray] = field(default_factory=dict)  # split -> (m,) document of each sample
     extractable: dict[str, np.ndarray] = field(default_factory=dict)  # role -> (seeds, n) bool: (n, p)-extractable
+    # per-sample features of D for the content test (log teacher / baseline / base ppl, KL, zlib, near-copy n-grams)
+    features: dict[str, np.ndarray] = field(default_factory=dict)
+    n_perm: int = 10000  # draws of each exposure null
 
     @property
     def n(self) -> int:
@@ -60,12 +68,25 @@ class Study:
     def teacher_and_baseline(self) -> np.ndarray:
         return self.mem["teacher"][0] & self.any_baseline()
 
+    def own_of_teacher(self, j: int) -> np.ndarray:
+        """Samples teacher seed j memorizes and no other teacher seed and no baseline seed does: that teacher's own."""
+        t = self.mem["teacher"]
+        others = np.delete(t, j, axis=0).any(0) if t.shape[0] > 1 else np.zeros(self.n, dtype=bool)
+        return t[j] & ~others & ~self.any_baseline()
+
+    @property
+    def clusters(self) -> stats.Clusters:
+        return stats.Clusters.of(self.doc_ids)
+
 
 def row(fid: str, claim: str, rule: str, value=None, ci=None, ci_method: str = "", placebo=None, placebo_what: str = "",
-        strata=None, exposure_only=None, verdict: tuple[str, str] = (INCONCLUSIVE, "not measurable"), positives: int | None = None) -> dict:
+        strata=None, exposure_only=None, verdict: tuple[str, str] = (INCONCLUSIVE, "not measurable"), positives: int | None = None,
+        **extra) -> dict:
+    """One finding. exposure_only: the exposure null (kdmem.nulls.set_null: observed, expected, excess, excess_ci, p);
+    extra: a finding's own detail (F6's content test, F4/F8's teacher-seed placebo)."""
     return {"id": fid, "claim": claim, "value": value, "ci": ci, "ci_method": ci_method, "placebo": placebo,
             "placebo_what": placebo_what, "strata": strata or {}, "exposure_only": exposure_only,
-            "verdict": verdict[0], "why": verdict[1], "rule": rule, "paper": paper.FINDINGS[fid], "positives": positives}
+            "verdict": verdict[0], "why": verdict[1], "rule": rule, "paper": paper.FINDINGS[fid], "positives": positives, **extra}
 
 
 def missing(fid: str, claim: str, rule: str, what: str) -> dict:
@@ -86,11 +107,13 @@ def _rate_diff(s: Study, a: str, b: str, fid: str, claim: str, n_boot: int, seed
     value = float(A.mean() - B.mean())
     draws = stats.cluster_bootstrap(lambda i, rng: stats.seed_mean(A, i, rng) - stats.seed_mean(B, i, rng),
                                     stats.Clusters.of(s.doc_ids), n_boot, seed)
-    ka, na, kb, nb = int(A.sum()), A.size, int(B.sum()), B.size
-    ci, method = stats.interval(draws, stats.newcombe_diff(ka, na, kb, nb))
-    placebo = _pairs_gap([float(x.mean()) for x in s.mem["baseline"]])
+    # exact fallback over distinct samples: a sample weighs the share of seeds that memorize it
+    ci, method = stats.interval(draws, stats.newcombe_diff(float(A.mean(0).sum()), s.n, float(B.mean(0).sum()), s.n))
+    # the placebo of a role comparison: two seeds of the same role; the teacher's own where it has several
+    own = a if a == "teacher" and s.mem[a].shape[0] > 1 else "baseline"
+    placebo = _pairs_gap([float(x.mean()) for x in s.mem[own]])
     strata = stats.by_stratum(s.exposures, lambda m: A[:, m].mean() - B[:, m].mean())
-    return row(fid, claim, rule, value, ci, method, placebo, "largest rate gap between two baseline seeds", strata,
+    return row(fid, claim, rule, value, ci, method, placebo, f"largest rate gap between two {own} seeds", strata,
                verdict=stats.verdict(value, ci, +1, placebo), positives=int(min(A.sum(1).mean(), B.sum(1).mean())))
 
 
@@ -102,51 +125,112 @@ def f2(s: Study, n_boot: int, seed: int, **_) -> dict:
     return _rate_diff(s, "teacher", "baseline", "F2", "the teacher memorizes more than the baseline (rate: teacher − baseline)", n_boot, seed)
 
 
-def _share(s: Study, target: str, within: np.ndarray) -> tuple[int, int]:
-    """Members of `target`'s sets (pooled over its seeds) that lie in `within`, and their number."""
-    t = s.mem[target]
-    return int((t & within).sum()), int(t.sum())
+def _seed_share(rows: np.ndarray, i: np.ndarray, rng: np.random.Generator | None) -> np.ndarray:
+    """Per sample i, the share of the role's seeds (resampled with rng) that memorize it."""
+    pick = np.arange(rows.shape[0]) if rng is None else rng.integers(0, rows.shape[0], rows.shape[0])
+    return rows[pick][:, i].mean(0)
+
+
+def _null(s: Study, roles: tuple[str, ...], label: np.ndarray, stat, direction: int, n_boot: int, seed: int) -> dict:
+    """kdmem.nulls.set_null over the roles' per-sample seed shares and a fixed set `label` of D's samples."""
+    return nulls.set_null(lambda i, rng: np.column_stack([_seed_share(s.mem[r], i, rng) for r in roles]), lambda i: label[i],
+                          stat, s.exposures, s.clusters, direction, s.n_perm, n_boot, seed)
+
+
+def _share_in(t_sum, w, lab) -> float:
+    """Share of a role's memorized mass (seed shares) that lies in the labelled set."""
+    return float(t_sum[0] / w[:, 0].sum()) if w[:, 0].sum() else float("nan")
+
+
+def _share_of(t_sum, w, lab) -> float:
+    """Share of the labelled set that a role memorizes (seed shares)."""
+    return float(t_sum[0] / lab.sum()) if lab.sum() else float("nan")
+
+
+def _diff_of(t_sum, w, lab) -> float:
+    """Share of the labelled set role 0 memorizes minus role 1's."""
+    return float((t_sum[0] - t_sum[1]) / lab.sum()) if lab.sum() else float("nan")
 
 
 def f3(s: Study, n_boot: int, seed: int, **_) -> dict:
-    claim = "the student's memorized samples lie in teacher ∩ baseline (share)"
-    rule = f"share > {paper.F3_LOWEST_SHARE:g} (the paper's lowest), beyond what exposure alone gives"
+    claim = "the student's memorized samples lie in teacher ∩ baseline (share; a sample weighs its share of student seeds)"
+    rule = (f"share > {paper.F3_LOWEST_SHARE:g} (the paper's lowest), and above what exposure alone gives: the excess over the "
+            "within-level permutation null significant (p < 0.05, interval above 0)")
     if not all(s.has(r) for r in ("teacher", "baseline", "student")):
         return missing("F3", claim, rule, "needs teacher, baseline and student")
     tb = s.teacher_and_baseline()
-    k, n = _share(s, "student", tb)
-    if n == 0:
+    S = s.mem["student"]
+    distinct = S.any(0)
+    if not distinct.any():
         return row("F3", claim, rule, verdict=(INCONCLUSIVE, "the student memorized no sample"), positives=0)
-    value, ci = k / n, stats.clopper_pearson(k, n)
+    w = S.mean(0)
+    value = float((w * tb).sum() / w.sum())
+    def stat(i: np.ndarray, rng: np.random.Generator) -> float:
+        wi = _seed_share(S, i, rng)
+        return float((wi * tb[i]).sum() / wi.sum()) if wi.sum() else float("nan")
+
+    draws = stats.cluster_bootstrap(stat, s.clusters, n_boot, seed)
+    ci, method = stats.interval(draws, stats.clopper_pearson(int((distinct & tb).sum()), int(distinct.sum())))
     # placebo: how much of one baseline seed's set lies in teacher ∩ the other seeds
     loo = [float((s.mem["baseline"][j] & s.mem["teacher"][0] & s.any_baseline(j)).sum() / max(1, s.mem["baseline"][j].sum()))
            for j in range(s.mem["baseline"].shape[0])] if s.mem["baseline"].shape[0] > 1 else []
-    expected, (elo, ehi) = stats.exposure_only_share(s.mem["student"].any(0), tb, s.exposures, n_boot, seed)
-    strata = stats.by_stratum(s.exposures, lambda m: (s.mem["student"][:, m] & tb[m]).sum() / max(1, s.mem["student"][:, m].sum()))
-    v = stats.verdict(value, ci, +1, threshold=paper.F3_LOWEST_SHARE, exposure_explains=bool(value <= ehi))
-    return row("F3", claim, rule, value, ci, "clopper-pearson", float(np.mean(loo)) if loo else None,
+    null = _null(s, ("student",), tb, _share_in, +1, n_boot, seed)
+    strata = stats.by_stratum(s.exposures, lambda m: (w[m] * tb[m]).sum() / w[m].sum() if w[m].sum() else float("nan"))
+    return row("F3", claim, rule, value, ci, method, float(np.mean(loo)) if loo else None,
                "share of one baseline seed's set in teacher ∩ the other seeds (mean over seeds)", strata,
-               {"expected": expected, "ci": (elo, ehi)}, v, positives=n)
+               null, nulls.null_verdict(null, +1, ci, paper.F3_LOWEST_SHARE), positives=int(distinct.sum()))
 
 
 def f4(s: Study, n_boot: int, seed: int, **_) -> dict:
-    claim = "the student inherits little of the teacher-only set (share inherited)"
-    rule = f"share < {paper.F4_HIGHEST_SHARE:g} (the paper's highest), and below what exposure alone gives"
+    claim = "the student inherits little of the teacher-only set (share inherited; a sample weighs its share of student seeds)"
+    rule = (f"share < {paper.F4_HIGHEST_SHARE:g} (the paper's highest), and below what exposure alone gives: the deficit under the "
+            "within-level permutation null significant (p < 0.05, interval below 0)")
     if not all(s.has(r) for r in ("teacher", "baseline", "student")):
         return missing("F4", claim, rule, "needs teacher, baseline and student")
     to = s.teacher_only()
     if not to.any():
         return row("F4", claim, rule, verdict=(INCONCLUSIVE, "the teacher-only set is empty"), positives=0)
     S = s.mem["student"]
-    k, n = int(S[:, to].sum()), int(to.sum()) * S.shape[0]
-    value, ci = k / n, stats.clopper_pearson(k, n)
+    value = float(S.mean(0)[to].mean())
+
+    def stat(i: np.ndarray, rng: np.random.Generator) -> float:
+        i = i[to[i]]
+        return float(_seed_share(S, i, rng).mean()) if i.size else float("nan")
+
+    draws = stats.cluster_bootstrap(stat, s.clusters, n_boot, seed)
+    ci, method = stats.interval(draws, stats.clopper_pearson(int(S.any(0)[to].sum()), int(to.sum())))
     loo = _baseline_inheritance(s)
-    expected, (elo, ehi) = stats.exposure_only_share(to, S.any(0), s.exposures, n_boot, seed)
+    null = _null(s, ("student",), to, _share_of, -1, n_boot, seed)
     strata = stats.by_stratum(s.exposures, lambda m: S[:, m & to].mean() if (m & to).any() else float("nan"))
-    v = stats.verdict(value, ci, -1, threshold=paper.F4_HIGHEST_SHARE, exposure_explains=bool(value >= elo))
-    return row("F4", claim, rule, value, ci, "clopper-pearson", float(np.mean(loo)) if loo else None,
+    return row("F4", claim, rule, value, ci, method, float(np.mean(loo)) if loo else None,
                "share of the teacher-only set (against the other seeds) a held-out baseline seed memorizes", strata,
-               {"expected": expected, "ci": (elo, ehi)}, v, positives=int(to.sum()))
+               null, nulls.null_verdict(null, -1, ci, paper.F4_HIGHEST_SHARE), positives=int(to.sum()),
+               teacher_placebo=teacher_placebo(s, ("student",), n_boot, seed))
+
+
+def teacher_placebo(s: Study, roles: tuple[str, ...], n_boot: int, seed: int) -> dict | None:
+    """Inheritance's placebo: the share of teacher 0's own samples the role(s) memorize against the share of the other
+    teacher seeds' own samples (the students never saw those teachers). For two roles, the difference role 0 - role 1.
+    A student that takes its teacher's private memorization shows own > other beyond the interval."""
+    if s.mem["teacher"].shape[0] < 2 or not all(s.has(r) for r in roles):
+        return None
+    own = s.own_of_teacher(0)
+    other = np.zeros(s.n, dtype=bool)
+    for j in range(1, s.mem["teacher"].shape[0]):
+        other |= s.own_of_teacher(j)
+
+    def share(mask: np.ndarray, i: np.ndarray, rng) -> float:
+        i = i[mask[i]]
+        if not i.size:
+            return float("nan")
+        v = [_seed_share(s.mem[r], i, rng).mean() for r in roles]
+        return float(v[0] - v[1]) if len(v) > 1 else float(v[0])
+
+    every = np.arange(s.n)
+    diff = lambda i, rng: share(own, i, rng) - share(other, i, rng)  # noqa: E731 - one line, used twice
+    return {"own": share(own, every, None), "other": share(other, every, None), "diff": diff(every, None),
+            "diff_ci": stats.percentile(stats.cluster_bootstrap(diff, s.clusters, n_boot, seed)),
+            "n_own": int(own.sum()), "n_other": int(other.sum()), "teacher_seeds": int(s.mem["teacher"].shape[0])}
 
 
 def _baseline_inheritance(s: Study) -> list[float]:
@@ -183,25 +267,37 @@ def f5(s: Study, n_boot: int, seed: int, margin: float = 0.05, **_) -> dict:
                verdict=stats.verdict(value, ci, +1, placebo, threshold=-margin), positives=B.shape[1])
 
 
+PAPER_FEATURES = ("log_teacher_ppl", "log_baseline_ppl", "kl_teacher_baseline", "zlib_bytes")  # the classifier's four
+
+
 def f6(s: Study, n_boot: int, seed: int, classifier: dict | None = None, **_) -> dict:
-    claim = "memorization is predictable before distillation (mean ROC-AUC; interval: 2.5–97.5 percentile of trial AUCs)"
-    rule = f"AUC > {paper.F6_AUC:g}, and the exposure-matched classifier's interval above 0.5"
+    claim = ("memorization is predictable before distillation (headline: the paper protocol's mean ROC-AUC; "
+             "interval: the spread of trial AUCs, 2.5–97.5 %, not a confidence interval)")
+    rule = (f"AUC > {paper.F6_AUC:g}, and content predicts within exposure levels: the joint likelihood-ratio test of the four "
+            "features over level fixed effects, on every sample of the student's transition levels, permutation p < 0.05")
     c = classifier or {}
     if c.get("status") != "ok":
         return missing("F6", claim, rule, c.get("message", "no classifier output"))
     paper_p = c["protocols"]["paper"]
-    auc, ci = paper_p["all"]["auc"], tuple(paper_p["all"]["ci"])
+    auc, spread = paper_p["all"]["auc"], tuple(paper_p["all"]["ci"])
+    content = None
+    if s.has("student") and all(f in s.features for f in PAPER_FEATURES):
+        content = nulls.content_test(s.features, list(PAPER_FEATURES), s.mem["student"], s.exposures, s.clusters, s.n_perm, n_boot, seed)
+    if auc <= paper.F6_AUC:
+        v = (stats.NOT_REPRODUCED if spread[1] < paper.F6_AUC else INCONCLUSIVE, f"the paper protocol's AUC {auc:.4g} is not above {paper.F6_AUC:g}")
+    elif content is None or content["status"] != "ok":
+        v = (INCONCLUSIVE, "the content test could not run (" + (content or {}).get("message", "no features") +
+             "), so exposure alone may explain the AUC")
+    else:
+        t = content["tests"]["joint"]
+        where = f"levels {content['levels']}, {content['n_samples']} samples, LR {t['lr']:.3g} on {t['df']} df, permutation p = {t['p_perm']:.3g}"
+        v = (stats.REPRODUCED, f"content predicts within exposure levels ({where})") if t["p_perm"] < 0.05 else \
+            (INCONCLUSIVE, f"exposure explains the AUC: no content effect within levels ({where})")
     matched = c["protocols"].get("exposure_matched", {})
     m_all = matched.get("all") if matched.get("status") == "ok" else None
-    explains = m_all is not None and m_all["ci"][0] <= 0.5
-    v = stats.verdict(auc, ci, +1, exposure_explains=explains, threshold=paper.F6_AUC)
-    if m_all is None and v[0] == stats.REPRODUCED:
-        # Without negatives at the positives' exposure levels nothing shows the classifier used content, not exposure.
-        v = (INCONCLUSIVE, "the exposure-matched check could not run (" + matched.get("message", "not run") +
-             "), so exposure alone may explain the AUC")
-    strata = {"exposure_matched_auc": m_all["auc"], "exposure_matched_ci": m_all["ci"]} if m_all else {}
-    return row("F6", claim, rule, auc, ci, "trial percentiles", c.get("placebo_auc"), "mean AUC with shuffled labels (permutation placebo)",
-               strata, None, v, positives=c.get("n_positives"))
+    strata = {"exposure_matched_auc": m_all["auc"], "exposure_matched_spread": m_all["ci"]} if m_all else {}
+    return row("F6", claim, rule, auc, spread, "spread of trial AUCs (not a confidence interval)", c.get("placebo_auc"),
+               "mean AUC with shuffled labels (permutation placebo)", strata, None, v, positives=c.get("n_positives"), content_test=content)
 
 
 def f7(s: Study, n_boot: int, seed: int, **_) -> dict:
@@ -225,8 +321,8 @@ def f7(s: Study, n_boot: int, seed: int, **_) -> dict:
         return 1 - stats.seed_mean(C, i, rng) / d if d else float("nan")
 
     draws = stats.cluster_bootstrap(stat, stats.Clusters.of(s.doc_ids), n_boot, seed)
-    k_c = int(C[:, kept].sum())
-    lo, hi = stats.clopper_pearson(min(k_c, k_s), k_s)
+    k_c, k_sw = float(C[:, kept].mean(0).sum()), float(S[:, kept].mean(0).sum())  # distinct samples, seed-weighted
+    lo, hi = stats.clopper_pearson(min(k_c, k_sw), max(1, round(k_sw)))
     ci, method = stats.interval(draws, (1 - hi, 1 - lo))
     b = s.mem["baseline"]
     placebo = _pairs_gap([0.0] + [1 - b[j].sum() / b[i].sum() for i, j in combinations(range(b.shape[0]), 2) if b[i].sum()]) \
@@ -244,26 +340,52 @@ def f7(s: Study, n_boot: int, seed: int, **_) -> dict:
 
 
 def f8(s: Study, n_boot: int, seed: int, **_) -> dict:
-    claim = "hard KD inherits more of the teacher-only set than soft KD (share inherited: hard − soft)"
-    rule = "difference > 0: 95 % interval above 0 and larger than the gap between baseline seeds' inheritance"
+    claim = "hard KD inherits more of the teacher-only set than soft KD (share inherited: hard − soft; samples weigh their seed shares)"
+    rule = ("difference above what the two roles' exposure curves give on the same samples: the excess over the within-level "
+            "permutation null significant (p < 0.05, interval above 0)")
     if not all(s.has(r) for r in ("teacher", "baseline", "student", "hard_student")):
         return missing("F8", claim, rule, "needs teacher, baseline, student and hard student")
     to = s.teacher_only()
     if not to.any():
         return row("F8", claim, rule, verdict=(INCONCLUSIVE, "the teacher-only set is empty"), positives=0)
     H, S = s.mem["hard_student"], s.mem["student"]
-    value = float(H[:, to].mean() - S[:, to].mean())
+    value = float(H.mean(0)[to].mean() - S.mean(0)[to].mean())
 
     def stat(i: np.ndarray, rng: np.random.Generator) -> float:
         i = i[to[i]]
-        return stats.seed_mean(H, i, rng) - stats.seed_mean(S, i, rng) if i.size else float("nan")
+        return float(_seed_share(H, i, rng).mean() - _seed_share(S, i, rng).mean()) if i.size else float("nan")
 
-    draws = stats.cluster_bootstrap(stat, stats.Clusters.of(s.doc_ids), n_boot, seed)
-    ci, method = stats.interval(draws, stats.newcombe_diff(int(H[:, to].sum()), H[:, to].size, int(S[:, to].sum()), S[:, to].size))
+    draws = stats.cluster_bootstrap(stat, s.clusters, n_boot, seed)
+    hw, sw = H.mean(0)[to].sum(), S.mean(0)[to].sum()
+    ci, method = stats.interval(draws, stats.newcombe_diff(float(hw), int(to.sum()), float(sw), int(to.sum())))
     placebo = _pairs_gap(_baseline_inheritance(s))
+    null = _null(s, ("hard_student", "student"), to, _diff_of, +1, n_boot, seed)
     strata = stats.by_stratum(s.exposures, lambda m: H[:, m & to].mean() - S[:, m & to].mean() if (m & to).any() else float("nan"))
     return row("F8", claim, rule, value, ci, method, placebo, "largest gap between two baseline seeds' inheritance (leave-one-seed-out)",
-               strata, None, stats.verdict(value, ci, +1, placebo), positives=int(to.sum()))
+               strata, null, nulls.null_verdict(null, +1), positives=int(to.sum()),
+               teacher_placebo=teacher_placebo(s, ("hard_student", "student"), n_boot, seed))
+
+
+def overlap_nulls(s: Study, n_boot: int, seed: int) -> list[dict]:
+    """Every overlap share the report shows, against the within-level permutation null (two-sided: the report calls
+    none of these a finding, so neither direction is the paper's): observed, expected under exposure, excess, p."""
+    if not all(s.has(r) for r in ("teacher", "baseline")):
+        return []
+    tb, to = s.teacher_and_baseline(), s.teacher_only()
+    cases = [("student", tb, "share of the student's set in teacher ∩ baseline (F3)"),
+             ("hard_student", tb, "share of the hard student's set in teacher ∩ baseline"),
+             ("student", to, "share of the teacher-only set the student inherits (F4)"),
+             ("hard_student", to, "share of the teacher-only set the hard student inherits")]
+    if s.has("hard_student") and s.has("student"):
+        cases.append(("student", s.mem["hard_student"].any(0), "share of the student's set the hard student also memorizes (any seed)"))
+    out = []
+    for role, label, what in cases:
+        if not s.has(role) or not label.any():
+            continue
+        stat = _share_of if label is to else _share_in
+        n = _null(s, (role,), label, stat, +1, n_boot, seed)
+        out.append({"quantity": what, **n})
+    return out
 
 
 FINDINGS: dict[str, Callable[..., dict]] = {"F1": f1, "F2": f2, "F3": f3, "F4": f4, "F5": f5, "F6": f6, "F7": f7, "F8": f8}

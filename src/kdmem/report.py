@@ -50,29 +50,48 @@ def _img(path: Path, caption: str) -> str:
     return f"<figure><img alt='{html.escape(caption)}' src='data:image/png;base64,{data}' width=480><figcaption>{html.escape(caption)}</figcaption></figure>"
 
 
-def mia_section(rows: list[dict]) -> str:
-    """Membership inference per model: one row per model, each signal's AUC [95 % CI] and TPR at 1 % FPR."""
+MIA_SETS = {"val": "validation windows drawn as D is (the primary comparison)",
+            "heldout": "windows of held-out documents (a second comparison: these differ from D in topic and make-up)"}
+
+
+def mia_section(rows: list[dict], by_level: list[dict] | None = None) -> str:
+    """Membership inference per non-member set: one row per model, each signal's AUC [95 % CI] and TPR at 1 % FPR,
+    the blind (text-only) baseline and the bases' AUC as the 0.5 check; then the loss AUC per exposure level."""
     head = "<h3>Membership inference (beyond the paper)</h3>"
     if not rows:
         return head + "<p class=na>Not run (mia.enabled is off).</p>"
-    by_model: dict[str, dict] = {}
-    for r in rows:
-        label = r["role"] + ("_cleaned" if r["data_variant"] == "cleaned" else "")
-        row = by_model.setdefault(r["model"], {"model": r["model"], "role": label})
-        row[f"{r['signal']} AUC"] = f"{r['auc']:.3f} [{r['auc_lo']:.3f}, {r['auc_hi']:.3f}]"
-        row[f"{r['signal']} TPR@FPR<1%"] = f"{r['tpr_at_1pct_fpr']:.3f} [{r['tpr_lo']:.3f}, {r['tpr_hi']:.3f}]"
-    n = rows[0]
-    where = {"heldout": "windows of held-out documents no model saw", "val": "validation windows (no held-out documents in this run)"}
-    return (head + table(list(by_model.values()), title="mia") +
-            f"<p>Members: {n['n_members']:,} training samples of D; non-members: {n['n_nonmembers']:,} "
-            f"{where.get(n.get('nonmember_split') or 'val', 'validation windows')}. "
-            "Signals (higher says member): loss (Yeom et al. 2018), zlib_loss_ratio (−loss / zlib_bytes, Carlini et al. 2021), Min-K % Prob and Min-K %++ "
-            "at k = 20 %, averaging int(k·n) tokens (Shi et al. 2024; Zhang et al. 2025), and the reference-model difference with "
-            "each model's own starting checkpoint as the reference (Carlini et al. 2021). AUC 0.5 is chance; the bases "
-            "(role base) never saw D, so their AUC is what members and non-members differ by without training (held-out "
-            "documents differ in topic from D's): read each model's AUC against its base's, not against 0.5; AUC interval: 95 % "
-            "bootstrap over members and non-members. TPR is read at FPR strictly below 1 %, with an exact interval over the members. "
-            "The question the paper's privacy motivation asks: does the student leak its training data less than the baseline?</p>")
+    parts = [head]
+    for source in [x for x in MIA_SETS if any(r.get("nonmember_split") == x for r in rows)]:
+        sub = [r for r in rows if r.get("nonmember_split") == source]
+        by_model: dict[str, dict] = {}
+        for r in sub:
+            row = by_model.setdefault(r["model"], {"model": r["model"], "role": r.get("label") or r["role"]})
+            row[f"{r['signal']} AUC"] = f"{r['auc']:.3f} [{r['auc_lo']:.3f}, {r['auc_hi']:.3f}]"
+            tpr = r.get("tpr_at_1pct_fpr")
+            row[f"{r['signal']} TPR@FPR<1%"] = "–" if tpr is None or (isinstance(tpr, float) and math.isnan(tpr)) else \
+                f"{tpr:.3f} [{r['tpr_lo']:.3f}, {r['tpr_hi']:.3f}]"
+        n = sub[0]
+        bases = [r for r in sub if r["role"] == "base" and r["signal"] == "loss"]
+        check = "; ".join(f"{r['model']} {r['auc']:.3f} [{r['auc_lo']:.3f}, {r['auc_hi']:.3f}]" +
+                          (" contains 0.5" if r["auc_lo"] <= 0.5 <= r["auc_hi"] else " <b>excludes 0.5: the two sets differ without training</b>")
+                          for r in bases)
+        blind = ", ".join(f"{r['auc']:.3f} [{r['auc_lo']:.3f}, {r['auc_hi']:.3f}]" for r in sub if r["role"] == "blind") or "–"
+        parts.append(f"<h4>Non-members: {n['n_nonmembers']:,} {html.escape(MIA_SETS[source])}; members: {n['n_members']:,} samples of D</h4>")
+        parts.append(table(list(by_model.values()), title=f"mia_{source}"))
+        parts.append(f"<p>The 0.5 check (the bases never saw D; loss signal): {check or 'bases not scored'}. "
+                     f"Blind baseline (no model: a logistic regression on zlib entropy and character shares of the text, out of fold, "
+                     f"Das et al. 2024): AUC {blind}.</p>")
+    if by_level:
+        parts.append("<h4>Loss-signal AUC per exposure level (members of that level against every validation-window non-member)</h4>")
+        parts.append(table(by_level, title="mia_by_exposure"))
+    parts.append("<p>Signals (higher says member): loss (Yeom et al. 2018), zlib_loss_ratio (−loss / zlib_bytes, Carlini et al. 2021), "
+                 "Min-K % Prob and Min-K %++ at k = 20 %, averaging int(k·n) tokens (Shi et al. 2024; Zhang et al. 2025), and the "
+                 "reference-model difference with each model's own starting checkpoint as the reference (Carlini et al. 2021). "
+                 "Non-members drawn as the members are (Duan et al. 2024): the validation windows come from the same seeded draw over "
+                 "the same documents as D, so a base scores 0.5 up to noise. AUC interval: 95 % bootstrap over members and non-members. "
+                 "TPR is read at FPR strictly below 1 %, with an exact interval over the members, and only where that admits at "
+                 "least 10 non-members (–: too few non-members to set the threshold).</p>")
+    return "\n".join(parts)
 
 
 def families_section(x: dict, fig_dir: Path) -> str:
@@ -114,12 +133,76 @@ def findings_table(findings: list[dict]) -> str:
         rows.append({"finding": f["id"], "claim": f["claim"], "measured": f["value"], "95 % interval": _interval(f["ci"]),
                      "interval method": f["ci_method"] or "–", "seed placebo": f["placebo"], "placebo is": f["placebo_what"] or "–",
                      "within exposure strata": _strata(f["strata"]),
-                     "exposure alone gives": (f"{_fmt(eo.get('expected'))} {_interval(eo.get('ci'))}" if eo else "–"),
+                     "expected under exposure": eo.get("expected"), "excess [95 %]": (f"{_fmt(eo.get('excess'))} {_interval(eo.get('excess_ci'))}"
+                                                                                 if eo else "–"),
+                     "p (exposure null)": eo.get("p"),
                      "positives": f.get("positives"), "paper": f["paper"], "verdict": f["verdict"], "why": f["why"], "rule": f["rule"]})
     t = table(rows, title="findings")
     for v, cls in (("reproduced", "ok"), ("not reproduced", "no"), ("inconclusive", "na")):
         t = t.replace(f"<td>{v}</td>", f"<td class={cls}>{v}</td>")
     return t
+
+
+def nulls_section(findings: list[dict], overlap_nulls: list[dict]) -> str:
+    """The set findings' exposure nulls, every reported overlap's, the teacher-seed placebo and F6's content test."""
+    parts = ["<h3>Against exposure alone</h3>"]
+    rows = [{"quantity": r["quantity"], "observed": r["observed"], "expected under exposure": r["expected"], "excess": r["excess"],
+             "excess 95 %": _interval(r["excess_ci"]), "null 95 % range": _interval(r["null_range"]), "p (two-sided)": r["p_two_sided"]}
+            for r in overlap_nulls]
+    parts.append(table(rows, title="overlap_nulls"))
+    parts.append("<p>Each share against a null in which exposure is all there is: the set's labels are permuted among the samples of "
+                 "the same exposure level (each sample's seeds kept together; a sample weighs the share of the role's seeds that memorize "
+                 "it), and the expected value is that null's exact mean. The excess interval is a bootstrap over documents and seeds. "
+                 "A share near 0 or 1 is what exposure gives when memorization is a sharp function of exposure: read the excess.</p>")
+    tp = [(f["id"], f.get("teacher_placebo")) for f in findings if f.get("teacher_placebo")]
+    if tp:
+        parts.append("<h4>Inheritance placebo: the teacher's own samples against another teacher seed's</h4>")
+        parts.append(table([{"finding": fid, "own teacher (seed 0)": t["own"], "other teacher seeds": t["other"], "own − other": t["diff"],
+                             "95 % interval": _interval(t["diff_ci"]), "own samples": t["n_own"], "other seeds' samples": t["n_other"]}
+                            for fid, t in tp], title="teacher_placebo"))
+        parts.append("<p>A teacher seed's own samples: memorized by it and by no other teacher seed and no baseline seed. The students "
+                     "distil from teacher 0 only, so what they take of the other seeds' own samples is what they would take without "
+                     "inheriting anything (F4: the student's share; F8: hard − soft).</p>")
+    f6 = next((f for f in findings if f["id"] == "F6"), None)
+    ct = (f6 or {}).get("content_test")
+    parts.append("<h4>F6's content test: does content predict memorization within exposure levels?</h4>")
+    if not ct or ct.get("status") != "ok":
+        parts.append(f"<p class=na>Not run: {html.escape((ct or {}).get('message', 'no classifier or features'))}.</p>")
+        return "\n".join(parts)
+    parts.append(f"<p>Every sample of the levels where the student's rate lies in 5–95 % ({', '.join(map(str, ct['levels']))}× per epoch; "
+                 f"{ct['n_samples']} samples; positives per seed {ct['positives_per_seed']}, negatives {ct['negatives_per_seed']}); "
+                 f"{ct['n_tests']} tests: the joint test decides the verdict, the drop-one tests are Holm-adjusted.</p>")
+    parts.append(table([{"feature": r["feature"], "stratified AUC": r["auc"], "95 % interval": _interval(r["auc_ci"]), "permutation p": r["p"]}
+                        for r in ct["features"]], title="content_auc"))
+    parts.append(table([{"test": k, "LR": t["lr"], "df": t["df"], "p (chi-square, seed × sample rows)": t["p_chi2"],
+                         "p (permutation within levels)": t["p_perm"], "Holm": t.get("p_holm")} for k, t in ct["tests"].items()],
+                       title="content_lr"))
+    parts.append("<p>Stratified AUC: memorized against not within one level, pooled over levels, averaged over the student's seeds (below "
+                 "0.5: a low value goes with memorized); interval: bootstrap over documents; p: the feature permuted within levels. LR: "
+                 "memorized ~ level fixed effects + the standardized features, the rows being seed × sample; the chi-square p treats "
+                 "those rows as independent, the permutation p (the tested features' rows permuted within levels) does not.</p>")
+    return "\n".join(parts)
+
+
+def gain_section(by_level: list[dict], content: list[dict]) -> str:
+    if not by_level:
+        return ""
+    parts = ["<h3>Memorization gain: the continuous measure (beyond the paper)</h3>",
+             table([{"role": r["role"], "exposures per epoch": r["n_exposures"], "samples": r["n"], "seeds": r["seeds"],
+                     "calibrated gain (nats/token)": r["gain"], "95 % interval": _interval(r["ci"])} for r in by_level], title="gain_by_level"),
+             "<p>Per sample: the suffix log-probability per token under the model minus under the base it started from, less the "
+             "model's mean of that on the validation windows (the same documents, never trained on), so the validation row is 0 by "
+             "construction and a training level's value is what training on the sample added. Interval: bootstrap over documents "
+             "and seeds. Exact match is blind below the exposure a model needs to reproduce a suffix; this measure is not.</p>"]
+    if content:
+        parts.append("<h4>Content on the once-seen samples: does a feature move the gain more where the model trained?</h4>")
+        parts.append(table([{"role": r["role"], "feature": r["feature"], "slope, trained": r["slope_trained"], "slope, untrained": r["slope_untrained"],
+                             "difference": r["difference"], "95 % interval": _interval(r["ci"]), "p": r["p"]} for r in content],
+                           title="gain_content"))
+        parts.append("<p>Slope of the gain on the standardized feature among the once-seen training windows and among the validation "
+                     "windows; their difference is the feature's effect on memorization net of its effect on any fine-tune's gain. "
+                     "Interval and two-sided p: bootstrap over documents (a document brings both its kinds of window) and seeds.</p>")
+    return "\n".join(parts)
 
 
 def classifier_section(c: dict) -> str:
@@ -157,7 +240,8 @@ def classifier_section(c: dict) -> str:
 def exposure_section(expo: dict) -> str:
     rows = [{"role": role, "slope (per log exposure)": c.get("slope"), "E50 (exposures per epoch)": c.get("e50"),
              "E50 95 % interval": _interval(c.get("e50_ci")),
-             "rate by exposure": "; ".join(f"{p['n_exposures']}×: {p['memorized']}/{p['n']}" for p in c["points"])} for role, c in expo.items()]
+             "rate by exposure": "; ".join(f"{p['n_exposures']}×: {p['memorized']}/{p.get('seeds', 1)}×{p['n']}" for p in c["points"])}
+            for role, c in expo.items()]
     return ("<h3>Exposure-response</h3>" + table(rows, title="exposure_response") +
             "<p>Per role, a logistic fit of memorized on log(exposures per epoch), every seed pooled; E50 is the exposure at which half "
             "the samples are memorized (bootstrap over documents). Roles compared on the same samples share their exposure distribution, "
@@ -199,9 +283,11 @@ def render(result: dict, fig_dir: str | Path, out: str | Path, roc: dict[tuple[s
              "<h1>kdmem: memorization in knowledge distillation</h1>",
              "<p>Reproduction of Borkar et al. (2026), arXiv 2601.15394, on the configured study. Paper values are Pythia-12B → 1.4B "
              "on FineWeb unless noted. Rates are exact discoverable memorization on every training sample. Each finding carries an "
-             "interval, a seed placebo (the same statistic between two baseline seeds) and its value within exposure strata; it is "
-             "<b>reproduced</b> only if its interval lies on the paper's side, beyond the placebo, and beyond what exposure alone gives, "
-             "<b>not reproduced</b> if the interval lies on the other side, and <b>inconclusive</b> otherwise.</p>"]
+             "interval, a seed placebo (the same statistic between two seeds of one role) and its value within exposure strata; it is "
+             "<b>reproduced</b> only if its interval lies on the paper's side, beyond the placebo, and beyond what exposure alone gives "
+             "(for a set finding: the excess over a permutation null within exposure levels significant in the paper's direction), "
+             "<b>not reproduced</b> if the interval lies on the other side, and <b>inconclusive</b> otherwise. Proportions count "
+             "distinct samples (a sample weighs the share of a role's seeds that memorize it), never seed × sample pairs.</p>"]
     for p in result["pairs"]:
         fam, ds = p["family"], p["dataset"]
         tag = f"{fam}-{ds}"
@@ -231,6 +317,8 @@ def render(result: dict, fig_dir: str | Path, out: str | Path, roc: dict[tuple[s
                      "suffix comes out at least once in n sampled continuations with probability ≥ p (Hayes et al. 2024; "
                      "<code>memorization.extraction</code>).</p>")
         parts.append(exposure_section(p.get("exposure") or {}))
+        parts.append(nulls_section(p["findings"], p.get("overlap_nulls") or []))
+        parts.append(gain_section(p.get("gain_by_level") or [], p.get("gain_once_seen_content") or []))
         parts.append(power_section(p.get("power") or []))
         parts.append("<h3>Overlaps and inheritance</h3>")
         ov = p["overlaps"]
@@ -242,7 +330,7 @@ def render(result: dict, fig_dir: str | Path, out: str | Path, roc: dict[tuple[s
         parts.append("<p>Paper: teacher low entropy / high log-prob; baseline high entropy and high log-prob; student high entropy, low log-prob.</p>")
         parts.append(classifier_section(p["classifier"]))
         parts.append(removal_section(p["removal"]))
-        parts.append(mia_section(p.get("mia") or []))
+        parts.append(mia_section(p.get("mia") or [], p.get("mia_by_exposure")))
         for by, key in SWEEPS.items():
             rows = p.get("sweeps", {}).get(by) or []
             if len(rows) > 1:

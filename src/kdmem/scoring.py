@@ -34,6 +34,9 @@ Columns (one row per sample_id):
                  token falls outside the top k. Teacher forcing gives it, because a sampled path that
                  emits the suffix conditions on exactly the true prefix at every step (as for `exact`).
   extractable    (n, p)-discoverably extractable (Hayes et al. 2024): 1 - (1 - P)^n >= p, P = exp(extract_logprob)
+  extractable_full  the same at T = 1 over the full vocabulary, P = exp(suffix_logprob_sum): no truncation, so a true
+                 token outside the top k does not make it impossible (top-k truncation makes extract_logprob -inf on
+                 most samples a small model has seen once)
 """
 
 from __future__ import annotations
@@ -53,7 +56,7 @@ log = logging.getLogger(__name__)
 SCORE_SCHEMA = {"sample_id": pl.String, "exact": pl.Boolean, "exact_gen": pl.Boolean, "frac": pl.Float64, "tf_acc": pl.Float64,
                 "suffix_logprob_sum": pl.Float64, "suffix_logprob_mean": pl.Float64, "ppl": pl.Float64, "entropy": pl.Float64,
                 "zlib_bytes": pl.Int64, "kl_to_teacher": pl.Float64, "extract_logprob": pl.Float64, "extractable": pl.Boolean,
-                "n_exposures": pl.Int32}
+                "n_exposures": pl.Int32, "extractable_full": pl.Boolean}
 
 
 def extraction_threshold(n: int, p: float) -> float:
@@ -157,6 +160,7 @@ def score_samples(
             "extract_logprob": pl.Series(cols["extract"], dtype=pl.Float64),
             "extractable": pl.Series([v >= math.log(extraction_threshold(ex["n"], ex["p"])) for v in cols["extract"]], dtype=pl.Boolean),
             "n_exposures": samples["n_exposures"] if "n_exposures" in samples.columns else pl.Series([1] * samples.height, dtype=pl.Int32),
+            "extractable_full": pl.Series([v >= math.log(extraction_threshold(ex["n"], ex["p"])) for v in cols["lp_sum"]], dtype=pl.Boolean),
         }
     )
 

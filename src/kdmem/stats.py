@@ -1,6 +1,8 @@
 """Intervals and verdicts for the findings (docs/protocol.md "Statistics").
 
 Why these and not a plain percentile bootstrap over samples:
+- A proportion counts distinct samples: a sample memorized by k of a role's s seeds weighs k / s, and n samples
+  are n trials (sample_ci), never seeds x n. Its exact fallback is Clopper-Pearson on those weights.
 - A proportion k / n gets an exact Clopper-Pearson interval. It is never of zero width on a finite
   sample (0 / n has an upper bound above 0), where a bootstrap of 0 / n or n / n collapses to a point.
 - Samples cut from one document are not independent (they share a topic, a style, an author), and a
@@ -24,8 +26,9 @@ from scipy.stats import beta
 REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE = "reproduced", "not reproduced", "inconclusive"
 
 
-def clopper_pearson(k: int, n: int, alpha: float = 0.05) -> tuple[float, float]:
-    """Exact binomial interval for k successes in n trials (0/n and n/n included)."""
+def clopper_pearson(k: float, n: int, alpha: float = 0.05) -> tuple[float, float]:
+    """Exact binomial interval for k successes in n trials (0/n and n/n included). k may be fractional: the summed
+    seed shares of n distinct samples (sample_ci)."""
     if n <= 0:
         return (float("nan"), float("nan"))
     lo = 0.0 if k == 0 else float(beta.ppf(alpha / 2, k, n - k + 1))
@@ -118,23 +121,10 @@ def verdict(value: float | None, ci: tuple[float, float] | None, direction: int,
     return (REPRODUCED, "interval on the paper's side") if agrees else (NOT_REPRODUCED, "interval on the other side")
 
 
-def exposure_only_share(target: np.ndarray, within: np.ndarray, strata: np.ndarray, n_boot: int, seed: int) -> tuple[float, tuple[float, float]]:
-    """Expected share of `target`'s members that fall in `within` if, given the exposure stratum, membership in
-    the two sets were independent: sum over strata of |target_s| * P(within | s), over |target|. An observed
-    share inside this expectation's interval is what exposure alone produces. Interval: bootstrap of samples
-    within strata."""
-    def one(t: np.ndarray, w: np.ndarray, s: np.ndarray) -> float:
-        if not t.sum():
-            return float("nan")
-        return float(sum(t[s == v].sum() * w[s == v].mean() for v in np.unique(s[t])) / t.sum())
-
-    value = one(target, within, strata)
-    rng = np.random.default_rng(seed)
-    draws = []
-    for _ in range(n_boot):
-        i = np.concatenate([rng.choice(np.flatnonzero(strata == v), (strata == v).sum()) for v in np.unique(strata)])
-        draws.append(one(target[i], within[i], strata[i]))
-    return value, percentile(np.asarray(draws))
+def sample_ci(M: np.ndarray, alpha: float = 0.05) -> tuple[float, float]:
+    """Exact interval for a rate over distinct samples: M (seeds, n) bool; a sample memorized by k of the s seeds
+    weighs k / s, so n samples are n trials whatever the number of seeds (never seeds x n)."""
+    return clopper_pearson(float(M.mean(0).sum()), M.shape[1], alpha)
 
 
 def by_stratum(strata: np.ndarray, fn: Callable[[np.ndarray], float]) -> dict[int, float]:

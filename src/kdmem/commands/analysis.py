@@ -62,6 +62,7 @@ def build_db(args: argparse.Namespace) -> None:
         coefficients=args.coefficients or [], predictions=args.predictions or [], bases=args.bases or [],
         mia=args.mia or [], mia_scores=args.mia_scores or [],
         primary={"models": args.primary or []}, run=record(cfg),
+        near_copy=(cfg["memorization"]["prefix_len"], cfg["memorization"]["suffix_len"], cfg["analysis"]["near_copy_n"]),
     )
 
 
