@@ -62,9 +62,7 @@ use rule distill_soft as distill_cleaned with:
 
 rule mia:
     input:
-        tokenizer_input,
-        bases_needed(Size.SMALL, Size.LARGE),
-        models=lambda w: [L.model(w.family, w.dataset, m) for m in model_names(w.family)],
+        scores=mia_scores_inputs,
         train=L.samples(split="train"),
         val=L.samples(split="val"),
         heldout=L.samples(split="heldout"),
@@ -73,22 +71,18 @@ rule mia:
         scores=L.mia_scores(),
     params:
         cfg=sliced("mia", family="family"),
-        reference=base_path(Size.SMALL),
-        reference_large=base_path(Size.LARGE),
-        tokenizer=tokenizer_of,
     log:
         L.log("mia", "{family}", "{dataset}"),
     benchmark:
         L.benchmark("mia", "{family}", "{dataset}")
     threads: 1
     resources:
-        **job(mem_mb=6000, runtime=240),
+        **job(mem_mb=4000, runtime=60),
     conda:
         ENV
     shell:
         "kdmem mia --config-json {params.cfg:q} --family {wildcards.family} --dataset {wildcards.dataset}"
-        " --tokenizer {params.tokenizer} --models {input.models} --reference {params.reference}"
-        " --reference-large {params.reference_large} --train {input.train} --val {input.val} --heldout {input.heldout}"
+        " --scores {input.scores} --train {input.train} --val {input.val} --heldout {input.heldout}"
         " --out {output.mia} --out-scores {output.scores} --log {log}"
 
 

@@ -9,7 +9,7 @@ from kdmem import config as kconfig
 from kdmem import rulecfg
 from kdmem.errors import KdmemError
 from kdmem.layout import CLEANED, KD_TAG, SIZE_OF_ROLE, SPLITS, Layout, model_name, parse_kd_tag, size_of_model
-from kdmem.vocab import CacheKind, Role, Size, alternation
+from kdmem.vocab import CacheKind, DataVariant, Role, Size, alternation
 
 try:
     CFG = kconfig.validate(config)
@@ -178,11 +178,14 @@ def model_names(family):
         names += [model_name("hard_student", s) for s in HARD_SEEDS]
     if CFG["removal"]["enabled"]:
         names.append(model_name("student", SOFT_SEEDS[0], T0, cleaned=True, loss=LOSS0))
+    if CFG["finetune"]["once_seen_baseline"]:
+        names.append(ONCE_BASELINE)
     return names
 
 
 # ---- analysis ------------------------------------------------------------------------------
 PRIMARY_BASELINE = model_name("baseline", CFG["baseline_seeds"][0])
+ONCE_BASELINE = model_name("baseline", CFG["baseline_seeds"][0], variant=DataVariant.ONCE)  # the near-copy-free control
 PRIMARY_STUDENT = model_name("student", SOFT_SEEDS[0], T0, loss=LOSS0)
 PRIMARY = [TEACHER, PRIMARY_BASELINE, PRIMARY_STUDENT, model_name("hard_student", HARD_SEEDS[0]),
            model_name("student", SOFT_SEEDS[0], T0, cleaned=True, loss=LOSS0)]
@@ -206,6 +209,12 @@ def db_inputs():
         "mia": per_pair(L.mia) if CFG["mia"]["enabled"] else [],
         "mia_scores": per_pair(L.mia_scores) if CFG["mia"]["enabled"] else [],
     }
+
+
+def mia_scores_inputs(w):
+    """Membership inference reads every model's and both bases' scores on every split: no model runs again."""
+    models = model_names(w.family) + [f"base-{size}" for size in Size]
+    return [L.scores(w.family, w.dataset, m, s) for m in models for s in SPLITS]
 
 
 def all_targets():

@@ -71,19 +71,25 @@ def test_perfect_separation_keeps_an_exact_tpr_interval():
     assert few["tpr_at_1pct_fpr"] is None and few["tpr_lo"] is None  # 30 non-members cannot set a 1 % threshold
 
 
-def test_token_stats_equal_torch_distributions():
+def test_the_scoring_pass_gives_the_signals_torch_distributions_give():
+    """Membership inference reads its signals from the scores: min_k and min_k_pp from kdmem.scoring's one pass equal
+    mia.signals over torch's own distributions (log p of each token, mean and spread of log p under the model)."""
+    from kdmem.scoring import score_samples
+
     model = build_scratch({"hidden_size": 16, "num_layers": 1, "num_heads": 2}, 50, 16, 0, 0).eval()
     x = torch.randint(0, 50, (3, 9), generator=torch.Generator().manual_seed(0))
-    samples = pl.DataFrame({"input_ids": x.tolist()})
-    got = mia.token_stats(model, pick_device("cpu"), samples, 50, batch_size=2)
+    samples = pl.DataFrame({"sample_id": ["a", "b", "c"], "input_ids": x.tolist(), "zlib_bytes": [20, 30, 40]},
+                           schema_overrides={"input_ids": pl.List(pl.Int32)})
+    sc = score_samples(model, None, pick_device("cpu"), samples, 50, 4, 4, batch_size=2, frac=False, min_k=0.3)
     with torch.no_grad():
         dist = torch.distributions.Categorical(logits=model(input_ids=x).logits[:, :-1, :50])
-    lp = dist.log_prob(x[:, 1:]).numpy()
     logp_all = torch.log_softmax(dist.logits, -1)
     var = (dist.probs * (logp_all + dist.entropy().unsqueeze(-1)) ** 2).sum(-1)
-    np.testing.assert_allclose(got["logp"], lp, rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(got["mu"], -dist.entropy().numpy(), rtol=1e-5, atol=1e-6)  # E[log p] = -entropy
-    np.testing.assert_allclose(got["sigma"], var.sqrt().numpy(), rtol=1e-4, atol=1e-6)
+    want = mia.signals({"logp": dist.log_prob(x[:, 1:]).double().numpy(), "mu": -dist.entropy().double().numpy(),
+                        "sigma": var.sqrt().double().numpy()}, np.array([20.0, 30.0, 40.0]), np.zeros(3), k=0.3)
+    got = mia.signals_from_scores(sc, np.zeros(3))
+    for name in mia.SIGNALS:
+        np.testing.assert_allclose(got[name], want[name], rtol=1e-5, atol=1e-5, err_msg=name)
 
 
 def test_members_are_all_of_d_or_a_seeded_sample():

@@ -20,7 +20,7 @@ from . import longrun
 from .conftest import MICRO, write_cfg
 
 MODELS = ["pretrain", "finetune", "evaluate_bases", "cache_logits", "generate_hard", "distill_soft", "distill_hard", "distill_cleaned", "score",
-          "score_base", "mia"]
+          "score_base"]  # mia reads the scores: it runs no model
 TRAINING = ["pretrain", "finetune", "distill_soft", "distill_hard", "distill_cleaned"]
 R = "results/tiny"
 CASES = {
@@ -44,13 +44,16 @@ CASES = {
     "distill.hard.prefix_len": (15, ["generate_hard"]),
     "distill.hard.batch_size": (8, ["generate_hard"]),
     "distill.hard.optim.lr": (2.0e-3, ["distill_hard"]),
-    "memorization.batch_size": (16, ["cache_logits", "cache_logits_full", "score", "score_base", "mia"]),
+    "memorization.batch_size": (16, ["cache_logits", "cache_logits_full", "score", "score_base"]),
+    "memorization.prefix_len": (15, ["score", "score_base", "build_db"]),  # build_db: the near-copy count's suffix
     "memorization.frac": (False, ["score", "score_base"]),
     "memorization.extraction.top_k": (20, ["score", "score_base"]),
     "classifier.trials": (6, ["classify"]),
     "analysis.bootstrap": (60, ["analyze"]),
     "analysis.utility_margin": (0.1, ["analyze"]),
-    "mia.k": (0.3, ["mia"]),
+    "mia.k": (0.3, ["score", "score_base"]),  # Min-K % is computed in the scoring pass
+    "analysis.permutations": (150, ["analyze"]),
+    "analysis.near_copy_n": (6, ["build_db", "analyze"]),
     "mia.bootstrap": (20, ["mia"]),
 }
 
@@ -104,6 +107,17 @@ def test_a_dag_shape_key_adds_jobs_and_reruns_no_other(micro_run):
     jobs = _dry(work, {**MICRO, "baseline_seeds": [0, 1, 2]}, "seeds")
     trained = [j for j in jobs if j.startswith(("tokenizer", "prepare", "pretrain", "finetune", "distill", "cache", "generate"))]
     assert len(trained) == 1 and trained[0].startswith("finetune") and "seed=2" in trained[0], trained
+
+
+@pytest.mark.slow
+def test_teacher_seeds_add_their_teachers_and_rerun_no_other_model(micro_run):
+    """finetune.teacher_seeds shapes the DAG: a second teacher adds its own fine-tune (and its scores), and no other
+    trained model reruns: the students distil from the first teacher."""
+    work, _ = micro_run
+    jobs = _dry(work, _set(MICRO, "finetune.teacher_seeds", [0, 1]), "teacher-seeds")
+    trained = [j for j in jobs if j.startswith(("tokenizer", "prepare", "pretrain", "finetune", "distill", "cache", "generate"))]
+    assert trained == ["finetune family=tiny, dataset=wiki, role=teacher, seed=1"], trained
+    assert "score family=tiny, dataset=wiki, model=teacher-s1" in jobs
 
 
 @pytest.mark.slow

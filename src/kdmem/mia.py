@@ -7,7 +7,8 @@ of them is code, are a second comparison, labelled as such. Two checks sit besid
 which never saw D, must score AUC 0.5 (their interval is the check), and a model-free ("blind") classifier
 on the text alone (zlib entropy and character shares, Das et al. 2024) shows what the text by itself separates.
 
-Per sample, five signals, each oriented so that a higher value says "member":
+Per sample, five signals, each oriented so that a higher value says "member", all read from the scoring pass
+(kdmem.scoring stores ppl, zlib_bytes, min_k and min_k_pp per sample), so membership inference runs no model:
   loss        -L, L = mean negative log-likelihood of the sample's tokens (Yeom et al. 2018)
   zlib_loss_ratio  -L / zlib_bytes, the sample's zlib entropy (Carlini et al. 2021's "zlib" attack)
   min_k       mean log p of the k % least likely tokens (Min-K % Prob, Shi et al. 2024)
@@ -35,45 +36,34 @@ MIN_FALSE_POSITIVES = 10
 BLIND_MODEL, BLIND_SIGNAL = "blind", "text_features"
 
 
-def token_stats(model, dev, samples: pl.DataFrame, vocab: int, batch_size: int = 64) -> dict[str, np.ndarray]:
-    """Per sample and predicted position (L - 1 of them): log p of the true token, and the mean and
-    standard deviation of log p over the model's own next-token distribution."""
-    import torch
-
-    model.to(dev.device).eval()
-    out: dict[str, list] = {"logp": [], "mu": [], "sigma": []}
-    for s in range(0, samples.height, batch_size):
-        x = torch.tensor(samples["input_ids"].slice(s, batch_size).to_list(), device=dev.device)
-        with torch.inference_mode():
-            with dev.autocast():
-                logits = model(input_ids=x).logits[:, :-1, :vocab]
-            logp = torch.log_softmax(logits.float(), dim=-1)  # (B, L-1, V)
-            p = logp.exp()
-            mu = (p * logp).sum(-1)
-            var = (p * (logp - mu.unsqueeze(-1)) ** 2).sum(-1)
-            out["logp"].append(logp.gather(-1, x[:, 1:].unsqueeze(-1)).squeeze(-1).cpu().numpy())
-            out["mu"].append(mu.cpu().numpy())
-            out["sigma"].append(var.clamp_min(0).sqrt().cpu().numpy())
-    return {k: np.concatenate(v).astype(np.float64) for k, v in out.items()}
-
-
-def _lowest_mean(values: np.ndarray, k: float) -> np.ndarray:
+def lowest_mean(values: np.ndarray, k: float) -> np.ndarray:
     """Mean of the int(k * n) smallest values of each row (at least one), the Min-K % papers' and mimir's count."""
     n = max(1, int(k * values.shape[1]))
     return np.sort(values, axis=1)[:, :n].mean(axis=1)
 
 
 def signals(stats: dict[str, np.ndarray], zlib_bytes: np.ndarray, ref_loss: np.ndarray, k: float) -> dict[str, np.ndarray]:
-    """The five per-sample signals (higher = member) from a model's token statistics."""
+    """The five per-sample signals (higher = member) from a model's token statistics: per sample and predicted
+    position, log p of the true token (logp), and the mean (mu) and standard deviation (sigma) of log p under the
+    model's own next-token distribution. kdmem.scoring computes min_k and min_k_pp this way in its pass."""
     loss = -stats["logp"].mean(axis=1)
     z = (stats["logp"] - stats["mu"]) / np.maximum(stats["sigma"], 1e-12)
     return {
         "loss": -loss,
         "zlib_loss_ratio": -loss / zlib_bytes,
-        "min_k": _lowest_mean(stats["logp"], k),
-        "min_k_pp": _lowest_mean(z, k),
+        "min_k": lowest_mean(stats["logp"], k),
+        "min_k_pp": lowest_mean(z, k),
         "reference": ref_loss - loss,
     }
+
+
+def signals_from_scores(scores: pl.DataFrame, ref_loss: np.ndarray) -> dict[str, np.ndarray]:
+    """The same five signals from a scores table (kdmem.scoring): loss = ln ppl, the mean NLL over the sample's L - 1
+    predicted tokens; min_k and min_k_pp as scoring computed them; ref_loss the reference model's loss, row for row.
+    No model runs: the scoring pass already made every number."""
+    loss = np.log(scores["ppl"].to_numpy())
+    return {"loss": -loss, "zlib_loss_ratio": -loss / scores["zlib_bytes"].to_numpy().astype(float),
+            "min_k": scores["min_k"].to_numpy(), "min_k_pp": scores["min_k_pp"].to_numpy(), "reference": ref_loss - loss}
 
 
 def tpr_at_fpr(labels: np.ndarray, scores: np.ndarray, fpr: float = 0.01, min_false_positives: int = MIN_FALSE_POSITIVES) -> float | None:

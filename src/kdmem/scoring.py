@@ -34,6 +34,8 @@ Columns (one row per sample_id):
                  token falls outside the top k. Teacher forcing gives it, because a sampled path that
                  emits the suffix conditions on exactly the true prefix at every step (as for `exact`).
   extractable    (n, p)-discoverably extractable (Hayes et al. 2024): 1 - (1 - P)^n >= p, P = exp(extract_logprob)
+  min_k, min_k_pp  membership-inference signals from the same pass (kdmem.mia: Min-K % Prob and Min-K %++ at
+                 k = mia.k over the sample's L - 1 predicted tokens), so membership inference runs no model
   extractable_full  the same at T = 1 over the full vocabulary, P = exp(suffix_logprob_sum): no truncation, so a true
                  token outside the top k does not make it impossible (top-k truncation makes extract_logprob -inf on
                  most samples a small model has seen once)
@@ -56,7 +58,8 @@ log = logging.getLogger(__name__)
 SCORE_SCHEMA = {"sample_id": pl.String, "exact": pl.Boolean, "exact_gen": pl.Boolean, "frac": pl.Float64, "tf_acc": pl.Float64,
                 "suffix_logprob_sum": pl.Float64, "suffix_logprob_mean": pl.Float64, "ppl": pl.Float64, "entropy": pl.Float64,
                 "zlib_bytes": pl.Int64, "kl_to_teacher": pl.Float64, "extract_logprob": pl.Float64, "extractable": pl.Boolean,
-                "n_exposures": pl.Int32, "extractable_full": pl.Boolean}
+                "n_exposures": pl.Int32, "extractable_full": pl.Boolean,
+                "min_k": pl.Float64, "min_k_pp": pl.Float64}
 
 
 def extraction_threshold(n: int, p: float) -> float:
@@ -79,7 +82,7 @@ def truncated_logprob(logits, targets, top_k: int, temperature: float):
 
 def score_samples(
     model, tok, dev, samples: pl.DataFrame, vocab: int, prefix_len: int, suffix_len: int,
-    batch_size: int = 64, frac: bool = True, cache=None, extraction: dict | None = None,
+    batch_size: int = 64, frac: bool = True, cache=None, extraction: dict | None = None, min_k: float = 0.2,
 ) -> pl.DataFrame:
     """Score every sample; stream in batches, never holding more than one batch of logits."""
     # torch here, not at the top: the classifier reads scores through this module without a model.
@@ -88,6 +91,7 @@ def score_samples(
 
     from kdmem.generate import greedy_continue
     from kdmem.kd import bucket_kl
+    from kdmem.mia import lowest_mean
 
     if samples.height == 0:  # an empty split (no held-out documents asked for) scores to an empty table
         return pl.DataFrame(schema=SCORE_SCHEMA)
@@ -100,7 +104,7 @@ def score_samples(
     P, S = prefix_len, suffix_len
     model.to(dev.device).eval()
     ex = {"top_k": 40, "temperature": 1.0, "n": 100, "p": 0.9, **(extraction or {})}
-    cols: dict[str, list] = {k: [] for k in ("exact", "exact_gen", "frac", "tf_acc", "lp_sum", "lp_mean", "ppl", "entropy", "kl", "extract")}
+    cols: dict[str, list] = {k: [] for k in ("exact", "exact_gen", "frac", "tf_acc", "lp_sum", "lp_mean", "ppl", "entropy", "kl", "extract", "min_k", "min_k_pp")}
     rows = cache.rows(samples["sample_id"].to_list()) if cache is not None else None
     for s in tqdm(range(0, samples.height, batch_size), desc="score", mininterval=5):
         x = torch.tensor(samples["input_ids"].slice(s, batch_size).to_list(), device=dev.device)  # (B, L)
@@ -121,9 +125,18 @@ def score_samples(
             cols["tf_acc"] += hit.float().mean(-1).tolist()
             cols["lp_sum"] += tok_lp[:, sl].sum(-1).tolist()
             cols["lp_mean"] += tok_lp[:, sl].mean(-1).tolist()
-            cols["ppl"] += torch.exp(-tok_lp.mean(-1)).tolist()
+            cols["ppl"] += torch.exp(-tok_lp.double().mean(-1)).tolist()  # float64: the MIA loss signal is ln(ppl)
             cols["entropy"] += ent.tolist()
             cols["extract"] += truncated_logprob(logits[:, sl], tgt[:, sl], ex["top_k"], ex["temperature"]).sum(-1).tolist()
+            # Min-K %++ needs the mean and spread of log p under the model's own distribution at every position.
+            lsm = torch.log_softmax(logits, dim=-1)  # (B, L-1, V)
+            mu = (lsm.exp() * lsm).sum(-1)  # (B, L-1)
+            sigma = (lsm.exp() * (lsm - mu.unsqueeze(-1)) ** 2).sum(-1).clamp_min(0).sqrt()
+            lp_np = lsm.gather(-1, tgt.unsqueeze(-1)).squeeze(-1).double().cpu().numpy()
+            del lsm
+            z = (lp_np - mu.double().cpu().numpy()) / sigma.double().cpu().numpy().clip(1e-12)
+            cols["min_k"] += lowest_mean(lp_np, min_k).tolist()
+            cols["min_k_pp"] += lowest_mean(z, min_k).tolist()
             if cache is not None:
                 t = cache.get(rows[s : s + x.shape[0]])
                 b, n1, k = t["t_ids"].shape
@@ -161,6 +174,8 @@ def score_samples(
             "extractable": pl.Series([v >= math.log(extraction_threshold(ex["n"], ex["p"])) for v in cols["extract"]], dtype=pl.Boolean),
             "n_exposures": samples["n_exposures"] if "n_exposures" in samples.columns else pl.Series([1] * samples.height, dtype=pl.Int32),
             "extractable_full": pl.Series([v >= math.log(extraction_threshold(ex["n"], ex["p"])) for v in cols["lp_sum"]], dtype=pl.Boolean),
+            "min_k": pl.Series(cols["min_k"], dtype=pl.Float64),
+            "min_k_pp": pl.Series(cols["min_k_pp"], dtype=pl.Float64),
         }
     )
 
