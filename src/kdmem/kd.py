@@ -141,6 +141,29 @@ def dense_kd_sum(
     return total
 
 
+def full_forward_kl_sum(
+    student_logits: torch.Tensor,  # (N, V) raw student logits
+    t_logp: torch.Tensor,  # (N, V) the teacher's log-probs at T, as a full cache holds them (float16 read as float32)
+    temperature: float,
+    chunk: int = 1024,
+) -> torch.Tensor:
+    """Sum over rows of KL(p || q) with p the teacher's full distribution at T and q = softmax(z / T): the value and
+    gradient of dense_kd_sum(student, T * t_logp, T) for the forward KL, in fewer passes over (N, V). With sum p = 1,
+    KL = sum p log p - sum p z / T + logsumexp(z / T): the teacher's terms need no gradient, and the student's need
+    neither its log_softmax nor its probabilities materialised (autograd's logsumexp gives the softmax once, in the
+    backward). The teacher's float16 log-probs are renormalised first, as log_softmax does in the dense form."""
+    total = student_logits.new_zeros((), dtype=torch.float32)
+    for s in range(0, student_logits.shape[0], chunk):
+        z = student_logits[s : s + chunk].float() / temperature  # (c, V)
+        with torch.no_grad():
+            lp = t_logp[s : s + chunk].float()
+            lp = lp - torch.logsumexp(lp, dim=-1, keepdim=True)
+            p = lp.exp()
+            plogp = torch.where(p > 0, p * lp, torch.zeros_like(p)).sum()
+        total = total + plogp - (p * z).sum() + torch.logsumexp(z, dim=-1).sum()
+    return total
+
+
 def teacher_topk(teacher_logits: torch.Tensor, temperature: float, k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(N, V) logits -> top-k ids, their log-probs at T, and the tail mass at T."""
     logp = F.log_softmax(teacher_logits.float() / temperature, dim=-1)

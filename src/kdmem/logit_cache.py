@@ -218,7 +218,8 @@ class CacheReader:
         if self.kind == "sampled":
             return self._get_sampled(where)
         if self.kind == "full":
-            return {"t_full_logp": torch.from_numpy(np.stack([a["logp"][i] for a, i in where]).astype(np.float32))}
+            # float16 -> float32 in torch: one vectorised pass, faster than numpy's astype on this path (benchmarks/bench_kd_step.py)
+            return {"t_full_logp": torch.from_numpy(np.stack([a["logp"][i] for a, i in where])).float()}
         return {
             "t_ids": torch.from_numpy(np.stack([a["topk_ids"][i] for a, i in where]).astype(np.int64)),
             "t_logp": torch.from_numpy(np.stack([a["topk_logp"][i] for a, i in where]).astype(np.float32)),

@@ -27,7 +27,7 @@ from transformers import Trainer, TrainerCallback, TrainingArguments
 from kdmem.args import KDArgs, OptimArgs
 from kdmem.errors import KdmemError
 from kdmem.io import atomic_path, write_json
-from kdmem.kd import dense_kd_sum, sampled_kd_sum, topk_kd_sum
+from kdmem.kd import dense_kd_sum, full_forward_kl_sum, sampled_kd_sum, topk_kd_sum
 from kdmem.launch import world_size
 from kdmem.models import Device, evaluate_loss, fingerprint, n_params
 
@@ -112,7 +112,10 @@ def batch_loss(logits: torch.Tensor, x: torch.Tensor, mode: str, kd: KDArgs | No
     if mode == "ce":
         return loss
     t, kind, beta, chunk = kd.temperature, kd.loss, kd.jsd_beta, kd.kl_chunk
-    if mode == "cache" and "t_full_logp" in teacher:
+    if mode == "cache" and "t_full_logp" in teacher and kind == "forward_kl":
+        # The paper's loss from the full cache: the dense loss's value and gradient in fewer passes (kd.full_forward_kl_sum).
+        div = full_forward_kl_sum(flat, teacher["t_full_logp"].reshape(n, vocab), t, chunk)
+    elif mode == "cache" and "t_full_logp" in teacher:
         # log_softmax(T * logp_T / T) renormalises the float16 log-probs: the exact dense loss.
         div = dense_kd_sum(flat, teacher["t_full_logp"].reshape(n, vocab) * t, t, kind, beta, chunk)
     elif mode == "cache" and "t_draw_ids" in teacher:  # sampled cache: forward KL only (config checks)
