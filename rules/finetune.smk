@@ -14,6 +14,8 @@ rule finetune:
         base=lambda w: base_of(w.family, SIZE_OF_ROLE[w.role]),
         tokenizer=tokenizer_of,
         ckpt=L.checkpoints(model=model_name("{role}", "{seed}")),
+        role="{role}",
+        variant="",
     log:
         L.log("finetune-{role}-s{seed}", "{family}", "{dataset}"),
     benchmark:
@@ -25,8 +27,30 @@ rule finetune:
         ENV
     shell:
         "kdmem finetune --config-json {params.cfg:q} --family {wildcards.family} --dataset {wildcards.dataset}"
-        " --role {wildcards.role} --seed {wildcards.seed} --base {params.base} --tokenizer {params.tokenizer}"
+        " --role {params.role} {params.variant} --seed {wildcards.seed} --base {params.base} --tokenizer {params.tokenizer}"
         " --train {input.train} --val {input.val} --out {output} --ckpt {params.ckpt} --nproc {resources.gpu} --log {log}"
+
+
+# The control baseline (finetune.once_seen_baseline): the first baseline seed on D's once-seen samples alone.
+use rule finetune as finetune_once with:
+    input:
+        tokenizer_input,
+        bases_needed(Size.SMALL),
+        train=L.samples(split="train"),
+        val=L.samples(split="val"),
+    output:
+        directory(L.model(model=model_name("baseline", "{seed}", variant=DataVariant.ONCE))),
+    params:
+        cfg=sliced("finetune", family="family", fixed={"role": Role.BASELINE.value}),
+        base=base_path(Size.SMALL),
+        tokenizer=tokenizer_of,
+        ckpt=L.checkpoints(model=model_name("baseline", "{seed}", variant=DataVariant.ONCE)),
+        role=Role.BASELINE.value,
+        variant="--once-seen",
+    log:
+        L.log("finetune-baseline-s{seed}-once", "{family}", "{dataset}"),
+    benchmark:
+        L.benchmark("finetune-baseline-s{seed}-once", "{family}", "{dataset}")
 
 
 rule evaluate_bases:

@@ -36,12 +36,20 @@ def test_model_names_round_trip(args, name):
     assert model_name(*args) == name
     role, seed, *rest = args
     t = rest[0] if rest else None
-    assert parse_model_name(name) == {"role": role, "seed": seed, "temperature": t, "cleaned": bool(rest[1:] and rest[1]),
-                                      "loss": (rest[2] if rest[2:] else "forward_kl") if t else None}
+    cleaned = bool(rest[1:] and rest[1])
+    assert parse_model_name(name) == {"role": role, "seed": seed, "temperature": t, "cleaned": cleaned,
+                                      "loss": (rest[2] if rest[2:] else "forward_kl") if t else None,
+                                      "data_variant": "cleaned" if cleaned else "full"}
     assert size_of_model(name) == ("large" if role == "teacher" else "small")
     if t:  # the rules' {kd} wildcard: the tag in the name, and back
         tag = kd_tag(t, rest[2] if rest[2:] else "forward_kl")
         assert f"-{tag}-" in name and re.fullmatch(KD_TAG, tag) and parse_kd_tag(tag) == (t, parse_model_name(name)["loss"])
+
+
+def test_the_control_baseline_is_a_data_variant_of_the_baseline():
+    name = model_name("baseline", 0, variant="once")
+    assert name == "baseline-s0-once" and parse_model_name(name)["data_variant"] == "once" and not parse_model_name(name)["cleaned"]
+    assert size_of_model(name) == "small"
 
 
 def test_a_name_that_is_no_model_is_refused():

@@ -33,10 +33,10 @@ def test_the_rules_take_their_constraints_from_vocab():
 
 
 @pytest.mark.parametrize("name", ["teacher-s0", "baseline-s2", "hard_student-s1", "student-T2.0-s0", "student-T1.5-jsd-s3",
-                                  "student-T2.0-reverse_kl-s0-cleaned", "student-T2.0-s0-cleaned"])
+                                  "student-T2.0-reverse_kl-s0-cleaned", "student-T2.0-s0-cleaned", "baseline-s1-once"])
 def test_model_names_round_trip(name):
     p = parse_model_name(name)
-    assert model_name(p["role"], p["seed"], p["temperature"], p["cleaned"], p["loss"] or Loss.FORWARD_KL) == name
+    assert model_name(p["role"], p["seed"], p["temperature"], p["cleaned"], p["loss"] or Loss.FORWARD_KL, p["data_variant"]) == name
     assert MODEL_NAME.fullmatch(name)
 
 

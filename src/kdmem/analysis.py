@@ -38,8 +38,7 @@ def pairs(con) -> list[tuple[str, str]]:
 
 
 def roles_present(con, family: str, dataset: str) -> set[str]:
-    rows = con.execute("SELECT DISTINCT role || CASE WHEN data_variant = 'cleaned' THEN '_cleaned' ELSE '' END FROM models "
-                       "WHERE family = ? AND dataset = ?", [family, dataset]).fetchall()
+    rows = con.execute("SELECT DISTINCT label FROM models WHERE family = ? AND dataset = ?", [family, dataset]).fetchall()
     return {r[0] for r in rows}
 
 
@@ -103,6 +102,7 @@ ROLE_FILTERS = {
     "student": _primary_student_filter(),
     "hard_student": "m.label = 'hard_student'",
     "student_cleaned": "m.label = 'student_cleaned'",
+    "baseline_once": "m.label = 'baseline_once'",
 }
 ROLE_FILTERS |= {str(b): f"m.label = '{b}'" for b in BASE_LABELS}  # vocabulary constants, not user input
 

@@ -44,14 +44,14 @@ VIEWS = {
     # One row per training sample: which primary models memorized it (the paper's overlap sets).
     "overlaps": """
         SELECT s.family, s.dataset, s.sample_id, any_value(s.n_exposures) AS n_exposures,
-            bool_or(s.exact) FILTER (WHERE m.role = 'teacher' AND m.is_primary) AS teacher,
-            sum(s.exact::INT) FILTER (WHERE m.role = 'teacher') AS teacher_seed_count,
-            bool_or(s.exact) FILTER (WHERE m.role = 'baseline' AND m.is_primary) AS baseline,
-            bool_and(s.exact) FILTER (WHERE m.role = 'baseline') AS baseline_all_seeds,
-            bool_or(s.exact) FILTER (WHERE m.role = 'baseline') AS baseline_any_seed,
-            sum(s.exact::INT) FILTER (WHERE m.role = 'baseline') AS baseline_seed_count,
+            bool_or(s.exact) FILTER (WHERE m.label = 'teacher' AND m.is_primary) AS teacher,
+            sum(s.exact::INT) FILTER (WHERE m.label = 'teacher') AS teacher_seed_count,
+            bool_or(s.exact) FILTER (WHERE m.label = 'baseline' AND m.is_primary) AS baseline,
+            bool_and(s.exact) FILTER (WHERE m.label = 'baseline') AS baseline_all_seeds,
+            bool_or(s.exact) FILTER (WHERE m.label = 'baseline') AS baseline_any_seed,
+            sum(s.exact::INT) FILTER (WHERE m.label = 'baseline') AS baseline_seed_count,
             bool_or(s.exact) FILTER (WHERE m.role = 'student' AND m.is_primary AND m.data_variant = 'full') AS student,
-            bool_or(s.exact) FILTER (WHERE m.role = 'hard_student') AS hard_student,
+            bool_or(s.exact) FILTER (WHERE m.label = 'hard_student') AS hard_student,
             bool_or(s.exact) FILTER (WHERE m.label = 'student_cleaned') AS student_cleaned
         FROM scores s JOIN models m USING (model, family, dataset)
         WHERE s.split = 'train'
@@ -108,9 +108,11 @@ VIEWS = {
     # Every model's validation loss, beside its starting checkpoint's and a unigram model's, so a reader
     # sees whether the bases are language models and whether training kept or lost utility. val_loss is on
     # windows of D's documents (or held-out documents, with val_split: document); heldout_loss on documents
-    # no model saw (datasets.*.n_heldout; null when there are none).
+    # no model saw (datasets.*.n_heldout; null when there are none). val_change and heldout_change: the model's loss
+    # on each (from its scores) minus its own base's on the same samples: negative is better than where it started.
     "utility": """
-        WITH h AS (SELECT family, dataset, model, avg(ln(ppl)) AS heldout_loss FROM scores WHERE split = 'heldout' GROUP BY ALL),
+        WITH h AS (SELECT family, dataset, model, avg(ln(ppl)) FILTER (WHERE split = 'heldout') AS heldout_loss,
+                          avg(ln(ppl)) FILTER (WHERE split = 'val') AS val_scored FROM scores GROUP BY ALL),
         u AS (
             SELECT model, family, dataset, role, seed, temperature, loss, data_variant, n_params, val_loss, val_ppl, tokens_per_s,
                    cache, cache_mean_tail_mass, 2 AS sort_key, model AS scored_as
@@ -122,8 +124,12 @@ VIEWS = {
             SELECT DISTINCT 'unigram' AS model, family, dataset, 'reference' AS role, NULL, NULL, NULL, unigram_reference, NULL,
                    unigram_val_ce, exp(unigram_val_ce), NULL, NULL, NULL, 0, NULL FROM bases)
         SELECT u.model, u.family, u.dataset, u.role, u.seed, u.temperature, u.loss, u.data_variant, u.n_params, u.val_loss, u.val_ppl,
-               h.heldout_loss, exp(h.heldout_loss) AS heldout_ppl, u.tokens_per_s, u.cache, u.cache_mean_tail_mass, u.sort_key
+               h.heldout_loss, exp(h.heldout_loss) AS heldout_ppl,
+               h.val_scored - b.val_scored AS val_change, h.heldout_loss - b.heldout_loss AS heldout_change,
+               u.tokens_per_s, u.cache, u.cache_mean_tail_mass, u.sort_key
         FROM u LEFT JOIN h ON h.family = u.family AND h.dataset = u.dataset AND h.model = u.scored_as
+        LEFT JOIN h b ON b.family = u.family AND b.dataset = u.dataset
+             AND b.model = CASE WHEN u.sort_key < 2 THEN NULL WHEN u.role = 'teacher' THEN 'base-large' ELSE 'base-small' END
         ORDER BY u.family, u.dataset, u.sort_key, u.role, u.seed, u.temperature, u.loss, u.model""",
 }
 

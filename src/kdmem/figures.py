@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from kdmem.io import atomic_path  # noqa: E402
 
 ROLE_COLORS = {"teacher": "#1f77b4", "baseline": "#ff7f0e", "student": "#2ca02c", "hard_student": "#9467bd", "student_cleaned": "#8c564b",
-               "base_large": "#7f7f7f", "base_small": "#bcbd22"}
+               "baseline_once": "#e377c2", "base_large": "#7f7f7f", "base_small": "#bcbd22"}
 
 
 def _save(fig, out: str | Path) -> None:

@@ -37,20 +37,22 @@ def parse_kd_tag(tag: str) -> tuple[float, str]:
 
 
 def model_name(role: str, seed: int | str, temperature: float | str | None = None, cleaned: bool = False,
-               loss: str = DEFAULT_LOSS) -> str:
-    """teacher-s0, baseline-s1, student-T2.0-s0, student-T2.0-jsd-s0, student-T2.0-s0-cleaned, hard_student-s0."""
+               loss: str = DEFAULT_LOSS, variant: str = DataVariant.FULL) -> str:
+    """teacher-s0, baseline-s1, student-T2.0-s0, student-T2.0-jsd-s0, student-T2.0-s0-cleaned, baseline-s0-once, hard_student-s0."""
     t = f"-{kd_tag(temperature, loss)}" if temperature is not None else ""
-    return f"{role}{t}-s{seed}" + (f"-{CLEANED}" if cleaned else "")
+    variant = CLEANED if cleaned else DataVariant(variant)
+    return f"{role}{t}-s{seed}" + ("" if variant == DataVariant.FULL else f"-{variant}")
 
 
 def parse_model_name(name: str) -> dict:
-    """The inverse of model_name: role, seed, temperature and loss (None unless a soft student), cleaned."""
+    """The inverse of model_name: role, seed, temperature and loss (None unless a soft student), cleaned, data variant."""
     m = MODEL_NAME.fullmatch(name)
     if m is None:
         raise ValueError(f"not a kdmem model name: {name!r}")
     t = m["temperature"]
     return {"role": m["role"], "seed": int(m["seed"]), "temperature": float(t) if t else None,
-            "loss": (m["loss"] or DEFAULT_LOSS) if t else None, "cleaned": bool(m["cleaned"])}
+            "loss": (m["loss"] or DEFAULT_LOSS) if t else None, "cleaned": m["variant"] == CLEANED,
+            "data_variant": m["variant"] or str(DataVariant.FULL)}
 
 
 def size_of_model(name: str) -> str:

@@ -348,8 +348,10 @@ def render(result: dict, fig_dir: str | Path, out: str | Path, roc: dict[tuple[s
                  "language model), the two base checkpoints every role starts from, then every trained model. "
                  "<code>cache_mean_tail_mass</code>: for a soft student of a top-k cache, the share of the teacher's distribution "
                  "at T that the cache left out, averaged over positions (empty for the full, sampled and dense kinds, which leave "
-                 f"nothing out or estimate it without bias). Paper (Pythia/FineWeb): {html.escape(paper.UTILITY)}; "
-                 "each fine-tune improves on its base.</p>")
+                 f"nothing out or estimate it without bias). <code>val_change</code> and <code>heldout_change</code>: the "
+                 "model's loss minus its own base's on the same validation windows and held-out documents, both from the scores "
+                 "(negative: better than where it started; the utility condition asks ≤ 0 on validation windows). "
+                 f"Paper (Pythia/FineWeb): {html.escape(paper.UTILITY)}; each fine-tune improves on its base.</p>")
     parts.append("<h2>All rates (per model and split)</h2>")
     parts.append(table(result["rates_all"], title="rates_all"))
     parts.append("</body></html>")

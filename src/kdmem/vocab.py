@@ -57,6 +57,7 @@ class Split(StrEnum):
 class DataVariant(StrEnum):
     FULL = "full"  # trained on D
     CLEANED = "cleaned"  # the removal experiment: D minus the classifier's predicted samples
+    ONCE = "once"  # the control baseline: D's once-seen samples only, no near-copy (finetune.once_seen_baseline)
 
 
 class Label(StrEnum):
@@ -68,6 +69,7 @@ class Label(StrEnum):
     STUDENT = "student"
     HARD_STUDENT = "hard_student"
     STUDENT_CLEANED = "student_cleaned"
+    BASELINE_ONCE = "baseline_once"
     BASE_LARGE = "base_large"
     BASE_SMALL = "base_small"
 
@@ -77,8 +79,8 @@ def label_of(role: str, data_variant: str | None, model: str) -> Label:
     base_large / base_small for the scored bases (role base, models base-large and base-small)."""
     if role == "base":
         return Label(model.replace("-", "_"))
-    if data_variant == DataVariant.CLEANED:
-        return Label(f"{role}_{DataVariant.CLEANED}")
+    if data_variant in (DataVariant.CLEANED, DataVariant.ONCE):
+        return Label(f"{role}_{data_variant}")
     return Label(role)
 
 
@@ -97,11 +99,11 @@ def alternation(values) -> str:
     return "|".join(re.escape(str(v)) for v in values)
 
 
-# The model-name grammar: <role>[-T<t>[-<loss>]]-s<seed>[-cleaned]; student-T2.0-s0, student-T2.0-jsd-s0,
-# student-T2.0-s0-cleaned, hard_student-s1. Bases are base-<size>.
+# The model-name grammar: <role>[-T<t>[-<loss>]]-s<seed>[-<data variant>]; student-T2.0-s0, student-T2.0-jsd-s0,
+# student-T2.0-s0-cleaned, baseline-s0-once, hard_student-s1. Bases are base-<size>.
 _NON_DEFAULT_LOSSES = alternation(x for x in Loss if x != DEFAULT_LOSS)
 KD_TAG = rf"T[0-9]+(?:\.[0-9]+)?(?:-(?:{_NON_DEFAULT_LOSSES}))?"  # the {kd} wildcard: a soft student's temperature and loss
 MODEL_NAME = re.compile(
     rf"(?P<role>{alternation(Role)})(?:-T(?P<temperature>[0-9.]+)(?:-(?P<loss>{_NON_DEFAULT_LOSSES}))?)?"
-    rf"-s(?P<seed>\d+)(?:-(?P<cleaned>{DataVariant.CLEANED}))?"
+    rf"-s(?P<seed>\d+)(?:-(?P<variant>{alternation(v for v in DataVariant if v != DataVariant.FULL)}))?"
 )

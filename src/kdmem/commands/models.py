@@ -7,7 +7,7 @@ import argparse
 import logging
 
 from kdmem.commands import common as c
-from kdmem.vocab import Role, Size
+from kdmem.vocab import DataVariant, Role, Size
 
 log = logging.getLogger("kdmem")
 
@@ -48,9 +48,13 @@ def finetune_args(p: argparse.ArgumentParser) -> None:
     c.pair_options(p)
     p.add_argument("--role", required=True, choices=[Role.TEACHER, Role.BASELINE], help="teacher (from the large base) or baseline (from the small)")
     c.training_options(p, "train.parquet (D)", {"--seed": "seed: data order and dropout", "--base": "base model folder or hub checkpoint"})
+    p.add_argument("--once-seen", action="store_true", help="train on D's once-seen samples alone (data variant once): the control "
+                   "baseline that separates what fine-tuning on D's documents costs from what the near-copies cost")
 
 
 def finetune(args: argparse.Namespace) -> None:
+    import polars as pl
+
     from kdmem.args import OptimArgs
     from kdmem.data import read_samples
     from kdmem.layout import SIZE_OF_ROLE, model_name
@@ -60,10 +64,15 @@ def finetune(args: argparse.Namespace) -> None:
     cfg = c.load_config(args, "finetune", family=args.family, role=args.role)
     tok = load_tokenizer(args.tokenizer)
     model, vocab = c.load_family_model(cfg, args.family, SIZE_OF_ROLE[args.role], args.base, tok, f"{args.family}/{args.role}")
-    meta = {"model": model_name(args.role, args.seed), "family": args.family, "dataset": args.dataset, "role": args.role,
-            "seed": args.seed, "temperature": None, "base": args.base}
+    variant = DataVariant.ONCE if args.once_seen else DataVariant.FULL
+    train = read_samples(args.train)
+    if args.once_seen:
+        train = train.filter(pl.col("n_exposures") == 1)
+        log.info("once-seen control: %d of D's samples, no near-copy", train.height)
+    meta = {"model": model_name(args.role, args.seed, variant=variant), "family": args.family, "dataset": args.dataset,
+            "role": args.role, "seed": args.seed, "temperature": None, "base": args.base, "data_variant": str(variant)}
     train_model(
-        model=model, tok=tok, vocab=vocab, train_df=read_samples(args.train), val_df=read_samples(args.val),
+        model=model, tok=tok, vocab=vocab, train_df=train, val_df=read_samples(args.val),
         optim=OptimArgs.from_config(cfg["finetune"][args.role], f"finetune.{args.role}"), seed=args.seed, out_dir=args.out,
         ckpt_dir=args.ckpt, dev=c.device(cfg), meta=c.provenance(cfg, meta), fsdp_min_params=cfg["parallel"]["fsdp_min_params"],
     )
