@@ -122,9 +122,12 @@ def test_exposure_law_draws_a_heavy_tailed_profile_independent_of_content():
     c = np.asarray(law_counts(5000, law, np.random.default_rng(0)))
     assert (c == 1).sum() == 4500 and set(np.unique(c[c > 1])) == set(grid.tolist())
     assert c.tolist() == law_counts(5000, law, np.random.default_rng(0))
-    # log-uniform: about equal numbers per level (500 / 9 = 56 each); a = 2 favours the small counts
+    # log-uniform, allocated exactly: 500 / 9 = 55.6 per level, so every level holds 55 or 56; a = 2 favours the small counts
     per = np.array([(c == g).sum() for g in grid])
-    assert per.min() > 30 and per.max() < 85, per
+    assert set(per.tolist()) == {55, 56} and per.sum() == 500, per
+    drawn = np.asarray(law_counts(5000, {**law, "allocation": "draw"}, np.random.default_rng(0)))
+    per_drawn = np.array([(drawn == g).sum() for g in grid])
+    assert per_drawn.sum() == 500 and per_drawn.max() - per_drawn.min() > 2 and per_drawn.min() > 30, per_drawn  # a draw scatters
     steep = np.asarray(law_counts(5000, {**law, "zipf_exponent": 2.0}, np.random.default_rng(0)))
     assert (steep == 2).sum() > 3 * (steep == 128).sum() + 50
     # position carries no information: the duplicated share is the same in both halves of D

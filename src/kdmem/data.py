@@ -150,16 +150,24 @@ def count_grid(law: dict) -> np.ndarray:
 
 
 def law_counts(n: int, law: dict, rng: np.random.Generator) -> list[int]:
-    """Per-sample exposures per epoch drawn from a heavy-tailed law (near-copies on the web). Which samples are
-    duplicated is a uniform draw, so exposure is independent of content and the two are crossed; each duplicated
-    sample's count is drawn independently: P(c) per grid level is proportional to c^-a times the width of the
-    level (a geometric grid's widths grow as c), i.e. to c^(1-a)."""
+    """Per-sample exposures per epoch from a heavy-tailed law (near-copies on the web). Which samples are duplicated is
+    a uniform draw, so exposure is independent of content and the two are crossed. P(c) per grid level is proportional
+    to c^-a times the width of the level (a geometric grid's widths grow as c), i.e. to c^(1-a). allocation exact: each
+    level gets its share of the duplicated samples exactly (largest remainders), dealt in a seeded random order, so
+    no level falls short by chance; draw: each duplicated sample draws its level independently."""
     grid = count_grid(law)
     w = grid.astype(float) ** (1.0 - law["zipf_exponent"])
+    p = w / w.sum()
     n_dup = round(law["duplicated_share"] * n)
     counts = np.ones(n, dtype=np.int64)
     dup = rng.permutation(n)[:n_dup]
-    counts[dup] = rng.choice(grid, size=n_dup, p=w / w.sum())
+    if law.get("allocation", "exact") == "draw":
+        counts[dup] = rng.choice(grid, size=n_dup, p=p)
+        return counts.tolist()
+    quota = p * n_dup
+    per_level = np.floor(quota).astype(np.int64)
+    per_level[np.argsort(-(quota - per_level), kind="stable")[: n_dup - per_level.sum()]] += 1
+    counts[dup] = rng.permutation(np.repeat(grid, per_level))
     return counts.tolist()
 
 
