@@ -2,7 +2,8 @@
 on a finished run of the embedded default, and where the difference goes.
 
 Four trainings of `steps` steps each, every one through the pipeline's own trainer (KdmemTrainer) on the same
-sequences in the same order, one thread:
+sequences in the same order, one thread, interleaved `repeats` times (medians of the step times, and of each
+repeat's ratio to the CE step measured beside it):
 - ce: cross-entropy, as a baseline trains (the reference);
 - full: KD from the full cache, the default's loss as the pipeline computes it now (kd.full_forward_kl_sum);
 - full_dense_loss: the same cache through the general form (log_softmax of both sides, then the divergence:
@@ -40,6 +41,7 @@ def parts(reader: CacheReader, rows: list[int], vocab: int, t: float) -> dict:
     where = [(reader._arrays[0], r) for r in rows]  # the default's cache is one shard
     stacked = np.stack([a["logp"][i] for a, i in where])
     lp = torch.from_numpy(stacked).float().reshape(-1, vocab)
+    plogp = torch.from_numpy(np.stack([a["plogp"][i] for a, i in where])).reshape(-1) if "plogp" in where[0][0] else None
     z = torch.randn(lp.shape[0], vocab, requires_grad=True)
 
     def loss(fn):
@@ -53,12 +55,12 @@ def parts(reader: CacheReader, rows: list[int], vocab: int, t: float) -> dict:
         "to_float32_torch_s": timed(lambda: torch.from_numpy(stacked).float(), 5),
         "ce_loss_fwd_bwd_s": timed(loss(lambda: torch.nn.functional.cross_entropy(z, torch.zeros(z.shape[0], dtype=torch.long),
                                                                                   reduction="sum")), 5),
-        "full_loss_fwd_bwd_s": timed(loss(lambda: kkd.full_forward_kl_sum(z, lp, t)), 5),
+        "full_loss_fwd_bwd_s": timed(loss(lambda: kkd.full_forward_kl_sum(z, lp, t, t_plogp=plogp)), 5),
         "dense_form_loss_fwd_bwd_s": timed(loss(lambda: kkd.dense_kd_sum(z, lp * t, t)), 5),
     }
 
 
-def main(steps: int = 30) -> dict:
+def main(steps: int = 30, repeats: int = 5) -> dict:
     torch.set_num_threads(1)
     cfg = kconfig.load(ROOT / "config.yaml")
     soft, t = cfg["distill"]["soft"], cfg["analysis"]["primary_temperature"]
@@ -76,22 +78,34 @@ def main(steps: int = 30) -> dict:
         torch.manual_seed(0)  # the same sequences in the same order for every mode
         return step_time(mode, cache, teacher_model, load_model(small), train, kd, vocab, steps=steps)
 
-    ce = run("ce")
-    full = run("cache", reader)
+    def old_loss(z, lp, temp, chunk=1024, t_plogp=None):  # the path before: log_softmax of both sides, then the divergence
+        return kkd.dense_kd_sum(z, lp * temp, temp, chunk=chunk)
+
     new_loss = training.full_forward_kl_sum
-    training.full_forward_kl_sum = lambda z, lp, temp, chunk=1024: kkd.dense_kd_sum(z, lp * temp, temp, chunk=chunk)
-    try:
-        full_dense_loss = run("cache", reader)
-    finally:
-        training.full_forward_kl_sum = new_loss
-    dense = run("online", None, load_model(str(teacher)))
+    teacher_model = load_model(str(teacher))
+    times: dict[str, list[float]] = {"ce": [], "full": [], "full_dense_loss": [], "dense": []}
+    for _ in range(repeats):  # interleaved, so drift in the machine's speed falls on every mode alike
+        times["ce"].append(run("ce"))
+        times["full"].append(run("cache", reader))
+        training.full_forward_kl_sum = old_loss
+        try:
+            times["full_dense_loss"].append(run("cache", reader))
+        finally:
+            training.full_forward_kl_sum = new_loss
+        times["dense"].append(run("online", None, teacher_model))
+    ce, full, full_dense_loss, dense = (float(np.median(times[k])) for k in ("ce", "full", "full_dense_loss", "dense"))
+    # each repeat's ratio uses the CE step measured beside it, so slow drift of the machine cancels
+    ratio = {k: float(np.median(np.asarray(times[k]) / np.asarray(times["ce"]))) for k in ("full", "full_dense_loss", "dense")}
     rows = reader.rows(train["sample_id"].head(32).to_list())
-    out = {"steps": steps, "batch": 32, "ce_step_s": ce, "full_step_s": full, "full_dense_loss_step_s": full_dense_loss,
-           "dense_step_s": dense, "full_over_ce": full / ce, "full_dense_loss_over_ce": full_dense_loss / ce, "dense_over_ce": dense / ce,
+    out = {"steps": steps, "repeats": repeats, "batch": 32, "times": times, "ce_step_s": ce, "full_step_s": full, "full_dense_loss_step_s": full_dense_loss,
+           "dense_step_s": dense, "full_over_ce": ratio["full"], "full_dense_loss_over_ce": ratio["full_dense_loss"], "dense_over_ce": ratio["dense"],
            "parts": parts(reader, rows, vocab, t),
            "cache_bytes": sum(f["bytes"] for s in meta["shards"] for f in s["files"].values()), "cache_bytes_per_token": meta["bytes_per_token"],
            "seconds": time.perf_counter() - t0}
+    out["meta"] = {"date": time.strftime("%Y-%m-%d"), "cores": 2, "threads": 1, "results": "a fresh-clone run of the embedded default "
+                   "(d2 with 3 teachers), its full cache rewritten by this kdmem (with plogp)"}
     print(json.dumps(out, indent=2))
+    (ROOT / "reports" / "bench" / "kd-step.json").write_text(json.dumps(out, indent=1) + "\n")
     return out
 
 

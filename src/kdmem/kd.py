@@ -141,26 +141,52 @@ def dense_kd_sum(
     return total
 
 
+def teacher_plogp(t_logp: torch.Tensor) -> torch.Tensor:
+    """(..., V) log-probs, possibly float16-rounded -> (...) sum_v p log p of their renormalised distribution (0 log 0 = 0)."""
+    lp = t_logp - torch.logsumexp(t_logp, dim=-1, keepdim=True)
+    p = lp.exp()
+    return torch.where(p > 0, p * lp, torch.zeros_like(p)).sum(-1)
+
+
+class _FullForwardKL(torch.autograd.Function):
+    """Sum over rows of KL(p || softmax(z / T)), p = the renormalised exp(t_logp), with its gradient
+    (softmax(z / T) - p) / T written out: one log_softmax, one exp of the teacher, one row-wise dot, and in the
+    backward one exp and one fused update, where autograd over the composed ops took twice the passes over
+    (N, V) (benchmarks/bench_kd_step.py). KL = sum p log p - sum p log q, the first term from the cache."""
+
+    @staticmethod
+    def forward(ctx, z: torch.Tensor, t_logp: torch.Tensor, plogp: torch.Tensor, temperature: float) -> torch.Tensor:
+        logq = torch.log_softmax(z.float() * (1.0 / temperature), dim=-1)  # (n, V)
+        e = t_logp.exp()  # (n, V): p up to the float16 rounding of its normaliser
+        s = e.sum(-1)  # (n,)
+        cross = torch.einsum("nv,nv->n", e, logq) / s  # sum p log q per row
+        ctx.save_for_backward(logq, e, s)
+        ctx.temperature = temperature
+        return (plogp - cross).sum()
+
+    @staticmethod
+    def backward(ctx, grad):
+        logq, e, s = ctx.saved_tensors
+        g = logq.exp_()  # q, in place: the saved log_softmax is not needed again
+        g.addcmul_(e, (-1.0 / s).unsqueeze(-1))  # q - p
+        return g.mul_(grad / ctx.temperature), None, None, None
+
+
 def full_forward_kl_sum(
     student_logits: torch.Tensor,  # (N, V) raw student logits
     t_logp: torch.Tensor,  # (N, V) the teacher's log-probs at T, as a full cache holds them (float16 read as float32)
     temperature: float,
     chunk: int = 1024,
+    t_plogp: torch.Tensor | None = None,  # (N,) sum p log p per row, as a full cache stores it; computed when absent
 ) -> torch.Tensor:
     """Sum over rows of KL(p || q) with p the teacher's full distribution at T and q = softmax(z / T): the value and
-    gradient of dense_kd_sum(student, T * t_logp, T) for the forward KL, in fewer passes over (N, V). With sum p = 1,
-    KL = sum p log p - sum p z / T + logsumexp(z / T): the teacher's terms need no gradient, and the student's need
-    neither its log_softmax nor its probabilities materialised (autograd's logsumexp gives the softmax once, in the
-    backward). The teacher's float16 log-probs are renormalised first, as log_softmax does in the dense form."""
+    gradient of dense_kd_sum(student, T * t_logp, T) for the forward KL (the teacher's float16 log-probs renormalised,
+    as log_softmax does there), at about half its cost per step (_FullForwardKL)."""
     total = student_logits.new_zeros((), dtype=torch.float32)
     for s in range(0, student_logits.shape[0], chunk):
-        z = student_logits[s : s + chunk].float() / temperature  # (c, V)
-        with torch.no_grad():
-            lp = t_logp[s : s + chunk].float()
-            lp = lp - torch.logsumexp(lp, dim=-1, keepdim=True)
-            p = lp.exp()
-            plogp = torch.where(p > 0, p * lp, torch.zeros_like(p)).sum()
-        total = total + plogp - (p * z).sum() + torch.logsumexp(z, dim=-1).sum()
+        lp = t_logp[s : s + chunk].float()
+        plogp = t_plogp[s : s + chunk].float() if t_plogp is not None else teacher_plogp(lp)
+        total = total + _FullForwardKL.apply(student_logits[s : s + chunk], lp, plogp, temperature)
     return total
 
 

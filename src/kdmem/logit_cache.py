@@ -23,6 +23,8 @@ sampled (random-sampling KD, Anshumann et al. 2025; kdmem.kd):
 
 full (exact distillation from a cache):
   logp       (n, L-1, V)  float16 log-probs at temperature T over the whole vocabulary
+  plogp      (n, L-1)     float32: sum_v p log p of that float16 distribution (renormalised), the KL's teacher
+                          term, so a step need not recompute it every epoch (a cache without it still reads)
   2V bytes per position (4,096 B at the miniature's 2,048 ids): the teacher's full distribution, as online
   (dense) KD sees it, for a fraction of the compute where one teacher pass serves several students and
   epochs. At a web-scale vocabulary and D it is terabytes: there `dense` is the exact choice.
@@ -47,10 +49,11 @@ from tqdm import tqdm
 from kdmem.args import CacheSpec
 from kdmem.errors import KdmemError
 from kdmem.io import atomic_path, read_json, sha256_file, write_json
-from kdmem.kd import distinct_draws, teacher_draws, teacher_topk
+from kdmem.kd import distinct_draws, teacher_draws, teacher_plogp, teacher_topk
 
 log = logging.getLogger(__name__)
-ARRAYS = {"topk": ("topk_ids", "topk_logp", "tail"), "sampled": ("n_distinct", "draw_entries", "row_start"), "full": ("logp",)}
+ARRAYS = {"topk": ("topk_ids", "topk_logp", "tail"), "sampled": ("n_distinct", "draw_entries", "row_start"), "full": ("logp", "plogp")}
+OPTIONAL = {"plogp"}  # full caches written before it was stored still read; the loss then computes the term
 KINDS = tuple(ARRAYS)
 FORMAT = "kdmem-logit-cache/2"  # 2: sampled caches store distinct ids with counts
 
@@ -63,7 +66,8 @@ def _per_position(kind: str, logits: torch.Tensor, temperature: float, width: in
         ids, vals, tail = teacher_topk(logits, temperature, width)
         return {"topk_ids": ids, "topk_logp": vals, "tail": tail}, tail
     if kind == "full":
-        return {"logp": torch.log_softmax(logits.float() / temperature, dim=-1)}, torch.zeros(logits.shape[0])
+        lp = torch.log_softmax(logits.float() / temperature, dim=-1)
+        return {"logp": lp, "plogp": teacher_plogp(lp.half().float())}, torch.zeros(logits.shape[0])
     ids, covered = teacher_draws(logits, temperature, width, gen)
     ids, counts = distinct_draws(ids)
     keep = counts > 0
@@ -97,10 +101,10 @@ def write_cache(
     width = spec.width or vocab
     nbytes = entry_bytes(vocab, draws)
     dtypes = {"topk_ids": ids_dtype, "topk_logp": np.float16, "tail": np.float16, "n_distinct": np.uint8 if draws <= 255 else np.uint16,
-              "logp": np.float16}
+              "logp": np.float16, "plogp": np.float32}
     seq_len = len(samples["input_ids"][0])
     m = seq_len - 1  # predicted positions per sample
-    per_row = {"topk_ids": (m, width), "topk_logp": (m, width), "tail": (m,), "n_distinct": (m,), "logp": (m, width)}
+    per_row = {"topk_ids": (m, width), "topk_logp": (m, width), "tail": (m,), "n_distinct": (m,), "logp": (m, width), "plogp": (m,)}
     n = samples.height
     gen = torch.Generator(device=dev.device).manual_seed(seed)
     model.to(dev.device).eval()
@@ -186,6 +190,8 @@ class CacheReader:
             loaded = {}
             for name in ARRAYS[self.kind]:
                 info = s["files"].get(name)
+                if info is None and name in OPTIONAL:
+                    continue
                 if info is None:  # e.g. a sampled cache of format 1 (every draw stored, no counts)
                     raise KdmemError(f"logit cache {self.path} has no {name} array (format {self.meta.get('format')}, "
                                      f"this kdmem reads {FORMAT}); delete it and rerun cache-logits")
@@ -219,7 +225,10 @@ class CacheReader:
             return self._get_sampled(where)
         if self.kind == "full":
             # float16 -> float32 in torch: one vectorised pass, faster than numpy's astype on this path (benchmarks/bench_kd_step.py)
-            return {"t_full_logp": torch.from_numpy(np.stack([a["logp"][i] for a, i in where])).float()}
+            out = {"t_full_logp": torch.from_numpy(np.stack([a["logp"][i] for a, i in where])).float()}
+            if all("plogp" in a for a, _ in where):
+                out["t_full_plogp"] = torch.from_numpy(np.stack([a["plogp"][i] for a, i in where]))
+            return out
         return {
             "t_ids": torch.from_numpy(np.stack([a["topk_ids"][i] for a, i in where]).astype(np.int64)),
             "t_logp": torch.from_numpy(np.stack([a["topk_logp"][i] for a, i in where]).astype(np.float32)),

@@ -114,7 +114,8 @@ def batch_loss(logits: torch.Tensor, x: torch.Tensor, mode: str, kd: KDArgs | No
     t, kind, beta, chunk = kd.temperature, kd.loss, kd.jsd_beta, kd.kl_chunk
     if mode == "cache" and "t_full_logp" in teacher and kind == "forward_kl":
         # The paper's loss from the full cache: the dense loss's value and gradient in fewer passes (kd.full_forward_kl_sum).
-        div = full_forward_kl_sum(flat, teacher["t_full_logp"].reshape(n, vocab), t, chunk)
+        plogp = teacher["t_full_plogp"].reshape(n) if "t_full_plogp" in teacher else None
+        div = full_forward_kl_sum(flat, teacher["t_full_logp"].reshape(n, vocab), t, chunk, plogp)
     elif mode == "cache" and "t_full_logp" in teacher:
         # log_softmax(T * logp_T / T) renormalises the float16 log-probs: the exact dense loss.
         div = dense_kd_sum(flat, teacher["t_full_logp"].reshape(n, vocab) * t, t, kind, beta, chunk)
