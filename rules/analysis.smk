@@ -19,6 +19,7 @@ rule classify:
         L.log("classify", "{family}", "{dataset}"),
     benchmark:
         L.benchmark("classify", "{family}", "{dataset}")
+    priority: CRITICAL_PATH
     threads: 1
     resources:
         **job(mem_mb=4000, runtime=60),

@@ -50,6 +50,19 @@ def sliced(rule, fixed=None, **context):
 ENV = "../envs/kdmem.yaml"  # every rule's environment under --sdm conda (relative to rules/)
 
 
+# The first teacher, its caches, the soft students, the classifier and the cleaned student form the DAG's longest
+# chain; the placebo teacher seeds and everything else can wait. Without priorities Snakemake may start two placebo
+# teachers first and leave the chain to the end (measured: the full cache began 34 min into a 3-teacher run).
+CRITICAL_PATH = 10
+
+
+def finetune_priority(wildcards):
+    """The teacher the students distil from first; the placebo teachers and the baselines (finetune_once's jobs, which
+    have no role wildcard, included) at the default."""
+    first = "role" in wildcards.keys() and wildcards.role == Role.TEACHER and int(wildcards.seed) == CFG["finetune"]["teacher_seeds"][0]
+    return CRITICAL_PATH if first else 0
+
+
 def job(mem_mb, runtime):
     """A rule's resources: memory (MB) and runtime (minutes) on a workstation, on the CPU."""
     return {"mem_mb": mem_mb, "runtime": runtime, "gpu": 0}

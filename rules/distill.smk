@@ -26,6 +26,7 @@ rule distill_soft:
         L.log(f"distill-{STUDENT}", "{family}", "{dataset}"),
     benchmark:
         L.benchmark(f"distill-{STUDENT}", "{family}", "{dataset}")
+    priority: CRITICAL_PATH
     threads: 1
     resources:
         **job(mem_mb=6000, runtime=240),

@@ -20,6 +20,7 @@ rule finetune:
         L.log("finetune-{role}-s{seed}", "{family}", "{dataset}"),
     benchmark:
         L.benchmark("finetune-{role}-s{seed}", "{family}", "{dataset}")
+    priority: finetune_priority
     threads: 1
     resources:
         **job(mem_mb=6000, runtime=240),

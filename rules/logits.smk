@@ -15,6 +15,7 @@ rule cache_logits:
         L.log("cache-T{temperature}", "{family}", "{dataset}"),
     benchmark:
         L.benchmark("cache-T{temperature}", "{family}", "{dataset}")
+    priority: CRITICAL_PATH
     threads: 1
     resources:
         **job(mem_mb=6000, runtime=120),

@@ -36,8 +36,8 @@ CASES = {
     "pretrain.max_tokens": (8100, ["prepare_pretrain"]),
     "pretrain.optim.lr": (2.0e-3, ["pretrain"]),
     "pretrain.by_size.small": ({"epochs": 2}, [f"{R}/base/small"]),
-    "finetune.teacher.lr": (2.0e-3, [f"{R}/wiki/models/teacher-s0"]),
-    "finetune.baseline.epochs": (2, [f"{R}/wiki/models/baseline-s0", f"{R}/wiki/models/baseline-s1"]),
+    "finetune.teacher.lr": (2.0e-3, [f"{R}/wiki/models/teacher-s0", f"{R}/wiki/models/teacher-s1"]),
+    "finetune.baseline.epochs": (2, [f"{R}/wiki/models/baseline-s0", f"{R}/wiki/models/baseline-s1", f"{R}/wiki/models/baseline-s0-once"]),
     "distill.soft.top_k": (9, ["cache_logits"]),  # under cache: full only the kl_to_teacher feature's top-k cache reads it
     "distill.soft.cache": ("dense", ["distill_soft", "distill_cleaned"]),
     "distill.soft.optim.lr": (2.0e-3, ["distill_soft", "distill_cleaned"]),
@@ -114,10 +114,10 @@ def test_teacher_seeds_add_their_teachers_and_rerun_no_other_model(micro_run):
     """finetune.teacher_seeds shapes the DAG: a second teacher adds its own fine-tune (and its scores), and no other
     trained model reruns: the students distil from the first teacher."""
     work, _ = micro_run
-    jobs = _dry(work, _set(MICRO, "finetune.teacher_seeds", [0, 1]), "teacher-seeds")
+    jobs = _dry(work, _set(MICRO, "finetune.teacher_seeds", [0, 1, 2]), "teacher-seeds")
     trained = [j for j in jobs if j.startswith(("tokenizer", "prepare", "pretrain", "finetune", "distill", "cache", "generate"))]
-    assert trained == ["finetune family=tiny, dataset=wiki, role=teacher, seed=1"], trained
-    assert "score family=tiny, dataset=wiki, model=teacher-s1" in jobs
+    assert trained == ["finetune family=tiny, dataset=wiki, role=teacher, seed=2"], trained
+    assert "score family=tiny, dataset=wiki, model=teacher-s2" in jobs
 
 
 @pytest.mark.slow

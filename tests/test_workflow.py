@@ -33,8 +33,10 @@ def test_every_role_is_trained_and_scored(micro_run):
     work, _ = micro_run
     m = work / "results" / "tiny" / "wiki" / "models"
     names = sorted(p.name for p in m.iterdir())
-    assert names == ["baseline-s0", "baseline-s1", "hard_student-s0", "hard_student-s1", "student-T2.0-s0", "student-T2.0-s0-cleaned",
-                     "student-T2.0-s1", "teacher-s0"]
+    assert names == ["baseline-s0", "baseline-s0-once", "baseline-s1", "hard_student-s0", "hard_student-s1", "student-T2.0-s0",
+                     "student-T2.0-s0-cleaned", "student-T2.0-s1", "teacher-s0", "teacher-s1"]
+    once = json.loads((m / "baseline-s0-once" / "metrics.json").read_text())
+    assert once["data_variant"] == "once" and once["role"] == "baseline"  # the control: D's once-seen samples alone
     for name in names:
         assert (m / name / "model.safetensors").is_file() and (m / name / "metrics.json").is_file()
         for split in ("train", "val"):
@@ -51,7 +53,7 @@ def test_duckdb_and_readme_queries(micro_run):
     assert {"samples", "models", "scores", "classifier_trials", "classifier_coefficients", "predictions", "runs",
             "memorization_rates", "overlaps", "inheritance", "removal", "utility"} <= tables
     n_scores = con.execute("SELECT count(*) FROM scores").fetchone()[0]
-    assert n_scores == (8 + 2) * (48 + 16 + 16)  # eight trained models and the two bases (the base-model control); D, val, held-out
+    assert n_scores == (10 + 2) * (48 + 16 + 16)  # ten trained models and the two bases (the base-model control); D, val, held-out
     expected_columns = {"rate per role": ["role", "rate"], "memorized by the baseline in every seed and by the student in none":
                         ["sample_id", "n_exposures"], "top-10 lowest-zlib memorized samples": ["sample_id", "zlib_bytes", "text"],
                         "memorization against exposures, per model": ["model", "n_exposures", "rate", "n"],
@@ -64,7 +66,7 @@ def test_duckdb_and_readme_queries(micro_run):
         assert [d[0] for d in cur.description] == expected_columns[name], name
         cur.fetchall()
     by_exposure = con.execute(readme_queries()["memorization against exposures, per model"]).fetchall()
-    assert sum(r[3] for r in by_exposure) == (8 + 2) * 48  # every training sample of every model and base, once
+    assert sum(r[3] for r in by_exposure) == (10 + 2) * 48  # every training sample of every model and base, once
     per_role = dict(con.execute(readme_queries()["rate per role"]).fetchall())
     assert set(per_role) == {"teacher", "baseline", "student", "hard_student", "base"}  # base: the base-model control
     # provenance: every model, and the database itself, records config hash, git commit and versions
