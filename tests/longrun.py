@@ -36,6 +36,9 @@ def long_micro() -> dict:
     # The teacher's fine-tune is the job the SLURM test cancels mid-training: at 3 epochs it trains for under
     # a second on one thread, shorter than the watcher's reaction; 12 epochs give it a few seconds.
     cfg["finetune"]["teacher"]["epochs"] = 12
+    # One teacher and no control baseline here: the kill and cancel tests find the teacher's job by its command
+    # line (`kdmem finetune --role teacher`), which a second teacher seed would make ambiguous.
+    cfg["finetune"]["teacher_seeds"], cfg["finetune"]["once_seen_baseline"] = [0], False
     return cfg
 
 
