@@ -167,11 +167,11 @@ def all_findings(con, family: str, dataset: str, classifier: dict | None, n_boot
     return findings.all_findings(study(con, family, dataset, n_perm), n_boot, seed, classifier, margin, min_positives)
 
 
-def rate_rows(con, family: str, dataset: str, n_boot: int, seed: int) -> list[dict]:
+def rate_rows(con, family: str, dataset: str, n_boot: int, seed: int, s: findings.Study | None = None) -> list[dict]:
     """Each role's memorization rate (seed mean) with its interval: exact (Clopper-Pearson) for one model,
     a bootstrap over documents and seeds for several; and the newly memorized count (not memorized by the
     checkpoint the role started from), where the bases were scored."""
-    s = study(con, family, dataset)
+    s = s or study(con, family, dataset)  # analyze passes the study it built once
     clusters = stats.Clusters.of(s.doc_ids)
     out = []
     for role in (*TRAINED_ROLES, *BASE_LABELS):
@@ -217,12 +217,12 @@ def power_rows(s: findings.Study, lo: float = 0.05, hi: float = 0.95) -> list[di
     return out
 
 
-def exposure_response(con, family: str, dataset: str, n_boot: int, seed: int) -> dict[str, dict]:
+def exposure_response(con, family: str, dataset: str, n_boot: int, seed: int, s: findings.Study | None = None) -> dict[str, dict]:
     """Per role: memorization rate at each exposure level (exact intervals), a logistic fit of memorized on
     log(exposures) pooled over seeds, and E50, the exposure at which half the samples are memorized, with a
     bootstrap interval over documents. E50 is None where the fit has no rising slope (no dose response) or
     its midpoint lies outside the observed exposures."""
-    s = study(con, family, dataset)
+    s = s or study(con, family, dataset)  # analyze passes the study it built once
     levels = np.unique(s.exposures)
     clusters = stats.Clusters.of(s.doc_ids)
     out = {}
@@ -352,10 +352,10 @@ def analyze(db, classifiers: dict[tuple[str, str], dict], out_dir, cfg: dict) ->
     for family, dataset in pairs(con):
         tag = f"{family}-{dataset}"
         clf = classifiers.get((family, dataset))
-        rates = rate_rows(con, family, dataset, n_boot, seed)
+        st = study(con, family, dataset, n_perm)  # one read of the per-sample arrays for every analysis below
+        rates = rate_rows(con, family, dataset, n_boot, seed, st)
         ent_rows, points = entropy_vs_logprob(con, family, dataset)
-        expo = exposure_response(con, family, dataset, n_boot, seed)
-        st = study(con, family, dataset, n_perm)
+        expo = exposure_response(con, family, dataset, n_boot, seed, st)
         power = power_rows(st)
         g = gain.load(con, family, dataset)
         figures.rates(rates, out_dir / f"{tag}-rates.png")

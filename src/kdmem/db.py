@@ -40,7 +40,7 @@ VIEWS = {
         FROM scores s JOIN models m USING (model, family, dataset)
         LEFT JOIN scores b ON b.family = s.family AND b.dataset = s.dataset AND b.split = s.split AND b.sample_id = s.sample_id
              AND b.model = CASE m.role WHEN 'base' THEN NULL WHEN 'teacher' THEN 'base-large' ELSE 'base-small' END
-        GROUP BY ALL ORDER BY m.family, m.dataset, s.split, m.role, m.seed, m.temperature, m.loss, m.data_variant""",
+        GROUP BY ALL ORDER BY m.family, m.dataset, s.split, m.role, m.seed, m.temperature, m.loss, m.data_variant, m.model""",
     # One row per training sample: which primary models memorized it (the paper's overlap sets).
     "overlaps": """
         SELECT s.family, s.dataset, s.sample_id, any_value(s.n_exposures) AS n_exposures,
