@@ -54,13 +54,23 @@ ENV = "../envs/kdmem.yaml"  # every rule's environment under --sdm conda (relati
 # chain; the placebo teacher seeds and everything else can wait. Without priorities Snakemake may start two placebo
 # teachers first and leave the chain to the end (measured: the full cache began 34 min into a 3-teacher run).
 CRITICAL_PATH = 10
+# Off the chain, longest first (trainings, then the large models' scores, then the small ones'), so the run does not
+# end on one busy core: revision 2's run scored the placebo teacher (110 s) last, alone, after every other job.
+LONG_JOB = 5
+LARGE_SCORE = 4
 
 
 def finetune_priority(wildcards):
     """The teacher the students distil from first; the placebo teachers and the baselines (finetune_once's jobs, which
-    have no role wildcard, included) at the default."""
+    have no role wildcard, included) as long jobs."""
     first = "role" in wildcards.keys() and wildcards.role == Role.TEACHER and int(wildcards.seed) == CFG["finetune"]["teacher_seeds"][0]
-    return CRITICAL_PATH if first else 0
+    return CRITICAL_PATH if first else LONG_JOB
+
+
+def score_priority(wildcards):
+    """A large model's scoring takes 2-3 times a small one's: start it before them."""
+    size = wildcards.size if "size" in wildcards.keys() else size_of_model(wildcards.model)
+    return LARGE_SCORE if size == Size.LARGE else 0
 
 
 def job(mem_mb, runtime):

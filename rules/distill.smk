@@ -59,6 +59,7 @@ rule distill_hard:
         L.log(f"distill-{HARD_STUDENT}", "{family}", "{dataset}"),
     benchmark:
         L.benchmark(f"distill-{HARD_STUDENT}", "{family}", "{dataset}")
+    priority: LONG_JOB
     threads: 1
     resources:
         **job(mem_mb=6000, runtime=240),

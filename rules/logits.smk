@@ -66,6 +66,7 @@ rule generate_hard:
         L.log("generate-hard", "{family}", "{dataset}"),
     benchmark:
         L.benchmark("generate-hard", "{family}", "{dataset}")
+    priority: LONG_JOB
     threads: 1
     resources:
         **job(mem_mb=6000, runtime=120),

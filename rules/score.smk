@@ -27,6 +27,7 @@ rule score:
         L.log("score-{model}", "{family}", "{dataset}"),
     benchmark:
         L.benchmark("score-{model}", "{family}", "{dataset}")
+    priority: score_priority
     threads: 1
     resources:
         **job(mem_mb=4000, runtime=120),
@@ -65,6 +66,7 @@ rule score_base:
         L.log("score-base-{size}", "{family}", "{dataset}"),
     benchmark:
         L.benchmark("score-base-{size}", "{family}", "{dataset}")
+    priority: score_priority
     threads: 1
     resources:
         **job(mem_mb=4000, runtime=120),

@@ -29,7 +29,7 @@ def test_paper_defaults_are_the_papers():
     assert cfg["finetune"]["teacher"]["epochs"] == 3 and cfg["finetune"]["baseline"]["epochs"] == 4
     assert cfg["finetune"]["teacher"]["lr"] == 5e-5
     assert cfg["distill"]["soft"]["temperatures"] == [2.0]
-    assert cfg["memorization"] == {"prefix_len": 50, "suffix_len": 50, "frac": True, "batch_size": 64,
+    assert cfg["memorization"] == {"prefix_len": 50, "suffix_len": 50, "frac": True, "batch_size": 64, "generate_batch_size": 64,
                                    "extraction": {"top_k": 40, "temperature": 1.0, "n": 100, "p": 0.9}}  # Hayes et al. 2024's setting
     assert cfg["baseline_seeds"] == [0, 1, 2]
     assert cfg["classifier"]["neg_ratio"] == 3 and cfg["classifier"]["trials"] == 100

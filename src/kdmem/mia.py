@@ -86,8 +86,8 @@ def metrics(labels: np.ndarray, scores: np.ndarray, n_boot: int, seed: int) -> d
     labels = labels.astype(bool)
     pos, neg = np.flatnonzero(labels), np.flatnonzero(~labels)
     rng = np.random.default_rng(seed)
-    aucs = [stats.auc(labels[i], scores[i]) for i in
-            (np.concatenate([rng.choice(pos, pos.size), rng.choice(neg, neg.size)]) for _ in range(n_boot))]
+    aucs = stats.resampled_aucs(labels, scores, (np.concatenate([rng.choice(pos, pos.size), rng.choice(neg, neg.size)])
+                                                 for _ in range(n_boot)))
     tpr = tpr_at_fpr(labels, scores)
     tpr_lo, tpr_hi = stats.clopper_pearson(int(round(tpr * pos.size)), int(pos.size)) if tpr is not None else (None, None)
     lo, hi = stats.percentile(np.asarray(aucs))

@@ -83,6 +83,7 @@ def truncated_logprob(logits, targets, top_k: int, temperature: float):
 def score_samples(
     model, tok, dev, samples: pl.DataFrame, vocab: int, prefix_len: int, suffix_len: int,
     batch_size: int = 64, frac: bool = True, cache=None, extraction: dict | None = None, min_k: float = 0.2,
+    gen_batch_size: int = 64,
 ) -> pl.DataFrame:
     """Score every sample; stream in batches, never holding more than one batch of logits."""
     # torch here, not at the top: the classifier reads scores through this module without a model.
@@ -112,49 +113,48 @@ def score_samples(
             with dev.autocast():
                 logits = model(input_ids=x).logits[:, :-1, :vocab]  # (B, L-1, V): position j predicts token j+1
             logits = logits.float()
-            # No full (B, L-1, V) log_softmax: one logsumexp pass, then gathers. Only the S suffix
-            # positions need whole distributions (for the entropy).
-            lse = torch.logsumexp(logits, dim=-1)  # (B, L-1)
+            # One log_softmax and one exp over (B, L-1, V) serve every column: the true tokens' log-probs, the
+            # entropy (minus the mean of log p under p, at the suffix positions), Min-K %++'s mean and spread, the KL.
+            lsm = torch.log_softmax(logits, dim=-1)  # (B, L-1, V)
+            p = lsm.exp()
             tgt = x[:, 1:]
-            tok_lp = logits.gather(-1, tgt.unsqueeze(-1)).squeeze(-1) - lse  # (B, L-1)
+            tok_lp = lsm.gather(-1, tgt.unsqueeze(-1)).squeeze(-1)  # (B, L-1)
             sl = slice(P - 1, P + S - 1)  # the positions that predict suffix tokens x_P .. x_{P+S-1}
             hit = logits[:, sl].argmax(-1) == tgt[:, sl]  # (B, S)
-            lps = logits[:, sl] - lse[:, sl, None]  # (B, S, V)
-            ent = -(lps.exp() * lps).sum(-1).mean(-1)  # (B,)
+            mu = (p * lsm).sum(-1)  # (B, L-1): E_p[log p], minus the entropy
+            sigma = (p * (lsm - mu.unsqueeze(-1)).square()).sum(-1).clamp_min(0).sqrt()
             cols["exact"] += hit.all(-1).tolist()
             cols["tf_acc"] += hit.float().mean(-1).tolist()
             cols["lp_sum"] += tok_lp[:, sl].sum(-1).tolist()
             cols["lp_mean"] += tok_lp[:, sl].mean(-1).tolist()
             cols["ppl"] += torch.exp(-tok_lp.double().mean(-1)).tolist()  # float64: the MIA loss signal is ln(ppl)
-            cols["entropy"] += ent.tolist()
+            cols["entropy"] += (-mu[:, sl].mean(-1)).tolist()
             cols["extract"] += truncated_logprob(logits[:, sl], tgt[:, sl], ex["top_k"], ex["temperature"]).sum(-1).tolist()
-            # Min-K %++ needs the mean and spread of log p under the model's own distribution at every position.
-            lsm = torch.log_softmax(logits, dim=-1)  # (B, L-1, V)
-            mu = (lsm.exp() * lsm).sum(-1)  # (B, L-1)
-            sigma = (lsm.exp() * (lsm - mu.unsqueeze(-1)) ** 2).sum(-1).clamp_min(0).sqrt()
-            lp_np = lsm.gather(-1, tgt.unsqueeze(-1)).squeeze(-1).double().cpu().numpy()
-            del lsm
+            lp_np = tok_lp.double().cpu().numpy()
             z = (lp_np - mu.double().cpu().numpy()) / sigma.double().cpu().numpy().clip(1e-12)
             cols["min_k"] += lowest_mean(lp_np, min_k).tolist()
             cols["min_k_pp"] += lowest_mean(z, min_k).tolist()
             if cache is not None:
                 t = cache.get(rows[s : s + x.shape[0]])
                 b, n1, k = t["t_ids"].shape
-                logq_k = logits.gather(-1, t["t_ids"].to(dev.device)) - lse.unsqueeze(-1)  # (B, L-1, k)
+                logq_k = lsm.gather(-1, t["t_ids"].to(dev.device))  # (B, L-1, k)
                 # per-sample KL over the top-k + tail buckets, averaged over the sample's positions
                 per_pos = bucket_kl(t["t_logp"].to(dev.device).reshape(-1, k), t["t_tail"].to(dev.device).reshape(-1),
                                     logq_k.reshape(-1, k)).reshape(b, n1)
                 cols["kl"] += per_pos.mean(-1).tolist()
             else:
                 cols["kl"] += [None] * x.shape[0]
-        if frac:
-            gen = greedy_continue(model, dev, x[:, :P], S, vocab, tok.pad_token_id)[:, P : P + S]
-            eq = gen == x[:, P : P + S]
-            cols["exact_gen"] += eq.all(-1).tolist()
-            cols["frac"] += eq.float().mean(-1).tolist()
-        else:
-            cols["exact_gen"] += [None] * x.shape[0]
-            cols["frac"] += [None] * x.shape[0]
+            del lsm, p
+    # The generate cross-check in its own, larger batches: a decoding step is one token per sample, so on a CPU
+    # a small batch pays the model's fixed per-call cost 24 times over (memorization.generate_batch_size).
+    for s in tqdm(range(0, samples.height if frac else 0, gen_batch_size), desc="generate", mininterval=5):
+        x = torch.tensor(samples["input_ids"].slice(s, gen_batch_size).to_list(), device=dev.device)
+        gen = greedy_continue(model, dev, x[:, :P], S, vocab, tok.pad_token_id)[:, P : P + S]
+        eq = gen == x[:, P : P + S]
+        cols["exact_gen"] += eq.all(-1).tolist()
+        cols["frac"] += eq.float().mean(-1).tolist()
+    if not frac:
+        cols["exact_gen"] = cols["frac"] = [None] * samples.height
     return pl.DataFrame(
         {
             "sample_id": samples["sample_id"],

@@ -17,7 +17,7 @@ Why these and not a plain percentile bootstrap over samples:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -145,10 +145,35 @@ def auc(y: np.ndarray, score: np.ndarray) -> float:
     return float((r[y].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
 
 
-def logistic_fit(X: np.ndarray, y: np.ndarray, C: float, iters: int = 50, tol: float = 1e-10) -> tuple[np.ndarray, float]:
+def resampled_aucs(y: np.ndarray, score: np.ndarray, resamples: Iterable[np.ndarray]) -> np.ndarray:
+    """auc(y[i], score[i]) for each index array i, without a sort per resample: the scores are sorted and their ties
+    grouped once, and a resample's Mann-Whitney U is the sum over tie groups of its positives there times its
+    negatives below plus half those tied. U is a sum of half-integers either way, so each value equals auc's exactly.
+    (The bootstrap of a membership AUC sorted 7,000 scores 200 times per model and signal: most of mia's time.)"""
+    y = np.asarray(y, dtype=bool)
+    _, group = np.unique(np.asarray(score), return_inverse=True)  # tie group of each sample, in score order
+    n_groups = int(group.max()) + 1 if group.size else 0
+    out = []
+    for i in resamples:
+        gp, gn = group[i][y[i]], group[i][~y[i]]
+        if gp.size == 0 or gn.size == 0:
+            out.append(float("nan"))
+            continue
+        pos_k = np.bincount(gp, minlength=n_groups).astype(np.float64)
+        neg_k = np.bincount(gn, minlength=n_groups).astype(np.float64)
+        below = np.cumsum(neg_k) - neg_k
+        out.append(float((pos_k * (below + 0.5 * neg_k)).sum() / (gp.size * gn.size)))
+    return np.asarray(out)
+
+
+def logistic_fit(X: np.ndarray, y: np.ndarray, C: float, iters: int = 50, tol: float = 1e-10,
+                 weight: np.ndarray | None = None) -> tuple[np.ndarray, float]:
     """L2-penalised logistic regression by Newton's method, sklearn's objective exactly
     (0.5·|w|² + C·Σ log-loss, intercept unpenalised): the same optimum as LogisticRegression(C=C), at a
-    fraction of its per-call overhead for the few features and thousands of refits the classifier needs."""
+    fraction of its per-call overhead for the few features and thousands of refits the classifier needs.
+    weight: each row's count (rows with equal features and outcome given once, weighted: the same objective)."""
+    if weight is not None:
+        return _weighted_logistic_fit(X, y, C, iters, tol, weight)
     n, k = X.shape
     A = np.hstack([X, np.ones((n, 1))])
     w = np.zeros(k + 1)
@@ -159,6 +184,24 @@ def logistic_fit(X: np.ndarray, y: np.ndarray, C: float, iters: int = 50, tol: f
         p = 1 / (1 + np.exp(-(A @ w)))
         grad = A.T @ (p - yf) + reg * w
         H = (A * (p * (1 - p))[:, None]).T @ A + np.diag(reg) + 1e-12 * np.eye(k + 1)
+        step = np.linalg.solve(H, grad)
+        w -= step
+        if np.abs(step).max() < tol:
+            break
+    return w[:k], float(w[k])
+
+
+def _weighted_logistic_fit(X: np.ndarray, y: np.ndarray, C: float, iters: int, tol: float, weight: np.ndarray) -> tuple[np.ndarray, float]:
+    n, k = X.shape
+    A = np.hstack([X, np.ones((n, 1))])
+    w = np.zeros(k + 1)
+    reg = np.full(k + 1, 1.0 / C)
+    reg[-1] = 0.0
+    yf, c = y.astype(float), np.asarray(weight, dtype=float)
+    for _ in range(iters):
+        p = 1 / (1 + np.exp(-(A @ w)))
+        grad = A.T @ (c * (p - yf)) + reg * w
+        H = (A * (c * p * (1 - p))[:, None]).T @ A + np.diag(reg) + 1e-12 * np.eye(k + 1)
         step = np.linalg.solve(H, grad)
         w -= step
         if np.abs(step).max() < tol:

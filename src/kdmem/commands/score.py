@@ -61,7 +61,8 @@ def score(args: argparse.Namespace) -> None:
         t_split = time.perf_counter()
         scores = score_samples(model, tok, dev, samples, vocab, mem["prefix_len"], mem["suffix_len"],
                                batch_size=mem["batch_size"], frac=mem["frac"] and not args.base_size, cache=cache,
-                               extraction=mem["extraction"], min_k=cfg["mia"]["k"])
+                               extraction=mem["extraction"], min_k=cfg["mia"]["k"],
+                               gen_batch_size=mem["generate_batch_size"])
         out = with_identity(scores, ident, split)
         log.info("scored %s on %s in %.1f s", ident["model"], split, time.perf_counter() - t_split)
         done.append((out, {**ident, "split": split, **summary(out)}))
