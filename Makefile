@@ -28,7 +28,7 @@ BASES_OUT ?= resources/bases/tiny
 BASES_RESULTS = $(shell sed -n 's/^results: *//p' $(BASES_CONFIG))
 bases: setup
 	OMP_NUM_THREADS=1 HF_HUB_OFFLINE=1 .venv/bin/snakemake --cores $(CORES) --set-threads pretrain=1 --configfile $(BASES_CONFIG) \
-		--profile profiles/default $(BASES_RESULTS)/tiny/base/large $(BASES_RESULTS)/tiny/base/small
+		--profile profiles/default $$(for s in large small; do .venv/bin/kdmem path scratch_base family=tiny size=$$s --results $(BASES_RESULTS); done)
 	.venv/bin/kdmem export-bases --config $(BASES_CONFIG) --family tiny --results $(BASES_RESULTS) --out $(BASES_OUT)
 
 dry: setup

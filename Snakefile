@@ -1,6 +1,6 @@
 # kdmem: Memorization Dynamics in Knowledge Distillation (arXiv 2601.15394), as one DAG.
 # Stages, in order (one rules/ file each): data -> pretrain -> finetune -> logits -> distill -> score -> analysis (with the report).
-from snakemake.utils import min_version, validate
+from snakemake.utils import min_version
 
 min_version("9.0")
 
@@ -11,10 +11,7 @@ if not workflow.overwrite_configfiles:
     configfile: "config.yaml"
 
 
-include: "rules/common.smk"  # kdmem's one-line config check, then config -> path helpers
-
-
-validate(CFG, schema=str(kconfig.SCHEMA_PATH))  # the resolved config (overlays merged), against the schema kdmem uses
+include: "rules/common.smk"  # kdmem's config check (the schema, with one clear line per error), then config -> jobs
 
 
 include: "rules/data.smk"

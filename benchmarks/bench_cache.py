@@ -28,7 +28,7 @@ from pathlib import Path
 import polars as pl
 import torch
 import yaml
-from common import ROOT, need
+from common import DATASET, FAMILY, LAYOUT, STUDY, need, run_path
 
 from kdmem import config as kconfig
 from kdmem.args import KDArgs
@@ -37,9 +37,8 @@ from kdmem.logit_cache import CacheReader
 from kdmem.models import load_model
 from kdmem.tokenizer import load_tokenizer
 from kdmem.training import Collator, KdmemTrainer, SampleDataset
+from kdmem.vocab import Size
 
-DATASET = next(iter(kconfig.load(ROOT / "config.yaml")["datasets"]))
-RESULTS = Path(os.environ.get("KDMEM_BENCH_RESULTS", ROOT / "results")) / "tiny" / DATASET
 KDMEM = str(Path(sys.executable).parent / "kdmem")
 KINDS = ("full", "topk", "sampled", "dense")
 
@@ -63,20 +62,21 @@ def _kdmem(*args: str) -> None:
     subprocess.run([KDMEM, *map(str, args)], check=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
 
 
-def one_kind(kind: str, cfg: dict, work: Path, teacher: Path, data: Path, t: float, name: str | None = None, **soft: object) -> dict:
+def one_kind(kind: str, cfg: dict, work: Path, teacher: Path, t: float, name: str | None = None, **soft: object) -> dict:
     """cache-logits, distill and score with `distill.soft.cache: kind` (and any other `distill.soft` keys given),
     as the pipeline runs them. `name` keeps several variants of one kind apart in `work`."""
     cfg = {**cfg, "distill": {**cfg["distill"], "soft": {**cfg["distill"]["soft"], "cache": kind, **soft}}}
     tag = name or kind
     cfg_file = work / f"{tag}.yaml"
     cfg_file.write_text(yaml.safe_dump(cfg))
-    fam = cfg["families"]["tiny"]
-    common = ["--config", cfg_file, "--family", "tiny", "--dataset", DATASET, "--tokenizer", fam["tokenizer"]]
+    fam = cfg["families"][FAMILY]
+    common = ["--config", cfg_file, "--family", FAMILY, "--dataset", DATASET, "--tokenizer", fam["tokenizer"]]
+    train, val = run_path("samples", split="train"), run_path("samples", split="val")
     out: dict = {"kind": kind}
     cache_args: list = []
     if kind != "dense":
         t0 = time.perf_counter()
-        _kdmem("cache-logits", *common, "--teacher", teacher, "--train", data / "train.parquet", "--temperature", t,
+        _kdmem("cache-logits", *common, "--teacher", teacher, "--train", train, "--temperature", t,
                "--kind", kind, "--out", work / f"cache-{tag}")
         meta = json.loads((work / f"cache-{tag}" / "meta.json").read_text())
         out |= {"cache_write_s": time.perf_counter() - t0, "bytes_per_token": meta["bytes_per_token"],
@@ -85,14 +85,14 @@ def one_kind(kind: str, cfg: dict, work: Path, teacher: Path, data: Path, t: flo
         out["cache_write_tokens_per_s"] = meta["n_samples"] * meta["seq_len"] / out["cache_write_s"]
         cache_args = ["--cache", work / f"cache-{tag}"]
     t0 = time.perf_counter()
-    _kdmem("distill", *common, "--mode", "soft", "--seed", 0, "--temperature", t, "--base", fam["small"]["checkpoint"], *cache_args,
-           "--teacher", teacher, "--train", data / "train.parquet", "--val", data / "val.parquet", "--out", work / f"student-{tag}",
+    _kdmem("distill", *common, "--mode", "soft", "--seed", 0, "--temperature", t, "--base", fam[Size.SMALL]["checkpoint"], *cache_args,
+           "--teacher", teacher, "--train", train, "--val", val, "--out", work / f"student-{tag}",
            "--ckpt", work / f"ckpt-{tag}")
     out["distill_s"] = time.perf_counter() - t0
     out["val_loss"] = json.loads((work / f"student-{tag}" / "metrics.json").read_text())["val_loss"]
     scores = work / f"scores-{tag}.parquet"
-    _kdmem("score", *common, "--model", work / f"student-{tag}", "--split", "train", "--samples", data / "train.parquet",
-           "--cache", RESULTS / "cache" / "T1.0", "--teacher", teacher, "--out", scores, "--summary", work / f"scores-{tag}.json")
+    _kdmem("score", *common, "--model", work / f"student-{tag}", "--split", "train", "--samples", train,
+           "--cache", run_path("cache", temperature=1.0), "--teacher", teacher, "--out", scores, "--summary", work / f"scores-{tag}.json")
     out["memorized_ids"] = sorted(pl.read_parquet(scores).filter(pl.col("exact"))["sample_id"].to_list())
     return out
 
@@ -101,15 +101,14 @@ def main() -> dict:
     cfg = kconfig.load("config.yaml")
     soft = cfg["distill"]["soft"]
     t = cfg["analysis"]["primary_temperature"]
-    teacher = need(RESULTS / "models" / "teacher-s0")
-    need(RESULTS / "cache" / "T1.0")
-    data = RESULTS / "data"
+    teacher = need(run_path("model", model=STUDY.teacher.name))
+    need(run_path("cache", temperature=1.0))
     work = Path(tempfile.mkdtemp())
     try:
-        kinds = {k: one_kind(k, cfg, work, teacher, data, t) for k in KINDS}
+        kinds = {k: one_kind(k, cfg, work, teacher, t) for k in KINDS}
         # one KD step from each cache against an online step (the teacher's forward inside the step)
         tok = load_tokenizer(str(teacher))
-        train, base = read_samples(data / "train.parquet"), cfg["families"]["tiny"]["small"]["checkpoint"]
+        train, base = read_samples(run_path("samples", split="train")), cfg["families"][FAMILY][Size.SMALL]["checkpoint"]
         v = len(tok)
         kd = {k: KDArgs.from_config({**soft, "cache": k}, t, "forward_kl") for k in KINDS}
         steps = {k: step_time("cache", CacheReader(work / f"cache-{k}", {"kind": k}), None, load_model(base), train, kd[k], v)
@@ -122,7 +121,7 @@ def main() -> dict:
         mem = set(r.pop("memorized_ids"))
         r |= {"memorized": len(mem), "shared_with_dense": len(mem & dense), "jaccard_with_dense": len(mem & dense) / len(mem | dense) if mem | dense else None,
               "val_loss_over_dense": r["val_loss"] / kinds["dense"]["val_loss"], "kd_step_s": steps[k]}
-    out = {"results": str(RESULTS), "top_k": soft["top_k"], "draws": soft["draws"], "temperature": t, "kinds": kinds,
+    out = {"results": LAYOUT.results, "top_k": soft["top_k"], "draws": soft["draws"], "temperature": t, "kinds": kinds,
            "targets": {"sampled_bytes_per_token_max": 40, "sampled_val_loss_within": 0.01}}
     print(json.dumps(out, indent=2))
     return out

@@ -26,8 +26,8 @@ import time
 from pathlib import Path
 
 import torch
-from bench_cache import RESULTS, one_kind
-from common import ROOT, need
+from bench_cache import one_kind
+from common import LAYOUT, ROOT, STUDY, need, run_path
 from run_all import write_measured
 
 from kdmem import config as kconfig
@@ -49,15 +49,15 @@ BEGIN, END = "<!-- begin cache frontier: written by benchmarks/bench_cache_front
 
 def main() -> dict:
     cfg = kconfig.load("config.yaml")
-    teacher = need(RESULTS / "models" / "teacher-s0")
-    need(RESULTS / "cache" / "T1.0")
+    teacher = need(run_path("model", model=STUDY.teacher.name))
+    need(run_path("cache", temperature=1.0))
     work = Path(tempfile.mkdtemp())
     rows: dict = {}
     t0 = time.time()
     try:
         for name, kind, t, soft in VARIANTS:
             tag = name.replace(" ", "-")
-            r = one_kind(kind, cfg, work, teacher, RESULTS / "data", t, name=tag, **soft)
+            r = one_kind(kind, cfg, work, teacher, t, name=tag, **soft)
             r |= {"temperature": t, **soft}
             rows[name] = r
             print(f"{name}: val {r['val_loss']:.4f}, bytes/token {r.get('bytes_per_token')}", flush=True)
@@ -70,7 +70,7 @@ def main() -> dict:
         dense = f"dense T{r['temperature']:g}"
         r |= {"memorized": len(ids[name]), "shared_with_dense": len(ids[name] & ids[dense]),
               "val_loss_over_dense": r["val_loss"] / rows[dense]["val_loss"]}
-    out = {"results": str(RESULTS.relative_to(ROOT)) if RESULTS.is_relative_to(ROOT) else RESULTS.name, "seconds": time.time() - t0, "rows": rows,
+    out = {"results": str(Path(LAYOUT.results).resolve().relative_to(ROOT)) if Path(LAYOUT.results).resolve().is_relative_to(ROOT) else Path(LAYOUT.results).name, "seconds": time.time() - t0, "rows": rows,
            "meta": {"date": time.strftime("%Y-%m-%d"), "machine": platform.processor() or platform.machine(), "cores": os.cpu_count()}}
     RAW.write_text(json.dumps(out, indent=2) + "\n")
     write_measured(ROOT / "reports" / "benchmarks.md", "\n".join(render(out)), BEGIN, END)

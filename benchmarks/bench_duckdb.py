@@ -17,39 +17,45 @@ from common import ROOT
 sys.path.insert(0, str(ROOT / "tests"))
 
 from kdmem import db  # noqa: E402
+from kdmem.layout import Layout  # noqa: E402
+from kdmem.roster import ModelSpec  # noqa: E402
+from kdmem.vocab import DEFAULT_LOSS, DataVariant, Role, Split  # noqa: E402
 
 N = int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000
-MODELS = [("teacher-s0", "teacher", 0, None), ("baseline-s0", "baseline", 0, None), ("baseline-s1", "baseline", 1, None),
-          ("student-T2.0-s0", "student", 0, 2.0), ("hard_student-s0", "hard_student", 0, None)]
+FAM, DS = "fam", "ds"
+MODELS = [ModelSpec(Role.TEACHER, 0, family=FAM, dataset=DS), ModelSpec(Role.BASELINE, 0, family=FAM, dataset=DS),
+          ModelSpec(Role.BASELINE, 1, family=FAM, dataset=DS), ModelSpec(Role.STUDENT, 0, 2.0, DEFAULT_LOSS, family=FAM, dataset=DS),
+          ModelSpec(Role.HARD_STUDENT, 0, family=FAM, dataset=DS)]
 
 
 def make(root: Path) -> dict:
     rng = np.random.default_rng(0)
-    base = root / "results" / "fam" / "ds"
-    (base / "data").mkdir(parents=True)
+    lay = Layout(str(root / "results"))
     ids = pl.Series("sample_id", [f"{i:016x}" for i in range(N)])
-    samples = pl.DataFrame({"family": "fam", "dataset": "ds", "split": "train", "sample_id": ids, "doc_id": pl.Series([f"d{i // 4}" for i in range(N)]), "offset": pl.Series(np.zeros(N, np.int32)),
+    samples = pl.DataFrame({"family": FAM, "dataset": DS, "split": str(Split.TRAIN), "sample_id": ids, "doc_id": pl.Series([f"d{i // 4}" for i in range(N)]), "offset": pl.Series(np.zeros(N, np.int32)),
                             "input_ids": pl.Series([[1, 2, 3, 4]] * N, dtype=pl.List(pl.Int32)), "text": pl.Series(["some text"] * N),
                             "n_exposures": pl.Series(np.ones(N, np.int32)), "zlib_bytes": rng.integers(150, 400, N),
                             "zlib_ratio": rng.random(N)})
-    samples.write_parquet(base / "data" / "train.parquet")
-    samples.head(1000).with_columns(split=pl.lit("val")).write_parquet(base / "data" / "val.parquet")
-    files = {"samples": [str(base / "data" / "train.parquet"), str(base / "data" / "val.parquet")], "models": [], "scores": []}
-    for name, role, seed, temp in MODELS:
-        m = base / "models" / name
+    files: dict[str, list[str]] = {"samples": [lay.samples(FAM, DS, Split.TRAIN), lay.samples(FAM, DS, Split.VAL)], "models": [], "scores": []}
+    Path(files["samples"][0]).parent.mkdir(parents=True)
+    samples.write_parquet(files["samples"][0])
+    samples.head(1000).with_columns(split=pl.lit(str(Split.VAL))).write_parquet(files["samples"][1])
+    for spec in MODELS:
+        m = Path(lay.model(FAM, DS, spec.name))
         m.mkdir(parents=True)
-        (m / "metrics.json").write_text(json.dumps({"model": name, "family": "fam", "dataset": "ds", "role": role, "seed": seed, "temperature": temp}))
+        (m / "metrics.json").write_text(json.dumps(spec.record()))
         files["models"].append(str(m / "metrics.json"))
-        rate = {"teacher": 0.0033, "baseline": 0.0017, "student": 0.0007, "hard_student": 0.0007}[role]
-        sc = pl.DataFrame({"model": name, "family": "fam", "dataset": "ds", "role": role, "seed": seed, "temperature": temp,
-                           "data_variant": "full", "fingerprint": "x", "split": "train", "sample_id": ids,
+        rate = {Role.TEACHER: 0.0033, Role.BASELINE: 0.0017, Role.STUDENT: 0.0007, Role.HARD_STUDENT: 0.0007}[Role(spec.role)]
+        sc = pl.DataFrame({"model": spec.name, "family": FAM, "dataset": DS, "role": spec.role, "seed": spec.seed, "temperature": spec.temperature,
+                           "data_variant": str(DataVariant.FULL), "fingerprint": "x", "split": str(Split.TRAIN), "sample_id": ids,
                            "exact": rng.random(N) < rate, "exact_gen": None, "frac": None, "tf_acc": rng.random(N),
                            "suffix_logprob_sum": rng.normal(-60, 10, N), "suffix_logprob_mean": rng.normal(-2, 0.5, N),
                            "ppl": rng.lognormal(3, 0.5, N), "entropy": rng.random(N) * 4, "zlib_bytes": rng.integers(150, 400, N),
                            "kl_to_teacher": rng.random(N), "n_exposures": np.ones(N, np.int32),
-                           "extract_logprob": rng.normal(-40, 10, N), "extractable": rng.random(N) < rate},
+                           "extract_logprob": rng.normal(-40, 10, N), "extractable": rng.random(N) < rate,
+                           "extractable_full": rng.random(N) < rate, "min_k": rng.normal(-5, 1, N), "min_k_pp": rng.normal(-1, 0.5, N)},
                           schema_overrides={"temperature": pl.Float64, "exact_gen": pl.Boolean, "frac": pl.Float64})
-        f = base / "scores" / name / "train.parquet"
+        f = Path(lay.scores(FAM, DS, spec.name, Split.TRAIN))
         f.parent.mkdir(parents=True)
         sc.write_parquet(f)
         files["scores"].append(str(f))
@@ -77,7 +83,7 @@ def main() -> dict:
     t_make = time.perf_counter() - t
     out = work / "kdmem.duckdb"
     t = time.perf_counter()
-    db.build(out, **files, primary={"models": [m[0] for m in MODELS if m[0] != "baseline-s1"]})
+    db.build(out, **files, primary={"models": [m.name for m in MODELS if m != MODELS[2]]})  # the second baseline seed is not primary
     t_build = time.perf_counter() - t
     con = duckdb.connect(str(out), read_only=True)
     times = {}

@@ -16,8 +16,7 @@ import statistics
 import time
 
 import torch
-from bench_cache import RESULTS
-from common import ROOT, need
+from common import FAMILY, ROOT, STUDY, need, run_path
 
 from kdmem import config as kconfig
 from kdmem.data import read_samples
@@ -26,19 +25,18 @@ from kdmem.scoring import score_samples
 from kdmem.tokenizer import load_tokenizer
 
 SIZES = (64, 256)
-MODELS = ("teacher-s0", "baseline-s0")
 
 
 def main(n: int = 1024, repeats: int = 3) -> dict:
     torch.set_num_threads(1)
     cfg = kconfig.load(ROOT / "config.yaml")
     mem = cfg["memorization"]
-    tok = load_tokenizer(cfg["families"]["tiny"]["tokenizer"])
-    samples = read_samples(need(RESULTS / "data" / "train.parquet")).head(n)
+    tok = load_tokenizer(cfg["families"][FAMILY]["tokenizer"])
+    samples = read_samples(need(run_path("samples", split="train"))).head(n)
     dev = pick_device("cpu")
     out: dict = {"n_samples": samples.height, "repeats": repeats, "sizes": list(SIZES), "models": {}}
-    for name in MODELS:
-        model = load_model(str(need(RESULTS / "models" / name)))
+    for name in (STUDY.teacher.name, STUDY.primary_baseline.name):
+        model = load_model(str(need(run_path("model", model=name))))
         vocab = model.config.vocab_size
 
         def score(g: int, model=model, vocab=vocab):

@@ -24,8 +24,8 @@ import time
 
 import numpy as np
 import torch
-from bench_cache import RESULTS, step_time
-from common import ROOT, need, timed
+from bench_cache import step_time
+from common import FAMILY, ROOT, STUDY, need, run_path, timed
 
 from kdmem import config as kconfig
 from kdmem import kd as kkd
@@ -34,6 +34,7 @@ from kdmem.args import KDArgs
 from kdmem.data import read_samples
 from kdmem.logit_cache import CacheReader
 from kdmem.models import load_model
+from kdmem.vocab import Size
 
 
 def parts(reader: CacheReader, rows: list[int], vocab: int, t: float) -> dict:
@@ -64,11 +65,11 @@ def main(steps: int = 30, repeats: int = 5) -> dict:
     torch.set_num_threads(1)
     cfg = kconfig.load(ROOT / "config.yaml")
     soft, t = cfg["distill"]["soft"], cfg["analysis"]["primary_temperature"]
-    teacher = need(RESULTS / "models" / "teacher-s0")
-    cache_dir = need(RESULTS / "cache" / f"full-T{float(t)}")
+    teacher = need(run_path("model", model=STUDY.teacher.name))
+    cache_dir = need(run_path("full_cache", temperature=float(t)))
     meta = json.loads((cache_dir / "meta.json").read_text())
-    train = read_samples(RESULTS / "data" / "train.parquet")
-    small = cfg["families"]["tiny"]["small"]["checkpoint"]
+    train = read_samples(run_path("samples", split="train"))
+    small = cfg["families"][FAMILY][Size.SMALL]["checkpoint"]
     kd = KDArgs.from_config({**soft, "cache": "full"}, t, "forward_kl")
     vocab = meta["vocab"]
     reader = CacheReader(cache_dir, {"kind": "full"}, verify=False)

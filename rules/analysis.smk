@@ -32,7 +32,7 @@ rule classify:
         " --out-predictions {output.predictions} --out-roc {output.roc} --log {log}"
 
 
-CLEANED_STUDENT = f"{STUDENT}-{CLEANED}"
+CLEANED_STUDENT = f"{STUDENT}-{DataVariant.CLEANED}"
 
 
 # The removal experiment's student: distill_soft on D minus the classifier's predicted samples.
@@ -120,7 +120,8 @@ rule analyze:
         L.analysis(),
     params:
         cfg=sliced("analyze"),
-        out_dir=lambda w, output: str(Path(output[0]).parent),
+        # the results folder from the input, not the config: where the store is, the figures go beside it
+        results=lambda w, input: Layout.of("db", input.db).results,
     log:
         L.log("analyze"),
     benchmark:
@@ -132,7 +133,7 @@ rule analyze:
         ENV
     shell:
         "kdmem analyze --config-json {params.cfg:q} --db {input.db} --classifier {input.classifier}"
-        " --out-dir {params.out_dir} --log {log}"
+        " --results {params.results:q} --log {log}"
 
 
 rule report:
@@ -142,6 +143,8 @@ rule report:
         roc=per_pair(L.roc),
     output:
         L.report(),
+    params:
+        results=lambda w, input: Layout.of("analysis", input.analysis).results,
     log:
         L.log("report"),
     benchmark:
@@ -152,4 +155,4 @@ rule report:
     conda:
         ENV
     shell:
-        "kdmem report --analysis {input.analysis} --classifier {input.classifier} --roc {input.roc} --out {output} --log {log}"
+        "kdmem report --results {params.results:q} --classifier {input.classifier} --roc {input.roc} --out {output} --log {log}"

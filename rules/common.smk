@@ -8,8 +8,9 @@ from pathlib import Path
 from kdmem import config as kconfig
 from kdmem import rulecfg
 from kdmem.errors import KdmemError
-from kdmem.layout import CLEANED, KD_TAG, SIZE_OF_ROLE, SPLITS, Layout, model_name, parse_kd_tag, size_of_model
-from kdmem.vocab import CacheKind, DataVariant, Role, Size, alternation
+from kdmem.layout import Layout, size_of_model
+from kdmem.roster import model_name, parse_kd_tag, roster
+from kdmem.vocab import BASE_ROLE, KD_TAG, SIZE_OF_ROLE, CacheKind, DataVariant, Role, Size, Split, alternation
 
 try:
     CFG = kconfig.validate(config)
@@ -105,7 +106,7 @@ PRETRAIN_DATASET = CFG["pretrain"]["dataset"]
 wildcard_constraints:
     family="|".join(FAMILIES),
     dataset="|".join(DATASETS),
-    split=alternation(SPLITS),
+    split=alternation(Split),
     size=alternation(Size),
     seed=r"\d+",
     temperature=r"[0-9]+(\.[0-9]+)?",
@@ -131,32 +132,30 @@ def tokenizer_input(wildcards):
 def data_targets():
     out = []
     for f in FAMILIES:
-        out += [L.samples(f, d, s) for d in DATASETS for s in SPLITS]
+        out += [L.samples(f, d, s) for d in DATASETS for s in Split]
         if any(CFG["families"][f][size]["init"] == "scratch" for size in Size):
             out.append(L.pretrain_samples(f))
     return out
 
 
 # ---- models --------------------------------------------------------------------------------
-# str(float(t)): the wildcard and the name the distill command gives its model agree ("2.0", never "2").
-TEMPERATURES = [str(float(t)) for t in CFG["distill"]["soft"]["temperatures"]]
-LOSSES = CFG["distill"]["soft"]["losses"]
-T0 = str(float(CFG["analysis"]["primary_temperature"]))  # the student the overlaps, classifier and removal use
-LOSS0 = CFG["analysis"]["primary_loss"]
+# The study's models and its primary ones come from kdmem.roster (one ModelSpec each), as for every command.
+ROSTER = roster(CFG)
 KL_T = "1.0"  # kl_to_teacher is taken at T = 1, from its own cache
-HARD = CFG["distill"]["hard"]["enabled"]
-TEACHER_SEEDS = CFG["finetune"]["teacher_seeds"]
-TEACHER = model_name("teacher", TEACHER_SEEDS[0])  # the teacher every student distils from; the others are its seed placebo
+TEACHER = ROSTER.teacher.name  # the teacher every student distils from; the other teacher seeds are its seed placebo
+PRIMARY_BASELINE = ROSTER.primary_baseline.name
+PRIMARY_STUDENT = ROSTER.primary_student.name
+PRIMARY = ROSTER.primary_names
 
 
 def base_of(family, size):
     """Base model of a family: our pretrained folder (scratch) or the configured checkpoint."""
     m = CFG["families"][family][size]
-    return L.base(family, size) if m["init"] == "scratch" else m["checkpoint"]
+    return L.scratch_base(family, size) if m["init"] == "scratch" else m["checkpoint"]
 
 
 def base_input(family, *sizes):
-    return [L.base(family, s) for s in sizes if CFG["families"][family][s]["init"] == "scratch"]
+    return [L.scratch_base(family, s) for s in sizes if CFG["families"][family][s]["init"] == "scratch"]
 
 
 def bases_needed(*sizes):
@@ -189,43 +188,18 @@ def soft_cache(w):
     ]
 
 
-SOFT_SEEDS = CFG["distill"]["soft"]["seeds"]
-HARD_SEEDS = CFG["distill"]["hard"]["seeds"]
-
-
-def model_names(family):
-    """Every model of a (family, dataset)."""
-    names = [model_name("teacher", s) for s in TEACHER_SEEDS] + [model_name("baseline", s) for s in CFG["baseline_seeds"]]
-    names += [model_name("student", s, t, loss=x) for t in TEMPERATURES for x in LOSSES for s in SOFT_SEEDS]
-    if HARD:
-        names += [model_name("hard_student", s) for s in HARD_SEEDS]
-    if CFG["removal"]["enabled"]:
-        names.append(model_name("student", SOFT_SEEDS[0], T0, cleaned=True, loss=LOSS0))
-    if CFG["finetune"]["once_seen_baseline"]:
-        names.append(ONCE_BASELINE)
-    return names
-
-
-# ---- analysis ------------------------------------------------------------------------------
-PRIMARY_BASELINE = model_name("baseline", CFG["baseline_seeds"][0])
-ONCE_BASELINE = model_name("baseline", CFG["baseline_seeds"][0], variant=DataVariant.ONCE)  # the near-copy-free control
-PRIMARY_STUDENT = model_name("student", SOFT_SEEDS[0], T0, loss=LOSS0)
-PRIMARY = [TEACHER, PRIMARY_BASELINE, PRIMARY_STUDENT, model_name("hard_student", HARD_SEEDS[0]),
-           model_name("student", SOFT_SEEDS[0], T0, cleaned=True, loss=LOSS0)]
-
-
 def per_pair(path_of):
     return [path_of(f, d) for f in FAMILIES for d in DATASETS]
 
 
 def db_inputs():
-    every = [(f, d, m) for f in FAMILIES for d in DATASETS for m in model_names(f)]
+    every = [(f, d, m) for f in FAMILIES for d in DATASETS for m in ROSTER.names]
     return {
-        "samples": [L.samples(f, d, s) for f in FAMILIES for d in DATASETS for s in SPLITS],
+        "samples": [L.samples(f, d, s) for f in FAMILIES for d in DATASETS for s in Split],
         "models": [L.model(f, d, m) for f, d, m in every],
         "bases": per_pair(L.bases_json),
-        "scores": [L.scores(f, d, m, s) for f, d, m in every for s in SPLITS]
-        + [L.scores(f, d, f"base-{size}", s) for f in FAMILIES for d in DATASETS for size in Size for s in SPLITS],
+        "scores": [L.scores(f, d, m, s) for f, d, m in every for s in Split]
+        + [L.scores(f, d, b.name, s) for f in FAMILIES for d in DATASETS for b in ROSTER.bases for s in Split],
         "trials": per_pair(L.classifier_trials),
         "coefficients": per_pair(L.classifier_coefficients),
         "predictions": per_pair(L.predictions),
@@ -236,8 +210,7 @@ def db_inputs():
 
 def mia_scores_inputs(w):
     """Membership inference reads every model's and both bases' scores on every split: no model runs again."""
-    models = model_names(w.family) + [f"base-{size}" for size in Size]
-    return [L.scores(w.family, w.dataset, m, s) for m in models for s in SPLITS]
+    return [L.scores(w.family, w.dataset, m.name, s) for m in ROSTER.models + ROSTER.bases for s in Split]
 
 
 def all_targets():

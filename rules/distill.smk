@@ -39,7 +39,7 @@ rule distill_soft:
         " --train {input.train} --val {input.val} --out {output} --ckpt {params.ckpt} --nproc {resources.gpu} --log {log}"
 
 
-HARD_STUDENT = model_name("hard_student", "{seed}")
+HARD_STUDENT = model_name(Role.HARD_STUDENT, "{seed}")
 
 
 rule distill_hard:

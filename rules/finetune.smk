@@ -40,12 +40,12 @@ use rule finetune as finetune_once with:
         train=L.samples(split="train"),
         val=L.samples(split="val"),
     output:
-        directory(L.model(model=model_name("baseline", "{seed}", variant=DataVariant.ONCE))),
+        directory(L.model(model=model_name(Role.BASELINE, "{seed}", variant=DataVariant.ONCE))),
     params:
         cfg=sliced("finetune", family="family", fixed={"role": Role.BASELINE.value}),
         base=base_path(Size.SMALL),
         tokenizer=tokenizer_of,
-        ckpt=L.checkpoints(model=model_name("baseline", "{seed}", variant=DataVariant.ONCE)),
+        ckpt=L.checkpoints(model=model_name(Role.BASELINE, "{seed}", variant=DataVariant.ONCE)),
         role=Role.BASELINE.value,
         variant="--once-seen",
     log:

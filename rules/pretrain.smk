@@ -8,7 +8,7 @@ rule pretrain:
         train=L.pretrain_samples(),
         val=lambda w: L.samples(w.family, PRETRAIN_DATASET, "val"),
     output:
-        directory(L.base()),
+        directory(L.scratch_base()),
     params:
         cfg=sliced("pretrain", family="family", size="size"),
         ckpt=L.base_checkpoints(),

@@ -260,7 +260,7 @@ def test_corrupt_parquet_input_to_build_db(kit, tmp_path, capsys):
 
 def test_missing_analysis_input(kit, tmp_path, capsys):
     out = tmp_path / "report.html"
-    _expect(capsys, ["report", "--analysis", str(tmp_path / "analysis.json"), "--out", str(out)], "run 'kdmem analyze' first", out)
+    _expect(capsys, ["report", "--results", str(tmp_path), "--out", str(out)], "run 'kdmem analyze' first", out)
 
 
 def test_scores_file_missing_columns(kit, tmp_path, capsys):

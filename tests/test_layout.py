@@ -1,12 +1,13 @@
-"""The results layout and the model names: one template per output, names that round-trip."""
+"""The results layout: one template per output, one explicit method per template, parts that stay wildcards."""
 
 from __future__ import annotations
 
-import re
+import inspect
+import string
 
 import pytest
 
-from kdmem.layout import KD_TAG, TEMPLATES, Layout, kd_tag, model_name, parse_kd_tag, parse_model_name, size_of_model
+from kdmem.layout import TEMPLATES, Figure, Layout
 
 
 def test_unfilled_parts_stay_wildcards_and_filled_ones_are_paths():
@@ -14,11 +15,21 @@ def test_unfilled_parts_stay_wildcards_and_filled_ones_are_paths():
     assert lay.samples() == "res/{family}/{dataset}/data/{split}.parquet"
     assert lay.samples("tiny", "wiki", "train") == lay.samples(split="train", family="tiny", dataset="wiki") == "res/tiny/wiki/data/train.parquet"
     assert lay.cache(temperature="1.0") == "res/{family}/{dataset}/cache/T1.0"
+    assert lay.figure("tiny", "wiki", Figure.VENN) == "res/report/tiny-wiki-venn.png"
     assert lay.log("score-teacher-s0", "tiny", "wiki") == "res/logs/tiny/wiki/score-teacher-s0.log"
-    with pytest.raises(TypeError, match="at most 2 parts"):
+    with pytest.raises(TypeError):
         lay.data_stats("a", "b", "c")
-    with pytest.raises(AttributeError):
-        lay.no_such_output()  # noqa: B018
+    with pytest.raises(TypeError, match="has no part split"):
+        lay.path("data_stats", split="train")
+
+
+def test_every_template_has_its_own_method_with_its_fields_in_order():
+    # explicit methods, so go-to-definition finds them; their parameters are the template's fields, in order
+    for name, template in TEMPLATES.items():
+        method = getattr(Layout, name)
+        fields = [f for _, f, _, _ in string.Formatter().parse(template) if f]
+        assert list(inspect.signature(method).parameters)[1:] == fields, name
+    assert {n for n, v in vars(Layout).items() if callable(v) and not n.startswith("_")} == set(TEMPLATES) | {"path", "of", "log", "benchmark"}
 
 
 def test_every_output_has_its_own_path():
@@ -27,31 +38,19 @@ def test_every_output_has_its_own_path():
     assert len(set(paths)) == len(TEMPLATES)
 
 
-@pytest.mark.parametrize(("args", "name"), [
-    (("teacher", 0), "teacher-s0"), (("baseline", 2), "baseline-s2"), (("student", 0, 2.0), "student-T2.0-s0"),
-    (("student", 1, 4.0, True), "student-T4.0-s1-cleaned"), (("hard_student", 0), "hard_student-s0"),
-    (("student", 0, 2.0, False, "jsd"), "student-T2.0-jsd-s0"), (("student", 3, 1.0, True, "reverse_kl"), "student-T1.0-reverse_kl-s3-cleaned"),
-])
-def test_model_names_round_trip(args, name):
-    assert model_name(*args) == name
-    role, seed, *rest = args
-    t = rest[0] if rest else None
-    cleaned = bool(rest[1:] and rest[1])
-    assert parse_model_name(name) == {"role": role, "seed": seed, "temperature": t, "cleaned": cleaned,
-                                      "loss": (rest[2] if rest[2:] else "forward_kl") if t else None,
-                                      "data_variant": "cleaned" if cleaned else "full"}
-    assert size_of_model(name) == ("large" if role == "teacher" else "small")
-    if t:  # the rules' {kd} wildcard: the tag in the name, and back
-        tag = kd_tag(t, rest[2] if rest[2:] else "forward_kl")
-        assert f"-{tag}-" in name and re.fullmatch(KD_TAG, tag) and parse_kd_tag(tag) == (t, parse_model_name(name)["loss"])
+def test_a_rule_finds_the_results_folder_from_its_input():
+    layout = Layout("some/where")
+    assert Layout.of("db", layout.db()) == layout
+    assert Layout.of("analysis", layout.analysis()) == layout
+    with pytest.raises(ValueError, match="not a analysis path"):
+        Layout.of("analysis", layout.db())
 
 
-def test_the_control_baseline_is_a_data_variant_of_the_baseline():
-    name = model_name("baseline", 0, variant="once")
-    assert name == "baseline-s0-once" and parse_model_name(name)["data_variant"] == "once" and not parse_model_name(name)["cleaned"]
-    assert size_of_model(name) == "small"
+def test_kdmem_path_prints_the_layout_s_path_and_refuses_an_unknown_part(capsys):
+    from kdmem import cli
 
-
-def test_a_name_that_is_no_model_is_refused():
-    with pytest.raises(ValueError, match="not a kdmem model name"):
-        parse_model_name("base-small")
+    assert cli.main(["path", "scratch_base", "family=tiny", "size=large", "--results", "r"]) == 0
+    assert capsys.readouterr().out.strip() == Layout("r").scratch_base("tiny", "large")
+    assert cli.main(["path", "scratch_base", "famly=tiny", "--results", "r"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "has no part famly" in err[0]

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from kdmem.config import load_schema
-from kdmem.layout import model_name, parse_model_name
-from kdmem.vocab import KD_TAG, MODEL_NAME, CacheKind, Loss, Role, Size, Split, alternation
+from kdmem.roster import ModelSpec
+from kdmem.vocab import BASE_ROLE, KD_TAG, MODEL_NAME, CacheKind, Label, Loss, Role, Size, Split, alternation
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -35,22 +35,16 @@ def test_the_rules_take_their_constraints_from_vocab():
 @pytest.mark.parametrize("name", ["teacher-s0", "baseline-s2", "hard_student-s1", "student-T2.0-s0", "student-T1.5-jsd-s3",
                                   "student-T2.0-reverse_kl-s0-cleaned", "student-T2.0-s0-cleaned", "baseline-s1-once"])
 def test_model_names_round_trip(name):
-    p = parse_model_name(name)
-    assert model_name(p["role"], p["seed"], p["temperature"], p["cleaned"], p["loss"] or Loss.FORWARD_KL, p["data_variant"]) == name
+    assert ModelSpec.parse(name).name == name
     assert MODEL_NAME.fullmatch(name)
 
 
 def test_names_outside_the_vocabulary_are_refused():
     for bad in ("teacher", "student-T2.0-forward_kl-s0", "tutor-s0", "student-T2.0-s0-pruned", "student-T2.0-kl-s0"):
         with pytest.raises(ValueError, match="not a kdmem model name"):
-            parse_model_name(bad)
+            ModelSpec.parse(bad)
     assert re.fullmatch(KD_TAG, "T2.0-jsd") and not re.fullmatch(KD_TAG, "T2.0-forward_kl")
     assert alternation(Size) == "large|small"
-
-
-def test_a_size_is_never_a_role():
-    # a base is named by its size, so a path or key like base/teacher cannot be read as the teacher role's
-    assert not {str(x) for x in Size} & {str(x) for x in Role}
 
 
 def test_each_model_gets_one_label():
@@ -62,3 +56,21 @@ def test_each_model_gets_one_label():
     assert label_of("hard_student", "full", "hard_student-s2") is Label.HARD_STUDENT
     with pytest.raises(ValueError):
         label_of("base", "full", "base-medium")
+
+
+LITERAL = re.compile(rf"""(["'])({alternation([*Role, *Size, *Label, BASE_ROLE])})\1""")
+
+
+def _literals(text: str) -> list[str]:
+    return [m.group(0) for m in LITERAL.finditer(text)]
+
+
+def test_no_role_size_or_label_is_spelled_outside_vocab():
+    # SQL included: views and queries take these from the enums (or as parameters), so a renamed role cannot leave
+    # a query that silently matches nothing
+    files = [*(ROOT / "src" / "kdmem").rglob("*.py"), *(ROOT / "rules").glob("*.smk"), *(ROOT / "benchmarks").glob("*.py")]
+    found = {str(f.relative_to(ROOT)): hits for f in files if f.name != "vocab.py" and (hits := _literals(f.read_text()))}
+    assert not found, found
+    # the scan itself finds them: in a quoted SQL comparison and a dict key, not in a word or a path
+    assert _literals("m.label = 'teacher' AND {\"small\": 1}") == ["'teacher'", '"small"']
+    assert _literals("'teacher-s0' \"base/large\" \"teacher's\"") == []

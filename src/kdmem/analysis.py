@@ -13,7 +13,9 @@ import duckdb
 import numpy as np
 
 from kdmem import findings, stats
-from kdmem.vocab import Label, start_label
+from kdmem.layout import Figure, Layout
+from kdmem.roster import ModelSpec
+from kdmem.vocab import DataVariant, Label, Role, Size, start_label
 
 BASE_LABELS = (Label.BASE_LARGE, Label.BASE_SMALL)
 TRAINED_ROLES = tuple(str(x) for x in Label if x not in BASE_LABELS)  # teacher … student_cleaned, in Label's order
@@ -51,12 +53,12 @@ def overlaps(con, family: str, dataset: str) -> dict:
         return None if not inh.get(b) else inh[a] / inh[b]
 
     inh.update(
-        share_student_in_teacher_and_baseline=share("student_in_teacher_and_baseline", "student"),
+        share_student_in_teacher_and_baseline=share("student_in_teacher_and_baseline", Label.STUDENT),
         share_teacher_only_inherited=share("student_inherits_teacher_only", "teacher_only"),
         share_hard_teacher_only_inherited=share("hard_inherits_teacher_only", "teacher_only"),
-        share_hard_in_teacher_and_baseline=share("hard_in_teacher_and_baseline", "hard_student"),
-        teacher_coverage_of_baseline=share("baseline_covered_by_teacher", "baseline"),
-        share_soft_also_hard=share("student_and_hard", "student"),
+        share_hard_in_teacher_and_baseline=share("hard_in_teacher_and_baseline", Label.HARD_STUDENT),
+        teacher_coverage_of_baseline=share("baseline_covered_by_teacher", Label.BASELINE),
+        share_soft_also_hard=share("student_and_hard", Label.STUDENT),
     )
     return inh
 
@@ -81,30 +83,24 @@ def entropy_vs_logprob(con, family: str, dataset: str) -> tuple[list[dict], dict
                list(s.entropy ORDER BY s.sample_id) AS ent, list(s.suffix_logprob_sum ORDER BY s.sample_id) AS lp
         FROM scores s JOIN models m USING (model, family, dataset) JOIN target USING (sample_id)
         WHERE s.split = 'train' AND m.is_primary AND m.data_variant = 'full' AND m.family = ? AND m.dataset = ?
-          AND m.role IN ('teacher', 'baseline', 'student')
+          AND m.role IN (?, ?, ?)
         GROUP BY m.role ORDER BY m.role"""
-    rows = _rows(con, sql, [family, dataset, family, dataset])
+    rows = _rows(con, sql, [family, dataset, family, dataset, Role.TEACHER, Role.BASELINE, Role.STUDENT])
     points = {r["role"]: (r.pop("ent"), r.pop("lp")) for r in rows}
     return rows, points
 
 
 def _primary_student_filter() -> str:
     """SQL: the soft students of the primary temperature and loss (every seed), on the full D."""
-    return """m.role = 'student' AND m.data_variant = 'full' AND EXISTS (
-                  SELECT 1 FROM models p WHERE p.role = 'student' AND p.is_primary AND p.data_variant = 'full'
+    return f"""m.role = '{Role.STUDENT}' AND m.data_variant = '{DataVariant.FULL}' AND EXISTS (
+                  SELECT 1 FROM models p WHERE p.role = '{Role.STUDENT}' AND p.is_primary AND p.data_variant = '{DataVariant.FULL}'
                     AND p.family = m.family AND p.dataset = m.dataset AND p.temperature = m.temperature AND p.loss = m.loss)"""
 
 
 # Which models make up each role of a study, every seed: the SQL condition on models m.
-ROLE_FILTERS = {
-    "teacher": "m.label = 'teacher'",
-    "baseline": "m.label = 'baseline'",
-    "student": _primary_student_filter(),
-    "hard_student": "m.label = 'hard_student'",
-    "student_cleaned": "m.label = 'student_cleaned'",
-    "baseline_once": "m.label = 'baseline_once'",
-}
-ROLE_FILTERS |= {str(b): f"m.label = '{b}'" for b in BASE_LABELS}  # vocabulary constants, not user input
+# Every label is its own filter (vocabulary constants, not user input) but the soft student's, which takes every seed of
+# the primary temperature and loss.
+ROLE_FILTERS = {str(x): f"m.label = '{x}'" for x in Label} | {str(Label.STUDENT): _primary_student_filter()}
 
 
 def study(con, family: str, dataset: str, n_perm: int = 10000) -> findings.Study:
@@ -148,13 +144,14 @@ def content_features(con, family: str, dataset: str) -> dict[str, np.ndarray]:
         SELECT list(ln(t.ppl) ORDER BY x.sample_id), list(ln(b.ppl) ORDER BY x.sample_id), list(b.kl_to_teacher ORDER BY x.sample_id),
                list(x.zlib_bytes ORDER BY x.sample_id), list(ln(z.ppl) ORDER BY x.sample_id), list(x.near_copy_ngrams ORDER BY x.sample_id)
         FROM samples x
-        JOIN (scores JOIN models USING (model, family, dataset)) t ON t.sample_id = x.sample_id AND t.label = 'teacher' AND t.is_primary
+        JOIN (scores JOIN models USING (model, family, dataset)) t ON t.sample_id = x.sample_id AND t.label = ? AND t.is_primary
              AND t.split = 'train' AND t.family = x.family AND t.dataset = x.dataset
-        JOIN (scores JOIN models USING (model, family, dataset)) b ON b.sample_id = x.sample_id AND b.label = 'baseline' AND b.is_primary
+        JOIN (scores JOIN models USING (model, family, dataset)) b ON b.sample_id = x.sample_id AND b.label = ? AND b.is_primary
              AND b.split = 'train' AND b.family = x.family AND b.dataset = x.dataset
-        LEFT JOIN scores z ON z.sample_id = x.sample_id AND z.model = 'base-small' AND z.split = 'train' AND z.family = x.family
+        LEFT JOIN scores z ON z.sample_id = x.sample_id AND z.model = ? AND z.split = 'train' AND z.family = x.family
              AND z.dataset = x.dataset
-        WHERE x.split = 'train' AND x.family = ? AND x.dataset = ?""", [family, dataset]).fetchone()
+        WHERE x.split = 'train' AND x.family = ? AND x.dataset = ?""",
+        [Label.TEACHER, Label.BASELINE, ModelSpec.base(Size.SMALL).name, family, dataset]).fetchone()
     if not r or not r[0]:
         return {}
     names = ("log_teacher_ppl", "log_baseline_ppl", "kl_teacher_baseline", "zlib_bytes", "log_base_small_ppl", "near_copy_ngrams")
@@ -308,12 +305,12 @@ def soft_student_rows(con, family: str, dataset: str) -> list[dict]:
         WITH mem AS (SELECT s.model, s.sample_id FROM scores s JOIN models m USING (model, family, dataset)
                      WHERE s.exact AND s.split = 'train' AND m.family = ? AND m.dataset = ?),
              prim AS (SELECT mem.sample_id FROM mem JOIN models m USING (model)
-                      WHERE m.role = 'student' AND m.is_primary AND m.data_variant = 'full' AND m.family = ? AND m.dataset = ?)
+                      WHERE m.role = '{Role.STUDENT}' AND m.is_primary AND m.data_variant = 'full' AND m.family = ? AND m.dataset = ?)
         SELECT m.temperature, m.loss, m.model, m.is_primary, r.memorized, r.rate,
                (SELECT count(*) FROM mem JOIN prim USING (sample_id) WHERE mem.model = m.model) AS shared_with_primary,
                m.val_loss, {mia if has_mia else 'NULL'} AS mia_loss_auc
         FROM models m JOIN memorization_rates r USING (model, family, dataset)
-        WHERE m.role = 'student' AND m.data_variant = 'full' AND r.split = 'train' AND m.family = ? AND m.dataset = ?
+        WHERE m.role = '{Role.STUDENT}' AND m.data_variant = 'full' AND r.split = 'train' AND m.family = ? AND m.dataset = ?
         ORDER BY m.temperature, m.loss""", [family, dataset] * 3)
 
 
@@ -340,9 +337,10 @@ def removal_rows(con, family: str, dataset: str) -> dict:
     return rem
 
 
-def analyze(db, classifiers: dict[tuple[str, str], dict], out_dir, cfg: dict) -> dict:
-    """Every analysis per (family, dataset) into analysis.json, and its figures, in out_dir. The report renders
-    this and computes nothing."""
+def analyze(db, classifiers: dict[tuple[str, str], dict], layout: Layout, cfg: dict) -> dict:
+    """Every analysis per (family, dataset) into the layout's analysis.json, and its figures at the layout's figure
+    paths, listed in analysis.json (a pair's `figures`), so the report renders this, computes nothing and knows what
+    to expect."""
     from pathlib import Path
 
     from kdmem import families, figures, gain
@@ -350,12 +348,13 @@ def analyze(db, classifiers: dict[tuple[str, str], dict], out_dir, cfg: dict) ->
 
     a = cfg["analysis"]
     n_boot, seed, n_perm = a["bootstrap"], cfg["seed"], a["permutations"]
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    Path(layout.analysis()).parent.mkdir(parents=True, exist_ok=True)
     con = connect_ro(db)
     result: dict = {"pairs": []}
     for family, dataset in pairs(con):
-        tag = f"{family}-{dataset}"
+        def fig(kind: str, family: str = family, dataset: str = dataset) -> str:
+            return layout.figure(family, dataset, kind)
+
         clf = classifiers.get((family, dataset))
         st = study(con, family, dataset, n_perm)  # one read of the per-sample arrays for every analysis below
         rates = rate_rows(con, family, dataset, n_boot, seed, st)
@@ -363,15 +362,17 @@ def analyze(db, classifiers: dict[tuple[str, str], dict], out_dir, cfg: dict) ->
         expo = exposure_response(con, family, dataset, n_boot, seed, st)
         power = power_rows(st)
         g = gain.load(con, family, dataset)
-        figures.rates(rates, out_dir / f"{tag}-rates.png")
-        figures.venn(venn_regions(con, family, dataset), out_dir / f"{tag}-venn.png")
-        figures.entropy_logprob(points, out_dir / f"{tag}-entropy.png")
-        figures.exposure_curve(expo, out_dir / f"{tag}-exposure.png")
+        figures.rates(rates, fig(Figure.RATES))
+        figures.venn(venn_regions(con, family, dataset), fig(Figure.VENN))
+        figures.entropy_logprob(points, fig(Figure.ENTROPY))
+        figures.exposure_curve(expo, fig(Figure.EXPOSURE))
+        drawn = [Figure.RATES, Figure.EXPOSURE, Figure.VENN, Figure.ENTROPY]
         soft = soft_student_rows(con, family, dataset)
         sweeps = {by: sweep_rows(soft, by) for by in ("temperature", "loss")}
         for by, rows in sweeps.items():
             if len(rows) > 1:
-                figures.soft_sweep(rows, by, out_dir / f"{tag}-{by}.png")
+                figures.soft_sweep(rows, by, fig(Figure(by)))
+                drawn.append(Figure(by))
         result["pairs"].append({
             "family": family, "dataset": dataset, "rates": rates, "overlaps": overlaps(con, family, dataset),
             "entropy_vs_logprob": ent_rows, "exposure": expo, "power": power,
@@ -386,12 +387,13 @@ def analyze(db, classifiers: dict[tuple[str, str], dict], out_dir, cfg: dict) ->
             "mia": mia_rows(con, family, dataset),
             "soft_students": soft,
             "sweeps": sweeps,
+            "figures": drawn,
         })
     result["across_families"] = families.across_families(con, n_boot, seed)
     for x in result["across_families"]:
-        figures.coverage(x["overlaps"], out_dir / f"families-{x['dataset']}-coverage.png")
+        figures.coverage(x["overlaps"], layout.families_figure(x["dataset"], Figure.COVERAGE))
     result["rates_all"] = _rows(con, "SELECT * FROM memorization_rates", [])
     result["utility"] = _rows(con, "SELECT * FROM utility", [])
     con.close()
-    write_json(result, out_dir / "analysis.json")
+    write_json(result, layout.analysis())
     return result

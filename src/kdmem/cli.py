@@ -45,7 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
             if cmd.config:
                 config_options(p)
             log_options(p)
-            cmd.add_arguments(p)
+            if cmd.add_arguments:
+                cmd.add_arguments(p)
             p.set_defaults(func=cmd.run)
     return ap
 

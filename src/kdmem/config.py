@@ -18,7 +18,7 @@ import jsonschema
 import yaml
 
 from kdmem.errors import KdmemError
-from kdmem.vocab import Size
+from kdmem.vocab import Role, Size
 
 SCHEMA_PATH = Path(__file__).with_name("config.schema.yaml")
 
@@ -98,7 +98,7 @@ def fill_defaults(instance: Any, schema: dict, root: dict) -> Any:
 
 
 # Keys renamed since configs were first written: a base is named by its size, not by the role trained from it.
-RENAMED = {"teacher": str(Size.LARGE)}
+RENAMED = {str(Role.TEACHER): str(Size.LARGE)}  # families.<f>.teacher, named after the role it starts
 
 
 def _key_path(error: jsonschema.ValidationError) -> str:
@@ -244,7 +244,7 @@ def _check_same_tokenizer(name: str, fam: dict) -> None:
     if len(fps) == 2 and fps[Size.LARGE] != fps[Size.SMALL]:
         raise KdmemError(
             f"config: families.{name}: the large and small bases' tokenizers differ "
-            f"({fam['large']['checkpoint']} vs {fam['small']['checkpoint']}); distillation needs one shared vocabulary"
+            f"({fam[Size.LARGE]['checkpoint']} vs {fam[Size.SMALL]['checkpoint']}); distillation needs one shared vocabulary"
         )
 
 

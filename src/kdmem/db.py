@@ -23,14 +23,18 @@ from pathlib import Path
 import duckdb
 
 from kdmem.errors import KdmemError
-from kdmem.vocab import label_of
+from kdmem.roster import ModelSpec
+from kdmem.vocab import BASE_ROLE, DEFAULT_LOSS, CacheKind, DataVariant, Label, Role, Size, Split, label_of
 
 log = logging.getLogger(__name__)
+
+# The scored bases' model names, which the views join each model to (its own starting checkpoint).
+BASE_LARGE, BASE_SMALL = ModelSpec.base(Size.LARGE).name, ModelSpec.base(Size.SMALL).name
 
 VIEWS = {
     # newly_memorized: memorized by the model and not by the base it started from (the large base for the
     # teacher, the small base for every other role); null where the bases were not scored.
-    "memorization_rates": """
+    "memorization_rates": f"""
         SELECT m.model, m.family, m.dataset, m.role, m.seed, m.temperature, m.loss, m.data_variant, s.split,
                count(*) AS n, sum(s.exact::INT) AS memorized, avg(s.exact::INT) AS rate,
                sum(CASE WHEN b.exact IS NULL THEN NULL ELSE (s.exact AND NOT b.exact)::INT END) AS newly_memorized,
@@ -39,22 +43,22 @@ VIEWS = {
                sum(s.extractable_full::INT) AS extractable_full, avg((s.extract_logprob = '-inf'::DOUBLE)::INT) AS topk_truncated_share
         FROM scores s JOIN models m USING (model, family, dataset)
         LEFT JOIN scores b ON b.family = s.family AND b.dataset = s.dataset AND b.split = s.split AND b.sample_id = s.sample_id
-             AND b.model = CASE m.role WHEN 'base' THEN NULL WHEN 'teacher' THEN 'base-large' ELSE 'base-small' END
+             AND b.model = CASE m.role WHEN '{BASE_ROLE}' THEN NULL WHEN '{Role.TEACHER}' THEN '{BASE_LARGE}' ELSE '{BASE_SMALL}' END
         GROUP BY ALL ORDER BY m.family, m.dataset, s.split, m.role, m.seed, m.temperature, m.loss, m.data_variant, m.model""",
     # One row per training sample: which primary models memorized it (the paper's overlap sets).
-    "overlaps": """
+    "overlaps": f"""
         SELECT s.family, s.dataset, s.sample_id, any_value(s.n_exposures) AS n_exposures,
-            bool_or(s.exact) FILTER (WHERE m.label = 'teacher' AND m.is_primary) AS teacher,
-            sum(s.exact::INT) FILTER (WHERE m.label = 'teacher') AS teacher_seed_count,
-            bool_or(s.exact) FILTER (WHERE m.label = 'baseline' AND m.is_primary) AS baseline,
-            bool_and(s.exact) FILTER (WHERE m.label = 'baseline') AS baseline_all_seeds,
-            bool_or(s.exact) FILTER (WHERE m.label = 'baseline') AS baseline_any_seed,
-            sum(s.exact::INT) FILTER (WHERE m.label = 'baseline') AS baseline_seed_count,
-            bool_or(s.exact) FILTER (WHERE m.role = 'student' AND m.is_primary AND m.data_variant = 'full') AS student,
-            bool_or(s.exact) FILTER (WHERE m.label = 'hard_student') AS hard_student,
-            bool_or(s.exact) FILTER (WHERE m.label = 'student_cleaned') AS student_cleaned
+            bool_or(s.exact) FILTER (WHERE m.label = '{Label.TEACHER}' AND m.is_primary) AS teacher,
+            sum(s.exact::INT) FILTER (WHERE m.label = '{Label.TEACHER}') AS teacher_seed_count,
+            bool_or(s.exact) FILTER (WHERE m.label = '{Label.BASELINE}' AND m.is_primary) AS baseline,
+            bool_and(s.exact) FILTER (WHERE m.label = '{Label.BASELINE}') AS baseline_all_seeds,
+            bool_or(s.exact) FILTER (WHERE m.label = '{Label.BASELINE}') AS baseline_any_seed,
+            sum(s.exact::INT) FILTER (WHERE m.label = '{Label.BASELINE}') AS baseline_seed_count,
+            bool_or(s.exact) FILTER (WHERE m.role = '{Role.STUDENT}' AND m.is_primary AND m.data_variant = '{DataVariant.FULL}') AS student,
+            bool_or(s.exact) FILTER (WHERE m.label = '{Label.HARD_STUDENT}') AS hard_student,
+            bool_or(s.exact) FILTER (WHERE m.label = '{Label.STUDENT_CLEANED}') AS student_cleaned
         FROM scores s JOIN models m USING (model, family, dataset)
-        WHERE s.split = 'train'
+        WHERE s.split = '{Split.TRAIN}'
         GROUP BY s.family, s.dataset, s.sample_id""",
     # Teacher-only and teacher ∩ baseline against every baseline seed: against one seed, samples another
     # seed memorizes would count as the teacher's own (docs/protocol.md "Findings").
@@ -80,15 +84,15 @@ VIEWS = {
     # The continuous measure (docs/protocol.md "Memorization gain"): per sample, the suffix log-prob per token of a
     # trained model minus that of the base it started from, and that gain less the model's mean gain on the
     # validation windows (windows of D's documents it never trained on), so 0 is "as on unseen windows".
-    "memorization_gain": """
+    "memorization_gain": f"""
         WITH g AS (
             SELECT s.family, s.dataset, s.model, m.label, m.seed, s.split, s.sample_id, s.n_exposures,
                    s.suffix_logprob_mean - b.suffix_logprob_mean AS gain
             FROM scores s JOIN models m USING (model, family, dataset)
             JOIN scores b ON b.family = s.family AND b.dataset = s.dataset AND b.split = s.split AND b.sample_id = s.sample_id
-                 AND b.model = CASE m.role WHEN 'teacher' THEN 'base-large' ELSE 'base-small' END
-            WHERE m.role <> 'base')
-        SELECT g.*, g.gain - avg(g.gain) FILTER (WHERE g.split = 'val') OVER (PARTITION BY g.family, g.dataset, g.model) AS gain_calibrated
+                 AND b.model = CASE m.role WHEN '{Role.TEACHER}' THEN '{BASE_LARGE}' ELSE '{BASE_SMALL}' END
+            WHERE m.role <> '{BASE_ROLE}')
+        SELECT g.*, g.gain - avg(g.gain) FILTER (WHERE g.split = '{Split.VAL}') OVER (PARTITION BY g.family, g.dataset, g.model) AS gain_calibrated
         FROM g ORDER BY g.family, g.dataset, g.model, g.split, g.sample_id""",
     # The removal experiment: the cleaned student is compared with the student on D on the samples it
     # trained on (retained); a removed sample is not "forgotten" by a student that never saw it.
@@ -110,16 +114,16 @@ VIEWS = {
     # windows of D's documents (or held-out documents, with val_split: document); heldout_loss on documents
     # no model saw (datasets.*.n_heldout; null when there are none). val_change and heldout_change: the model's loss
     # on each (from its scores) minus its own base's on the same samples: negative is better than where it started.
-    "utility": """
-        WITH h AS (SELECT family, dataset, model, avg(ln(ppl)) FILTER (WHERE split = 'heldout') AS heldout_loss,
-                          avg(ln(ppl)) FILTER (WHERE split = 'val') AS val_scored FROM scores GROUP BY ALL),
+    "utility": f"""
+        WITH h AS (SELECT family, dataset, model, avg(ln(ppl)) FILTER (WHERE split = '{Split.HELDOUT}') AS heldout_loss,
+                          avg(ln(ppl)) FILTER (WHERE split = '{Split.VAL}') AS val_scored FROM scores GROUP BY ALL),
         u AS (
             SELECT model, family, dataset, role, seed, temperature, loss, data_variant, n_params, val_loss, val_ppl, tokens_per_s,
                    cache, cache_mean_tail_mass, 2 AS sort_key, model AS scored_as
-            FROM models WHERE role <> 'base'
+            FROM models WHERE role <> '{BASE_ROLE}'
             UNION ALL
-            SELECT model, family, dataset, 'base' AS role, NULL, NULL, NULL, size, n_params, val_loss, val_ppl, NULL, NULL, NULL, 1,
-                   'base-' || size FROM bases
+            SELECT model, family, dataset, '{BASE_ROLE}' AS role, NULL, NULL, NULL, size, n_params, val_loss, val_ppl, NULL, NULL, NULL, 1,
+                   '{BASE_ROLE}-' || size FROM bases
             UNION ALL
             SELECT DISTINCT 'unigram' AS model, family, dataset, 'reference' AS role, NULL, NULL, NULL, unigram_reference, NULL,
                    unigram_val_ce, exp(unigram_val_ce), NULL, NULL, NULL, 0, NULL FROM bases)
@@ -129,7 +133,7 @@ VIEWS = {
                u.tokens_per_s, u.cache, u.cache_mean_tail_mass, u.sort_key
         FROM u LEFT JOIN h ON h.family = u.family AND h.dataset = u.dataset AND h.model = u.scored_as
         LEFT JOIN h b ON b.family = u.family AND b.dataset = u.dataset
-             AND b.model = CASE WHEN u.sort_key < 2 THEN NULL WHEN u.role = 'teacher' THEN 'base-large' ELSE 'base-small' END
+             AND b.model = CASE WHEN u.sort_key < 2 THEN NULL WHEN u.role = '{Role.TEACHER}' THEN '{BASE_LARGE}' ELSE '{BASE_SMALL}' END
         ORDER BY u.family, u.dataset, u.sort_key, u.role, u.seed, u.temperature, u.loss, u.model""",
 }
 
@@ -191,16 +195,17 @@ def build(
         rows = []
         for f in models:
             m = json.loads(Path(f).read_text())
-            name = m["model"]  # written by the training command, never read off the folder
-            rows.append((name, m.get("family"), m.get("dataset"), m.get("role"), m.get("seed"), m.get("temperature"),
-                         m.get("data_variant", "full"), m.get("n_params"), m.get("val_loss"), m.get("val_ppl"),
+            spec = ModelSpec.of_record(m)  # the record the training command wrote, never read off the folder
+            name = spec.name
+            rows.append((name, spec.family, spec.dataset, spec.role, spec.seed, spec.temperature,
+                         spec.data_variant, m.get("n_params"), m.get("val_loss"), m.get("val_ppl"),
                          m.get("tokens_per_s"), m.get("train_seconds"), m.get("steps"), m.get("fingerprint"),
                          m.get("config_hash"), m.get("git_commit"), json.dumps(m.get("versions", {}), sort_keys=True),
                          m.get("started_at"), m.get("finished_at"), name in (primary or {}).get("models", [name]),
                          m.get("cache_mean_tail_mass"),
                          # models trained before losses and cache kinds were recorded: forward KL from a top-k cache
-                         m.get("loss") or ("forward_kl" if m.get("role") == "student" else None),
-                         m.get("cache") or ("topk" if m.get("role") == "student" else None)))
+                         spec.loss or (DEFAULT_LOSS if spec.role == Role.STUDENT else None),
+                         m.get("cache") or (CacheKind.TOPK if spec.role == Role.STUDENT else None)))
         con.execute(
             """CREATE TABLE models (model VARCHAR, family VARCHAR, dataset VARCHAR, role VARCHAR, seed BIGINT,
                temperature DOUBLE, data_variant VARCHAR, n_params BIGINT, val_loss DOUBLE, val_ppl DOUBLE,
@@ -214,7 +219,7 @@ def build(
         # to models sees them; their validation loss lives in the bases table.
         con.execute("""INSERT INTO models (model, family, dataset, role, data_variant, fingerprint, is_primary)
                        SELECT DISTINCT model, family, dataset, role, data_variant, fingerprint, false FROM scores
-                       WHERE role = 'base' ORDER BY family, dataset, model""")
+                       WHERE role = ? ORDER BY family, dataset, model""", [BASE_ROLE])
         # Each model's analysis label (kdmem.vocab.label_of), stored once so that no query rebuilds it.
         labels = [(str(label_of(r, v, m)), m, f, d) for m, f, d, r, v in
                   con.execute("SELECT model, family, dataset, role, data_variant FROM models").fetchall()]
@@ -245,7 +250,7 @@ def build(
             con.executemany("INSERT INTO bases VALUES (" + ",".join(["?"] * 10) + ")", sorted(base_rows))
         con.execute(
             """CREATE TABLE runs AS SELECT model AS what, config_hash, git_commit, versions, started_at, finished_at
-               FROM models WHERE role <> 'base' ORDER BY what"""
+               FROM models WHERE role <> ? ORDER BY what""", [BASE_ROLE]
         )
         if run:
             con.execute("INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?)",

@@ -24,7 +24,9 @@ from itertools import combinations
 
 import numpy as np
 
-ROLES = ("teacher", "baseline", "student", "hard_student")
+from kdmem.vocab import Role
+
+ROLES = tuple(str(r) for r in Role)  # the trained roles, in the vocabulary's order
 
 
 def shared_datasets(con) -> dict[str, list[str]]:

@@ -11,9 +11,10 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from kdmem.io import atomic_path  # noqa: E402
+from kdmem.vocab import Label  # noqa: E402
 
-ROLE_COLORS = {"teacher": "#1f77b4", "baseline": "#ff7f0e", "student": "#2ca02c", "hard_student": "#9467bd", "student_cleaned": "#8c564b",
-               "baseline_once": "#e377c2", "base_large": "#7f7f7f", "base_small": "#bcbd22"}
+ROLE_COLORS = {Label.TEACHER: "#1f77b4", Label.BASELINE: "#ff7f0e", Label.STUDENT: "#2ca02c", Label.HARD_STUDENT: "#9467bd",
+               Label.STUDENT_CLEANED: "#8c564b", Label.BASELINE_ONCE: "#e377c2", Label.BASE_LARGE: "#7f7f7f", Label.BASE_SMALL: "#bcbd22"}
 
 
 def _save(fig, out: str | Path) -> None:
@@ -49,7 +50,7 @@ def venn(sets: dict[str, int], out: str | Path) -> None:
     from matplotlib.patches import Circle
 
     fig, ax = plt.subplots(figsize=(5, 4.4))
-    centers = {"teacher": (0.38, 0.58), "baseline": (0.62, 0.58), "student": (0.5, 0.36)}
+    centers = {Label.TEACHER: (0.38, 0.58), Label.BASELINE: (0.62, 0.58), Label.STUDENT: (0.5, 0.36)}
     for name, (x, y) in centers.items():
         ax.add_patch(Circle((x, y), 0.24, alpha=0.25, color=ROLE_COLORS[name], label=name))
         ax.text(x + (x - 0.5) * 1.25, y + (y - 0.5) * 1.3, name, ha="center", fontsize=10, weight="bold")
@@ -95,7 +96,7 @@ def soft_sweep(rows: list[dict], by: str, out: str | Path) -> None:
     panels = [("memorized", "memorized training samples"), ("val_loss", "validation loss (nats)"), ("mia_loss_auc", "MIA ROC-AUC (loss)")]
     fig, axes = plt.subplots(1, 3, figsize=(11, 3.2))
     for ax, (key, label) in zip(axes, panels, strict=True):
-        ax.plot(pos, [r.get(key) if r.get(key) is not None else float("nan") for r in rows], "o-", color=ROLE_COLORS["student"])
+        ax.plot(pos, [r.get(key) if r.get(key) is not None else float("nan") for r in rows], "o-", color=ROLE_COLORS[Label.STUDENT])
         ax.set(xscale="log" if by == "temperature" else "linear", xlabel="temperature T" if by == "temperature" else "KD loss", ylabel=label)
         ax.set_xticks(pos, [f"{v:g}" if by == "temperature" else v for v in x])
     fig.suptitle(f"Soft students by distillation {by}")

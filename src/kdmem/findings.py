@@ -32,6 +32,7 @@ import numpy as np
 
 from kdmem import nulls, paper, stats
 from kdmem.stats import INCONCLUSIVE
+from kdmem.vocab import Label
 
 
 @dataclass
@@ -58,19 +59,19 @@ class Study:
         return role in self.mem and self.mem[role].shape[0] > 0
 
     def any_baseline(self, exclude: int | None = None) -> np.ndarray:
-        b = self.mem["baseline"]
+        b = self.mem[Label.BASELINE]
         keep = [i for i in range(b.shape[0]) if i != exclude]
         return b[keep].any(0) if keep else np.zeros(self.n, dtype=bool)
 
     def teacher_only(self, exclude: int | None = None) -> np.ndarray:
-        return self.mem["teacher"][0] & ~self.any_baseline(exclude)
+        return self.mem[Label.TEACHER][0] & ~self.any_baseline(exclude)
 
     def teacher_and_baseline(self) -> np.ndarray:
-        return self.mem["teacher"][0] & self.any_baseline()
+        return self.mem[Label.TEACHER][0] & self.any_baseline()
 
     def own_of_teacher(self, j: int) -> np.ndarray:
         """Samples teacher seed j memorizes and no other teacher seed and no baseline seed does: that teacher's own."""
-        t = self.mem["teacher"]
+        t = self.mem[Label.TEACHER]
         others = np.delete(t, j, axis=0).any(0) if t.shape[0] > 1 else np.zeros(self.n, dtype=bool)
         return t[j] & ~others & ~self.any_baseline()
 
@@ -110,7 +111,7 @@ def _rate_diff(s: Study, a: str, b: str, fid: str, claim: str, n_boot: int, seed
     # exact fallback over distinct samples: a sample weighs the share of seeds that memorize it
     ci, method = stats.interval(draws, stats.newcombe_diff(float(A.mean(0).sum()), s.n, float(B.mean(0).sum()), s.n))
     # the placebo of a role comparison: two seeds of the same role; the teacher's own where it has several
-    own = a if a == "teacher" and s.mem[a].shape[0] > 1 else "baseline"
+    own = a if a == Label.TEACHER and s.mem[a].shape[0] > 1 else Label.BASELINE
     placebo = _pairs_gap([float(x.mean()) for x in s.mem[own]])
     strata = stats.by_stratum(s.exposures, lambda m: A[:, m].mean() - B[:, m].mean())
     return row(fid, claim, rule, value, ci, method, placebo, f"largest rate gap between two {own} seeds", strata,
@@ -118,11 +119,11 @@ def _rate_diff(s: Study, a: str, b: str, fid: str, claim: str, n_boot: int, seed
 
 
 def f1(s: Study, n_boot: int, seed: int, **_) -> dict:
-    return _rate_diff(s, "baseline", "student", "F1", "the student memorizes less than the baseline (rate: baseline − student)", n_boot, seed)
+    return _rate_diff(s, Label.BASELINE, Label.STUDENT, "F1", "the student memorizes less than the baseline (rate: baseline − student)", n_boot, seed)
 
 
 def f2(s: Study, n_boot: int, seed: int, **_) -> dict:
-    return _rate_diff(s, "teacher", "baseline", "F2", "the teacher memorizes more than the baseline (rate: teacher − baseline)", n_boot, seed)
+    return _rate_diff(s, Label.TEACHER, Label.BASELINE, "F2", "the teacher memorizes more than the baseline (rate: teacher − baseline)", n_boot, seed)
 
 
 def _seed_share(rows: np.ndarray, i: np.ndarray, rng: np.random.Generator | None) -> np.ndarray:
@@ -156,10 +157,10 @@ def f3(s: Study, n_boot: int, seed: int, **_) -> dict:
     claim = "the student's memorized samples lie in teacher ∩ baseline (share; a sample weighs its share of student seeds)"
     rule = (f"share > {paper.F3_LOWEST_SHARE:g} (the paper's lowest), and above what exposure alone gives: the excess over the "
             "within-level permutation null significant (p < 0.05, interval above 0)")
-    if not all(s.has(r) for r in ("teacher", "baseline", "student")):
+    if not all(s.has(r) for r in (Label.TEACHER, Label.BASELINE, Label.STUDENT)):
         return missing("F3", claim, rule, "needs teacher, baseline and student")
     tb = s.teacher_and_baseline()
-    S = s.mem["student"]
+    S = s.mem[Label.STUDENT]
     distinct = S.any(0)
     if not distinct.any():
         return row("F3", claim, rule, verdict=(INCONCLUSIVE, "the student memorized no sample"), positives=0)
@@ -172,9 +173,9 @@ def f3(s: Study, n_boot: int, seed: int, **_) -> dict:
     draws = stats.cluster_bootstrap(stat, s.clusters, n_boot, seed)
     ci, method = stats.interval(draws, stats.clopper_pearson(int((distinct & tb).sum()), int(distinct.sum())))
     # placebo: how much of one baseline seed's set lies in teacher ∩ the other seeds
-    loo = [float((s.mem["baseline"][j] & s.mem["teacher"][0] & s.any_baseline(j)).sum() / max(1, s.mem["baseline"][j].sum()))
-           for j in range(s.mem["baseline"].shape[0])] if s.mem["baseline"].shape[0] > 1 else []
-    null = _null(s, ("student",), tb, _share_in, +1, n_boot, seed)
+    loo = [float((s.mem[Label.BASELINE][j] & s.mem[Label.TEACHER][0] & s.any_baseline(j)).sum() / max(1, s.mem[Label.BASELINE][j].sum()))
+           for j in range(s.mem[Label.BASELINE].shape[0])] if s.mem[Label.BASELINE].shape[0] > 1 else []
+    null = _null(s, (Label.STUDENT,), tb, _share_in, +1, n_boot, seed)
     strata = stats.by_stratum(s.exposures, lambda m: (w[m] * tb[m]).sum() / w[m].sum() if w[m].sum() else float("nan"))
     return row("F3", claim, rule, value, ci, method, float(np.mean(loo)) if loo else None,
                "share of one baseline seed's set in teacher ∩ the other seeds (mean over seeds)", strata,
@@ -185,12 +186,12 @@ def f4(s: Study, n_boot: int, seed: int, **_) -> dict:
     claim = "the student inherits little of the teacher-only set (share inherited; a sample weighs its share of student seeds)"
     rule = (f"share < {paper.F4_HIGHEST_SHARE:g} (the paper's highest), and below what exposure alone gives: the deficit under the "
             "within-level permutation null significant (p < 0.05, interval below 0)")
-    if not all(s.has(r) for r in ("teacher", "baseline", "student")):
+    if not all(s.has(r) for r in (Label.TEACHER, Label.BASELINE, Label.STUDENT)):
         return missing("F4", claim, rule, "needs teacher, baseline and student")
     to = s.teacher_only()
     if not to.any():
         return row("F4", claim, rule, verdict=(INCONCLUSIVE, "the teacher-only set is empty"), positives=0)
-    S = s.mem["student"]
+    S = s.mem[Label.STUDENT]
     value = float(S.mean(0)[to].mean())
 
     def stat(i: np.ndarray, rng: np.random.Generator) -> float:
@@ -200,23 +201,23 @@ def f4(s: Study, n_boot: int, seed: int, **_) -> dict:
     draws = stats.cluster_bootstrap(stat, s.clusters, n_boot, seed)
     ci, method = stats.interval(draws, stats.clopper_pearson(int(S.any(0)[to].sum()), int(to.sum())))
     loo = _baseline_inheritance(s)
-    null = _null(s, ("student",), to, _share_of, -1, n_boot, seed)
+    null = _null(s, (Label.STUDENT,), to, _share_of, -1, n_boot, seed)
     strata = stats.by_stratum(s.exposures, lambda m: S[:, m & to].mean() if (m & to).any() else float("nan"))
     return row("F4", claim, rule, value, ci, method, float(np.mean(loo)) if loo else None,
                "share of the teacher-only set (against the other seeds) a held-out baseline seed memorizes", strata,
                null, nulls.null_verdict(null, -1, ci, paper.F4_HIGHEST_SHARE), positives=int(to.sum()),
-               teacher_placebo=teacher_placebo(s, ("student",), n_boot, seed))
+               teacher_placebo=teacher_placebo(s, (Label.STUDENT,), n_boot, seed))
 
 
 def teacher_placebo(s: Study, roles: tuple[str, ...], n_boot: int, seed: int) -> dict | None:
     """Inheritance's placebo: the share of teacher 0's own samples the role(s) memorize against the share of the other
     teacher seeds' own samples (the students never saw those teachers). For two roles, the difference role 0 - role 1.
     A student that takes its teacher's private memorization shows own > other beyond the interval."""
-    if s.mem["teacher"].shape[0] < 2 or not all(s.has(r) for r in roles):
+    if s.mem[Label.TEACHER].shape[0] < 2 or not all(s.has(r) for r in roles):
         return None
     own = s.own_of_teacher(0)
     other = np.zeros(s.n, dtype=bool)
-    for j in range(1, s.mem["teacher"].shape[0]):
+    for j in range(1, s.mem[Label.TEACHER].shape[0]):
         other |= s.own_of_teacher(j)
 
     def share(mask: np.ndarray, i: np.ndarray, rng) -> float:
@@ -230,12 +231,12 @@ def teacher_placebo(s: Study, roles: tuple[str, ...], n_boot: int, seed: int) ->
     diff = lambda i, rng: share(own, i, rng) - share(other, i, rng)  # noqa: E731 - one line, used twice
     return {"own": share(own, every, None), "other": share(other, every, None), "diff": diff(every, None),
             "diff_ci": stats.percentile(stats.cluster_bootstrap(diff, s.clusters, n_boot, seed)),
-            "n_own": int(own.sum()), "n_other": int(other.sum()), "teacher_seeds": int(s.mem["teacher"].shape[0])}
+            "n_own": int(own.sum()), "n_other": int(other.sum()), "teacher_seeds": int(s.mem[Label.TEACHER].shape[0])}
 
 
 def _baseline_inheritance(s: Study) -> list[float]:
     """Per baseline seed j: the share of teacher-only-against-the-other-seeds that seed j memorizes."""
-    b = s.mem["baseline"]
+    b = s.mem[Label.BASELINE]
     if b.shape[0] < 2:
         return []
     out = []
@@ -249,8 +250,8 @@ def f5(s: Study, n_boot: int, seed: int, margin: float = 0.05, **_) -> dict:
     claim = f"the student is no worse than the baseline on validation (loss: baseline − student, non-inferiority margin {margin:g} nats)"
     rule = f"non-inferiority: 95 % interval above −{margin:g} nats and further from it than the seed placebo"
     # Held-out documents where the run has them (the paper's validation is unseen web text), else the window validation.
-    split = "heldout" if s.val.get("heldout", {}).get("student") else "val"
-    vb, vs = s.val.get(split, {}).get("baseline"), s.val.get(split, {}).get("student")
+    split = "heldout" if s.val.get("heldout", {}).get(Label.STUDENT) else "val"
+    vb, vs = s.val.get(split, {}).get(Label.BASELINE), s.val.get(split, {}).get(Label.STUDENT)
     if not vb or not vs:
         return missing("F5", claim, rule, "needs baseline and student validation scores")
     B, S = np.asarray(vb), np.asarray(vs)
@@ -261,8 +262,8 @@ def f5(s: Study, n_boot: int, seed: int, margin: float = 0.05, **_) -> dict:
     ci, method = stats.percentile(draws), f"clustered bootstrap (documents, seeds) on the {split} split"
     placebo = _pairs_gap([float(x.mean()) for x in B])
     other = {}
-    if split == "heldout" and s.val.get("val", {}).get("student") and s.val["val"].get("baseline"):
-        other = {"window validation": float(np.mean(s.val["val"]["baseline"]) - np.mean(s.val["val"]["student"]))}
+    if split == "heldout" and s.val.get("val", {}).get(Label.STUDENT) and s.val["val"].get(Label.BASELINE):
+        other = {"window validation": float(np.mean(s.val["val"][Label.BASELINE]) - np.mean(s.val["val"][Label.STUDENT]))}
     return row("F5", claim, rule, value, ci, method, placebo, "largest validation-loss gap between two baseline seeds", other,
                verdict=stats.verdict(value, ci, +1, placebo, threshold=-margin), positives=B.shape[1])
 
@@ -281,8 +282,8 @@ def f6(s: Study, n_boot: int, seed: int, classifier: dict | None = None, **_) ->
     paper_p = c["protocols"]["paper"]
     auc, spread = paper_p["all"]["auc"], tuple(paper_p["all"]["ci"])
     content = None
-    if s.has("student") and all(f in s.features for f in PAPER_FEATURES):
-        content = nulls.content_test(s.features, list(PAPER_FEATURES), s.mem["student"], s.exposures, s.clusters, s.n_perm, n_boot, seed)
+    if s.has(Label.STUDENT) and all(f in s.features for f in PAPER_FEATURES):
+        content = nulls.content_test(s.features, list(PAPER_FEATURES), s.mem[Label.STUDENT], s.exposures, s.clusters, s.n_perm, n_boot, seed)
     if auc <= paper.F6_AUC:
         v = (stats.NOT_REPRODUCED if spread[1] < paper.F6_AUC else INCONCLUSIVE, f"the paper protocol's AUC {auc:.4g} is not above {paper.F6_AUC:g}")
     elif content is None or content["status"] != "ok":
@@ -303,12 +304,12 @@ def f6(s: Study, n_boot: int, seed: int, classifier: dict | None = None, **_) ->
 def f7(s: Study, n_boot: int, seed: int, **_) -> dict:
     claim = "removing the predicted-memorized samples cuts the student's memorization (1 − cleaned student / student, on the samples both trained on)"
     rule = f"reduction > {paper.F7_REDUCTION:g}, beyond the baseline seed placebo and a removal by exposure alone"
-    if not (s.has("student") and s.has("student_cleaned")) or s.removed is None:
+    if not (s.has(Label.STUDENT) and s.has(Label.STUDENT_CLEANED)) or s.removed is None:
         return missing("F7", claim, rule, "no removal experiment in this run")
     kept = ~s.removed
     if kept.all():
         return missing("F7", claim, rule, "the classifier removed no sample, so the cleaned D equals D")
-    S, C = s.mem["student"], s.mem["student_cleaned"]
+    S, C = s.mem[Label.STUDENT], s.mem[Label.STUDENT_CLEANED]
     k_s = int(S[:, kept].sum())
     if k_s == 0:
         return row("F7", claim, rule, verdict=(INCONCLUSIVE, "the student on D memorized none of the retained samples"), positives=0)
@@ -324,7 +325,7 @@ def f7(s: Study, n_boot: int, seed: int, **_) -> dict:
     k_c, k_sw = float(C[:, kept].mean(0).sum()), float(S[:, kept].mean(0).sum())  # distinct samples, seed-weighted
     lo, hi = stats.clopper_pearson(min(k_c, k_sw), max(1, round(k_sw)))
     ci, method = stats.interval(draws, (1 - hi, 1 - lo))
-    b = s.mem["baseline"]
+    b = s.mem[Label.BASELINE]
     placebo = _pairs_gap([0.0] + [1 - b[j].sum() / b[i].sum() for i, j in combinations(range(b.shape[0]), 2) if b[i].sum()]) \
         if b.shape[0] > 1 else None
     # Exposure alone: remove as many samples, the most-exposed first (ties in a seeded order).
@@ -343,12 +344,12 @@ def f8(s: Study, n_boot: int, seed: int, **_) -> dict:
     claim = "hard KD inherits more of the teacher-only set than soft KD (share inherited: hard − soft; samples weigh their seed shares)"
     rule = ("difference above what the two roles' exposure curves give on the same samples: the excess over the within-level "
             "permutation null significant (p < 0.05, interval above 0)")
-    if not all(s.has(r) for r in ("teacher", "baseline", "student", "hard_student")):
+    if not all(s.has(r) for r in (Label.TEACHER, Label.BASELINE, Label.STUDENT, Label.HARD_STUDENT)):
         return missing("F8", claim, rule, "needs teacher, baseline, student and hard student")
     to = s.teacher_only()
     if not to.any():
         return row("F8", claim, rule, verdict=(INCONCLUSIVE, "the teacher-only set is empty"), positives=0)
-    H, S = s.mem["hard_student"], s.mem["student"]
+    H, S = s.mem[Label.HARD_STUDENT], s.mem[Label.STUDENT]
     value = float(H.mean(0)[to].mean() - S.mean(0)[to].mean())
 
     def stat(i: np.ndarray, rng: np.random.Generator) -> float:
@@ -359,25 +360,25 @@ def f8(s: Study, n_boot: int, seed: int, **_) -> dict:
     hw, sw = H.mean(0)[to].sum(), S.mean(0)[to].sum()
     ci, method = stats.interval(draws, stats.newcombe_diff(float(hw), int(to.sum()), float(sw), int(to.sum())))
     placebo = _pairs_gap(_baseline_inheritance(s))
-    null = _null(s, ("hard_student", "student"), to, _diff_of, +1, n_boot, seed)
+    null = _null(s, (Label.HARD_STUDENT, Label.STUDENT), to, _diff_of, +1, n_boot, seed)
     strata = stats.by_stratum(s.exposures, lambda m: H[:, m & to].mean() - S[:, m & to].mean() if (m & to).any() else float("nan"))
     return row("F8", claim, rule, value, ci, method, placebo, "largest gap between two baseline seeds' inheritance (leave-one-seed-out)",
                strata, null, nulls.null_verdict(null, +1), positives=int(to.sum()),
-               teacher_placebo=teacher_placebo(s, ("hard_student", "student"), n_boot, seed))
+               teacher_placebo=teacher_placebo(s, (Label.HARD_STUDENT, Label.STUDENT), n_boot, seed))
 
 
 def overlap_nulls(s: Study, n_boot: int, seed: int) -> list[dict]:
     """Every overlap share the report shows, against the within-level permutation null (two-sided: the report calls
     none of these a finding, so neither direction is the paper's): observed, expected under exposure, excess, p."""
-    if not all(s.has(r) for r in ("teacher", "baseline")):
+    if not all(s.has(r) for r in (Label.TEACHER, Label.BASELINE)):
         return []
     tb, to = s.teacher_and_baseline(), s.teacher_only()
-    cases = [("student", tb, "share of the student's set in teacher ∩ baseline (F3)"),
-             ("hard_student", tb, "share of the hard student's set in teacher ∩ baseline"),
-             ("student", to, "share of the teacher-only set the student inherits (F4)"),
-             ("hard_student", to, "share of the teacher-only set the hard student inherits")]
-    if s.has("hard_student") and s.has("student"):
-        cases.append(("student", s.mem["hard_student"].any(0), "share of the student's set the hard student also memorizes (any seed)"))
+    cases = [(Label.STUDENT, tb, "share of the student's set in teacher ∩ baseline (F3)"),
+             (Label.HARD_STUDENT, tb, "share of the hard student's set in teacher ∩ baseline"),
+             (Label.STUDENT, to, "share of the teacher-only set the student inherits (F4)"),
+             (Label.HARD_STUDENT, to, "share of the teacher-only set the hard student inherits")]
+    if s.has(Label.HARD_STUDENT) and s.has(Label.STUDENT):
+        cases.append((Label.STUDENT, s.mem[Label.HARD_STUDENT].any(0), "share of the student's set the hard student also memorizes (any seed)"))
     out = []
     for role, label, what in cases:
         if not s.has(role) or not label.any():

@@ -20,8 +20,9 @@ from __future__ import annotations
 import numpy as np
 
 from kdmem import stats
+from kdmem.roster import ModelSpec
+from kdmem.vocab import Role, Size
 
-ROLES = ("teacher", "baseline", "student", "hard_student")
 CONTENT_FEATURES = ("zlib_bytes", "log_base_ppl", "near_copy_ngrams")
 
 
@@ -36,20 +37,20 @@ def load(con, family: str, dataset: str) -> dict:
             return {}
         d = {"doc": np.asarray(x[1]), "expo": np.asarray(x[2], dtype=np.int64), "zlib_bytes": np.asarray(x[3], dtype=float),
              "near_copy_ngrams": np.asarray(x[4], dtype=float), "gain": {}, "base_loss": {}}
-        for role in ROLES:
+        for role in Role:
             rows = con.execute("""SELECT list(g.gain_calibrated ORDER BY g.sample_id) FROM memorization_gain g JOIN models m USING (model, family, dataset)
                                   WHERE g.family = ? AND g.dataset = ? AND g.split = ? AND m.label = ? AND m.data_variant = 'full'
-                                    AND (m.role <> 'student' OR m.temperature = (SELECT temperature FROM models p WHERE p.is_primary
-                                         AND p.label = 'student' AND p.family = m.family AND p.dataset = m.dataset))
+                                    AND (m.role <> ? OR m.temperature = (SELECT temperature FROM models p WHERE p.is_primary
+                                         AND p.label = ? AND p.family = m.family AND p.dataset = m.dataset))
                                   GROUP BY m.is_primary, m.seed, m.model ORDER BY NOT m.is_primary, m.seed, m.model""",
-                               [family, dataset, split, role]).fetchall()
+                               [family, dataset, split, role, Role.STUDENT, Role.STUDENT]).fetchall()
             if rows and all(r[0] for r in rows):
-                d["gain"][role] = np.asarray([r[0] for r in rows], dtype=float)
-        for size in ("large", "small"):
+                d["gain"][str(role)] = np.asarray([r[0] for r in rows], dtype=float)
+        for size in Size:
             b = con.execute("""SELECT list(-suffix_logprob_mean ORDER BY sample_id) FROM scores WHERE family = ? AND dataset = ?
-                               AND split = ? AND model = ?""", [family, dataset, split, f"base-{size}"]).fetchone()
+                               AND split = ? AND model = ?""", [family, dataset, split, ModelSpec.base(size).name]).fetchone()
             if b and b[0]:
-                d["base_loss"][size] = np.asarray(b[0], dtype=float)
+                d["base_loss"][str(size)] = np.asarray(b[0], dtype=float)
         out[split] = d
     return out
 
@@ -97,7 +98,7 @@ def once_seen_content(data: dict, n_boot: int, seed: int) -> list[dict]:
     for role, G in tr["gain"].items():
         if role not in va["gain"] or G.shape[0] != va["gain"][role].shape[0]:
             continue
-        size = "large" if role == "teacher" else "small"
+        size = str(ModelSpec(role).size)
         for feat in CONTENT_FEATURES:
             if feat == "log_base_ppl":
                 if size not in tr["base_loss"] or size not in va["base_loss"]:

@@ -1,12 +1,13 @@
-"""The results layout: every path the pipeline writes, and the model-name builder and parser.
+"""The results layout: every path the pipeline writes.
 
 This is the one place that knows where things live under `results:`. The Snakemake rules build their
-inputs and outputs from it, and the commands and the database never look at a path to learn what a
-file holds: every parquet carries its own identity columns (family, dataset, split, model) and every
-model's metrics.json its own name and role.
+inputs and outputs from it, and so do the commands that write a set of files (analyze's figures, the
+report's reading of them), the benchmarks and the Makefile (`kdmem path`); the database never looks at
+a path to learn what a file holds: every parquet carries its own identity columns (family, dataset,
+split, model) and every model's metrics.json its own record (kdmem.roster.ModelSpec).
 
-Every path is a template (TEMPLATES) whose unfilled fields stay Snakemake wildcards, so
-`Layout("results").samples()` is the rule's pattern `results/{family}/{dataset}/data/{split}.parquet`
+Every path is a template (TEMPLATES) with one method each; a part left None stays a Snakemake
+wildcard, so `Layout("results").samples()` is the rule's pattern `results/{family}/{dataset}/data/{split}.parquet`
 and `Layout("results").samples("tiny", "wiki", "train")` is one concrete file.
 """
 
@@ -14,49 +15,26 @@ from __future__ import annotations
 
 import string
 from dataclasses import dataclass
+from enum import StrEnum
 
-from kdmem.vocab import DEFAULT_LOSS, KD_TAG, MODEL_NAME, SIZE_OF_ROLE, DataVariant, Loss, Role, Split
-
-# Names the rules and commands import from here; their values live in kdmem.vocab.
-ROLES = tuple(Role)
-SPLITS = tuple(Split)
-LOSSES = tuple(Loss)
-CLEANED = DataVariant.CLEANED  # the removal experiment's student: distilled on D minus the classifier's predicted samples
-__all__ = ["CLEANED", "DEFAULT_LOSS", "KD_TAG", "LOSSES", "ROLES", "SIZE_OF_ROLE", "SPLITS", "Layout", "TEMPLATES", "kd_tag",
-           "model_name", "parse_kd_tag", "parse_model_name", "size_of_model"]
-
-
-def kd_tag(temperature: float | str, loss: str = DEFAULT_LOSS) -> str:
-    """T2.0 (forward KL) or T2.0-jsd: the part of a soft student's name that says how it was distilled."""
-    return f"T{temperature}" + ("" if loss == DEFAULT_LOSS else f"-{Loss(loss)}")
-
-
-def parse_kd_tag(tag: str) -> tuple[float, str]:
-    t, _, loss = tag[1:].partition("-")
-    return float(t), loss or DEFAULT_LOSS
-
-
-def model_name(role: str, seed: int | str, temperature: float | str | None = None, cleaned: bool = False,
-               loss: str = DEFAULT_LOSS, variant: str = DataVariant.FULL) -> str:
-    """teacher-s0, baseline-s1, student-T2.0-s0, student-T2.0-jsd-s0, student-T2.0-s0-cleaned, baseline-s0-once, hard_student-s0."""
-    t = f"-{kd_tag(temperature, loss)}" if temperature is not None else ""
-    variant = CLEANED if cleaned else DataVariant(variant)
-    return f"{role}{t}-s{seed}" + ("" if variant == DataVariant.FULL else f"-{variant}")
-
-
-def parse_model_name(name: str) -> dict:
-    """The inverse of model_name: role, seed, temperature and loss (None unless a soft student), cleaned, data variant."""
-    m = MODEL_NAME.fullmatch(name)
-    if m is None:
-        raise ValueError(f"not a kdmem model name: {name!r}")
-    t = m["temperature"]
-    return {"role": m["role"], "seed": int(m["seed"]), "temperature": float(t) if t else None,
-            "loss": (m["loss"] or DEFAULT_LOSS) if t else None, "cleaned": m["variant"] == CLEANED,
-            "data_variant": m["variant"] or str(DataVariant.FULL)}
+from kdmem.roster import ModelSpec
 
 
 def size_of_model(name: str) -> str:
-    return str(SIZE_OF_ROLE[Role(parse_model_name(name)["role"])])
+    """The base size a model name's role starts from (a rule's wildcard to its family slice)."""
+    return str(ModelSpec.parse(name).size)
+
+
+class Figure(StrEnum):
+    """The figures analyze draws, by the kind their path names (Layout.figure, Layout.families_figure)."""
+
+    RATES = "rates"
+    EXPOSURE = "exposure"
+    VENN = "venn"
+    ENTROPY = "entropy"
+    TEMPERATURE = "temperature"  # the soft students by temperature, drawn when the config sweeps it
+    LOSS = "loss"  # the soft students by KD loss, likewise
+    COVERAGE = "coverage"  # across families on one dataset
 
 
 # Every output under `results:`, by name. A {field} left unfilled stays a Snakemake wildcard.
@@ -65,7 +43,7 @@ TEMPLATES = {
     "tokenizer": "{family}/tokenizer",
     "pretrain_samples": "{family}/pretrain/pretrain.parquet",
     "pretrain_stats": "{family}/pretrain/data_stats.json",
-    "base": "{family}/base/{size}",
+    "scratch_base": "{family}/base/{size}",  # a base pretrained here (init: scratch)
     "base_checkpoints": "{family}/checkpoints/base-{size}",
     # per (family, dataset)
     "samples": "{family}/{dataset}/data/{split}.parquet",
@@ -89,6 +67,8 @@ TEMPLATES = {
     # the study
     "db": "kdmem.duckdb",
     "analysis": "report/analysis.json",
+    "figure": "report/{family}-{dataset}-{kind}.png",  # analyze's figures of one (family, dataset): rates, venn, ...
+    "families_figure": "report/families-{dataset}-{kind}.png",  # the across-families figures
     "report": "report/report.html",
     "config_json": ".kdmem/config.json",
 }
@@ -101,26 +81,116 @@ class _Wildcards(dict):
 
 @dataclass(frozen=True)
 class Layout:
-    """`Layout(results).<name>(*parts, **parts)` is TEMPLATES[name] under results; positional parts fill
-    the template's fields in order (`samples("tiny", "wiki", "train")`), keywords fill any of them."""
+    """`Layout(results).<name>(...)` is TEMPLATES[name] under results; arguments fill the template's fields
+    (positionally in their order, or by name), and a field left None stays a wildcard."""
 
     results: str
 
-    def path(self, name: str, *args: str, **kwargs: str) -> str:
-        template = TEMPLATES[name]
-        fields = [f for _, f, _, _ in string.Formatter().parse(template) if f]
-        if len(args) > len(fields):
-            raise TypeError(f"{name} takes at most {len(fields)} parts ({', '.join(fields)}), got {len(args)}")
-        parts = _Wildcards(zip(fields[: len(args)], map(str, args), strict=True), **{k: str(v) for k, v in kwargs.items()})
-        return f"{self.results}/{template.format_map(parts)}"
+    def path(self, name: str, **parts: object) -> str:
+        fields = {f for _, f, _, _ in string.Formatter().parse(TEMPLATES[name]) if f}
+        if unknown := sorted(set(parts) - fields):
+            raise TypeError(f"{name} has no part {unknown[0]} (it has {', '.join(sorted(fields))})")
+        filled = _Wildcards({k: str(v) for k, v in parts.items() if v is not None})
+        return f"{self.results}/{TEMPLATES[name].format_map(filled)}"
 
-    def __getattr__(self, name: str):
-        if name not in TEMPLATES:
-            raise AttributeError(name)
-        return lambda *args, **kwargs: self.path(name, *args, **kwargs)
+    @staticmethod
+    def of(name: str, path: str) -> Layout:
+        """The layout a file of template `name` (one without parts, such as the store) lies in: how a rule finds
+        the results folder from its input, so that it runs where the input is, not where the config says."""
+        rel = "/" + TEMPLATES[name]
+        if not str(path).endswith(rel):
+            raise ValueError(f"{path} is not a {name} path (…{rel})")
+        return Layout(str(path)[: -len(rel)] or ".")
 
     def log(self, step: str, *where: str) -> str:
         return "/".join([self.results, "logs", *where, f"{step}.log"])
 
     def benchmark(self, step: str, *where: str) -> str:
         return "/".join([self.results, "benchmarks", *where, f"{step}.tsv"])
+
+    def tokenizer(self, family: object = None) -> str:
+        return self.path("tokenizer", family=family)
+
+    def pretrain_samples(self, family: object = None) -> str:
+        return self.path("pretrain_samples", family=family)
+
+    def pretrain_stats(self, family: object = None) -> str:
+        return self.path("pretrain_stats", family=family)
+
+    def scratch_base(self, family: object = None, size: object = None) -> str:
+        return self.path("scratch_base", family=family, size=size)
+
+    def base_checkpoints(self, family: object = None, size: object = None) -> str:
+        return self.path("base_checkpoints", family=family, size=size)
+
+    def samples(self, family: object = None, dataset: object = None, split: object = None) -> str:
+        return self.path("samples", family=family, dataset=dataset, split=split)
+
+    def data_stats(self, family: object = None, dataset: object = None) -> str:
+        return self.path("data_stats", family=family, dataset=dataset)
+
+    def hard_samples(self, family: object = None, dataset: object = None) -> str:
+        return self.path("hard_samples", family=family, dataset=dataset)
+
+    def bases_json(self, family: object = None, dataset: object = None) -> str:
+        return self.path("bases_json", family=family, dataset=dataset)
+
+    def model(self, family: object = None, dataset: object = None, model: object = None) -> str:
+        return self.path("model", family=family, dataset=dataset, model=model)
+
+    def checkpoints(self, family: object = None, dataset: object = None, model: object = None) -> str:
+        return self.path("checkpoints", family=family, dataset=dataset, model=model)
+
+    def cache(self, family: object = None, dataset: object = None, temperature: object = None) -> str:
+        return self.path("cache", family=family, dataset=dataset, temperature=temperature)
+
+    def sampled_cache(self, family: object = None, dataset: object = None, temperature: object = None) -> str:
+        return self.path("sampled_cache", family=family, dataset=dataset, temperature=temperature)
+
+    def full_cache(self, family: object = None, dataset: object = None, temperature: object = None) -> str:
+        return self.path("full_cache", family=family, dataset=dataset, temperature=temperature)
+
+    def scores(self, family: object = None, dataset: object = None, model: object = None, split: object = None) -> str:
+        return self.path("scores", family=family, dataset=dataset, model=model, split=split)
+
+    def score_summary(self, family: object = None, dataset: object = None, model: object = None, split: object = None) -> str:
+        return self.path("score_summary", family=family, dataset=dataset, model=model, split=split)
+
+    def classifier(self, family: object = None, dataset: object = None) -> str:
+        return self.path("classifier", family=family, dataset=dataset)
+
+    def classifier_trials(self, family: object = None, dataset: object = None) -> str:
+        return self.path("classifier_trials", family=family, dataset=dataset)
+
+    def classifier_coefficients(self, family: object = None, dataset: object = None) -> str:
+        return self.path("classifier_coefficients", family=family, dataset=dataset)
+
+    def predictions(self, family: object = None, dataset: object = None) -> str:
+        return self.path("predictions", family=family, dataset=dataset)
+
+    def roc(self, family: object = None, dataset: object = None) -> str:
+        return self.path("roc", family=family, dataset=dataset)
+
+    def mia(self, family: object = None, dataset: object = None) -> str:
+        return self.path("mia", family=family, dataset=dataset)
+
+    def mia_scores(self, family: object = None, dataset: object = None) -> str:
+        return self.path("mia_scores", family=family, dataset=dataset)
+
+    def db(self) -> str:
+        return self.path("db")
+
+    def analysis(self) -> str:
+        return self.path("analysis")
+
+    def figure(self, family: object = None, dataset: object = None, kind: object = None) -> str:
+        return self.path("figure", family=family, dataset=dataset, kind=kind)
+
+    def families_figure(self, dataset: object = None, kind: object = None) -> str:
+        return self.path("families_figure", dataset=dataset, kind=kind)
+
+    def report(self) -> str:
+        return self.path("report")
+
+    def config_json(self) -> str:
+        return self.path("config_json")

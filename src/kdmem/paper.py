@@ -4,8 +4,10 @@ Values are Pythia-12B -> 1.4B on FineWeb unless the text says otherwise."""
 
 from __future__ import annotations
 
+from kdmem.vocab import Label
+
 # Memorization rate in % per role.
-RATES = {"teacher": 0.33, "baseline": 0.17, "student": 0.07, "hard_student": 0.07}
+RATES = {Label.TEACHER: 0.33, Label.BASELINE: 0.17, Label.STUDENT: 0.07, Label.HARD_STUDENT: 0.07}
 
 # What each finding's claim looks like in the paper, as the report's "paper" column prints it.
 FINDINGS = {
@@ -27,9 +29,9 @@ F7_REDUCTION = 0.90
 
 # The overlap quantities, in the paper's words and with its counts.
 OVERLAPS = {
-    "student": ("samples the student memorizes", "706"),
-    "baseline": ("samples the baseline memorizes", "1,698"),
-    "teacher": ("samples the teacher memorizes", "–"),
+    Label.STUDENT: ("samples the student memorizes", "706"),
+    Label.BASELINE: ("samples the baseline memorizes", "1,698"),
+    Label.TEACHER: ("samples the teacher memorizes", "–"),
     "teacher_and_baseline": ("memorized by both the teacher and the baseline", "–"),
     "student_in_teacher_and_baseline": ("student-memorized samples also memorized by teacher and baseline", "676 of 706"),
     "share_student_in_teacher_and_baseline": ("share of the student's set inside teacher ∩ baseline", "95.7 %"),
@@ -39,7 +41,7 @@ OVERLAPS = {
     "teacher_and_baseline_not_student": ("memorized by teacher and baseline, not by the student", "696"),
     "baseline_all_seeds_student_none": ("memorized by the baseline in every seed and by the student in none", "494"),
     "teacher_coverage_of_baseline": ("share of the baseline's set the teacher memorizes too", "~80 %"),
-    "hard_student": ("samples the hard student memorizes", "–"),
+    Label.HARD_STUDENT: ("samples the hard student memorizes", "–"),
     "hard_inherits_teacher_only": ("teacher-only samples the hard student memorizes", "50"),
     "hard_in_teacher_and_baseline": ("hard-student-memorized samples inside teacher ∩ baseline", "–"),
     "share_hard_teacher_only_inherited": ("share of the teacher-only set the hard student inherits", "2.6 %"),

@@ -13,7 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from kdmem import paper
+from kdmem.errors import KdmemError
 from kdmem.io import atomic_path
+from kdmem.layout import Figure, Layout
+from kdmem.vocab import BASE_ROLE
 
 SWEEPS = {"temperature": "primary_temperature", "loss": "primary_loss"}  # what a soft-student sweep varies, and the key naming the primary
 
@@ -71,7 +74,7 @@ def mia_section(rows: list[dict], by_level: list[dict] | None = None) -> str:
             row[f"{r['signal']} TPR@FPR<1%"] = "–" if tpr is None or (isinstance(tpr, float) and math.isnan(tpr)) else \
                 f"{tpr:.3f} [{r['tpr_lo']:.3f}, {r['tpr_hi']:.3f}]"
         n = sub[0]
-        bases = [r for r in sub if r["role"] == "base" and r["signal"] == "loss"]
+        bases = [r for r in sub if r["role"] == BASE_ROLE and r["signal"] == "loss"]
         check = "; ".join(f"{r['model']} {r['auc']:.3f} [{r['auc_lo']:.3f}, {r['auc_hi']:.3f}]" +
                           (" contains 0.5" if r["auc_lo"] <= 0.5 <= r["auc_hi"] else " <b>excludes 0.5: the two sets differ without training</b>")
                           for r in bases)
@@ -94,7 +97,7 @@ def mia_section(rows: list[dict], by_level: list[dict] | None = None) -> str:
     return "\n".join(parts)
 
 
-def families_section(x: dict, fig_dir: Path) -> str:
+def families_section(x: dict, layout: Layout) -> str:
     """Across families on one dataset: the memorized sets' overlaps (hierarchy and disjointness) and zlib-profile correlations."""
     ds = html.escape(x["dataset"])
     parts = [f"<h2>Across families on {ds} (beyond the paper)</h2>",
@@ -112,9 +115,8 @@ def families_section(x: dict, fig_dir: Path) -> str:
     parts.append(table(x["zlib"], title="family_zlib"))
     parts.append("<p><code>r</code>: Pearson correlation of two families' memorized sets' shares in ten equal-mass bins of D's zlib "
                  "entropy, with a 95 % bootstrap CI over each set's members (our reading of the paper's r = 0.95–0.99).</p>")
-    fig = fig_dir / f"families-{x['dataset']}-coverage.png"
-    if fig.is_file():
-        parts.append(_img(fig, "Share of each row model's memorized set that the column model also memorizes."))
+    parts.append(_img(_figure(layout.families_figure(x["dataset"], Figure.COVERAGE)),
+                      "Share of each row model's memorized set that the column model also memorizes."))
     return "\n".join(parts)
 
 
@@ -277,8 +279,24 @@ def removal_section(rem: dict) -> str:
     return "\n".join(parts)
 
 
-def render(result: dict, fig_dir: str | Path, out: str | Path, roc: dict[tuple[str, str], Path] | None = None) -> None:
-    fig_dir = Path(fig_dir)
+def _figure(path: str) -> Path:
+    """A figure analyze says it drew: missing, the report would silently lose it, so it stops instead."""
+    if not Path(path).is_file():
+        raise KdmemError(f"figure {path} is missing though analysis.json lists it; rerun 'kdmem analyze'")
+    return Path(path)
+
+
+# Each figure kind's caption, in the order the report shows them.
+CAPTIONS = {Figure.RATES: "Memorization rate per role; 95 % intervals (exact for one model, clustered bootstrap over seeds).",
+            Figure.EXPOSURE: "Exposure-response per role: rates with exact intervals and logistic fits.",
+            Figure.VENN: "Teacher / baseline / student memorized sets.",
+            Figure.ENTROPY: "Entropy vs suffix log-prob on teacher∩baseline∖student, per role.",
+            Figure.TEMPERATURE: "Soft students by temperature: memorized, validation loss, MIA AUC.",
+            Figure.LOSS: "Soft students by KD loss: memorized, validation loss, MIA AUC."}
+
+
+def render(result: dict, layout: Layout, out: str | Path, roc: dict[tuple[str, str], Path] | None = None) -> None:
+    """The report of analysis.json (`result`), with the figures it lists read from the layout's paths."""
     parts = [f"<!doctype html><html><head><meta charset=utf-8><title>kdmem report</title><style>{CSS}</style></head><body>",
              "<h1>kdmem: memorization in knowledge distillation</h1>",
              "<p>Reproduction of Borkar et al. (2026), arXiv 2601.15394, on the configured study. Paper values are Pythia-12B → 1.4B "
@@ -290,20 +308,13 @@ def render(result: dict, fig_dir: str | Path, out: str | Path, roc: dict[tuple[s
              "distinct samples (a sample weighs the share of a role's seeds that memorize it), never seed × sample pairs.</p>"]
     for p in result["pairs"]:
         fam, ds = p["family"], p["dataset"]
-        tag = f"{fam}-{ds}"
         parts.append(f"<h2>{html.escape(fam)} / {html.escape(ds)}</h2>")
         parts.append("<h3>Findings</h3>")
         parts.append(findings_table(p["findings"]))
-        figs = [(f"{tag}-rates.png", "Memorization rate per role; 95 % intervals (exact for one model, clustered bootstrap over seeds)."),
-                (f"{tag}-exposure.png", "Exposure-response per role: rates with exact intervals and logistic fits."),
-                (f"{tag}-venn.png", "Teacher / baseline / student memorized sets."),
-                (f"{tag}-entropy.png", "Entropy vs suffix log-prob on teacher∩baseline∖student, per role."),
-                (f"{tag}-temperature.png", "Soft students by temperature: memorized, validation loss, MIA AUC."),
-                (f"{tag}-loss.png", "Soft students by KD loss: memorized, validation loss, MIA AUC.")]
         parts.append("<h3>Figures</h3>")
-        for name, cap in figs:
-            if (fig_dir / name).is_file():
-                parts.append(_img(fig_dir / name, cap))
+        for kind, cap in CAPTIONS.items():
+            if kind in p["figures"]:
+                parts.append(_img(_figure(layout.figure(fam, ds, kind)), cap))
         if roc and (fam, ds) in roc and Path(roc[(fam, ds)]).is_file():
             parts.append(_img(Path(roc[(fam, ds)]), "Classifier ROC over trials (paper protocol)."))
         parts.append("<h3>Memorization rate per role (train split)</h3>")
@@ -340,7 +351,7 @@ def render(result: dict, fig_dir: str | Path, out: str | Path, roc: dict[tuple[s
                              "(<code>is_primary</code>). <code>shared_with_primary</code>: how many of a student's memorized "
                              "samples the primary student memorizes too.</p>")
     for x in result.get("across_families", []):
-        parts.append(families_section(x, fig_dir))
+        parts.append(families_section(x, layout))
     parts.append("<h2>Utility (validation loss / perplexity)</h2>")
     parts.append(table([{k: v for k, v in r.items() if k != "sort_key"} for r in result["utility"]], title="utility"))
     parts.append("<p>Validation loss in nats per token over every position of the held-out samples. Rows: the unigram "

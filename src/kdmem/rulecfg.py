@@ -16,8 +16,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 
-from kdmem.layout import SIZE_OF_ROLE
-from kdmem.vocab import Size
+from kdmem.vocab import SIZE_OF_ROLE, Size
 
 # The dataset keys that decide the samples (seq_len, counts, duplication). Every other key of a dataset
 # entry says which documents exist and how they split, which the tokenizer of a scratch family reads too.

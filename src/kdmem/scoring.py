@@ -181,36 +181,29 @@ def score_samples(
 
 
 def model_identity(model_dir: str | Path) -> dict:
-    """model, family, dataset, role, seed, temperature, data_variant, fingerprint: from the model's metrics.json,
-    which the training command wrote; nothing is read off the folder's name."""
+    """The model's record (kdmem.roster.ModelSpec) from the metrics.json its training command wrote, with its
+    fingerprint: nothing is read off the folder's name."""
     import json
+
+    from kdmem.roster import ModelSpec
 
     path = Path(model_dir) / "metrics.json"
     if not path.is_file():
         raise KdmemError(f"model folder {model_dir} has no metrics.json; it must come from a kdmem training step")
     meta = json.loads(path.read_text())
-    if "model" not in meta:
+    if "model" not in meta or "role" not in meta:
         raise KdmemError(f"{path} names no model; it was written by an older kdmem: rerun its training step")
-    return {
-        "model": meta["model"],
-        "family": meta.get("family"),
-        "dataset": meta.get("dataset"),
-        "role": meta.get("role"),
-        "seed": meta.get("seed"),
-        "temperature": meta.get("temperature"),
-        "data_variant": meta.get("data_variant", "full"),
-        "fingerprint": meta.get("fingerprint"),
-    }
+    return {**ModelSpec.of_record(meta).record(), "fingerprint": meta["fingerprint"]}
 
 
 def base_identity(checkpoint: str, size: str, family: str, dataset: str) -> dict:
-    """The identity of a base checkpoint scored as a control: model base-<size>, role base. A local folder is
+    """The record of a base checkpoint scored as a control (model base-<size>, role base). A local folder is
     fingerprinted by its files; a hub name stands for itself."""
     from kdmem.io import sha256_dir
+    from kdmem.roster import ModelSpec
 
     p = Path(checkpoint)
-    return {"model": f"base-{size}", "family": family, "dataset": dataset, "role": "base", "seed": None, "temperature": None,
-            "data_variant": "full", "fingerprint": sha256_dir(p) if p.is_dir() else checkpoint}
+    return {**ModelSpec.base(size, family, dataset).record(), "fingerprint": sha256_dir(p) if p.is_dir() else checkpoint}
 
 
 def read_scores(path: str | Path) -> pl.DataFrame:

@@ -74,10 +74,15 @@ class Label(StrEnum):
     BASE_SMALL = "base_small"
 
 
+# The role a scored base checkpoint takes in the scores and models tables (models base-large and base-small): not a
+# Role, since nothing is trained in it, and spelled here once.
+BASE_ROLE = "base"
+
+
 def label_of(role: str, data_variant: str | None, model: str) -> Label:
     """teacher / baseline / student / hard_student, student_cleaned for the removal experiment's student, and
     base_large / base_small for the scored bases (role base, models base-large and base-small)."""
-    if role == "base":
+    if role == BASE_ROLE:
         return Label(model.replace("-", "_"))
     if data_variant in (DataVariant.CLEANED, DataVariant.ONCE):
         return Label(f"{role}_{data_variant}")

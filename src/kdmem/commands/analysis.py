@@ -69,20 +69,21 @@ def build_db(args: argparse.Namespace) -> None:
 def analyze_args(p: argparse.ArgumentParser) -> None:
     c.option(p, "--db")
     c.option(p, "--classifier", required=False)
-    p.add_argument("--out-dir", required=True, help="folder for analysis.json and figures")
+    p.add_argument("--results", required=True, help="the study's results folder: analysis.json and the figures go to their layout paths")
 
 
 def analyze(args: argparse.Namespace) -> None:
     from kdmem import analysis
     from kdmem.io import read_json
+    from kdmem.layout import Layout
 
     cfg = c.load_config(args, "analyze")
     clfs = {(c["family"], c["dataset"]): c for c in map(read_json, args.classifier or [])}
-    analysis.analyze(args.db, clfs, args.out_dir, cfg)
+    analysis.analyze(args.db, clfs, Layout(args.results), cfg)
 
 
 def report_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--analysis", required=True, help="analysis.json (figures are read from its folder)")
+    p.add_argument("--results", required=True, help="the study's results folder: analysis.json and its figures are read from their layout paths")
     c.option(p, "--classifier", required=False, help="classifier.json files (they name the family and dataset of each --roc)")
     p.add_argument("--roc", nargs="*", default=[], help="ROC figures from classify, one per --classifier, in the same order")
     c.option(p, "--out", help="report.html")
@@ -95,8 +96,10 @@ def report(args: argparse.Namespace) -> None:
     from kdmem import report as kreport
     from kdmem.errors import KdmemError
     from kdmem.io import read_json
+    from kdmem.layout import Layout
 
-    path = Path(args.analysis)
+    layout = Layout(args.results)
+    path = Path(layout.analysis())
     if not path.is_file():
         raise KdmemError(f"analysis file {path} does not exist; run 'kdmem analyze' first")
     if len(args.roc) != len(args.classifier):
@@ -104,7 +107,7 @@ def report(args: argparse.Namespace) -> None:
     roc = {}
     for clf, fig in zip(map(read_json, args.classifier), args.roc, strict=True):
         roc[(clf["family"], clf["dataset"])] = Path(fig)
-    kreport.render(json.loads(path.read_text()), path.parent, args.out, roc)
+    kreport.render(json.loads(path.read_text()), layout, args.out, roc)
 
 
 COMMANDS = [

@@ -6,6 +6,7 @@ import argparse
 import logging
 
 from kdmem.commands import common as c
+from kdmem.vocab import Role
 
 log = logging.getLogger("kdmem")
 
@@ -41,8 +42,8 @@ def audit(args: argparse.Namespace) -> None:
     seq_len = check_inputs(cfg, clf, args.teacher, args.baseline, args.seq_len)
     tok = load_tokenizer(args.tokenizer or args.teacher)
     teacher, baseline = load_model(args.teacher), load_model(args.baseline)
-    vocab = shared_vocab(teacher, tok, "teacher")
-    shared_vocab(baseline, tok, "baseline")
+    vocab = shared_vocab(teacher, tok, Role.TEACHER)
+    shared_vocab(baseline, tok, Role.BASELINE)
     samples = kaudit.load_audit_samples(args.data, tok, seq_len, args.text_field)
     if (have := len(samples["input_ids"][0])) != seq_len:
         raise KdmemError(f"audit data {args.data} holds {have}-token samples but the classifier learned on {seq_len}-token ones")
@@ -67,7 +68,7 @@ def check_inputs(cfg: dict, clf: dict, teacher: str, baseline: str, seq_len: int
     dataset = clf.get("dataset")
     if dataset not in cfg["datasets"]:
         raise KdmemError(f"the classifier names dataset {dataset!r}, which the config does not define; audit with the study's config")
-    for path, role in ((teacher, "teacher"), (baseline, "baseline")):
+    for path, role in ((teacher, Role.TEACHER), (baseline, Role.BASELINE)):
         meta = Path(path) / "metrics.json"
         m = read_json(meta) if meta.is_file() else {}
         if m.get("role") != role or m.get("dataset") != dataset:

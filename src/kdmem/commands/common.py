@@ -18,7 +18,7 @@ class Command:
 
     name: str
     help: str
-    add_arguments: Callable[[argparse.ArgumentParser], None]
+    add_arguments: Callable[[argparse.ArgumentParser], None] | None  # None: no options beyond --config and --log
     run: Callable[[argparse.Namespace], None]
     config: bool = True  # takes --config / --config-json
 

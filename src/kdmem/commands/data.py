@@ -11,10 +11,6 @@ from kdmem.commands import common as c
 log = logging.getLogger("kdmem")
 
 
-def validate_args(p: argparse.ArgumentParser) -> None:
-    pass
-
-
 def validate(args: argparse.Namespace) -> None:
     from kdmem import config as kconfig
     from kdmem.errors import KdmemError
@@ -101,7 +97,7 @@ def prepare(args: argparse.Namespace) -> None:
 
 
 COMMANDS = [
-    c.Command("validate", "validate a config and print it with defaults filled", validate_args, validate),
+    c.Command("validate", "validate a config and print it with defaults filled", None, validate),
     c.Command("tokenizer", "train a scratch family's BPE tokenizer on the pretraining split", tokenizer_args, tokenizer),
     c.Command("prepare", "cut a dataset into fixed-length samples: train/val (or the pretraining split) parquet", prepare_args, prepare),
 ]

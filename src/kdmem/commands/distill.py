@@ -8,8 +8,7 @@ import argparse
 import logging
 
 from kdmem.commands import common as c
-from kdmem.layout import DEFAULT_LOSS, LOSSES
-from kdmem.vocab import Size
+from kdmem.vocab import DEFAULT_LOSS, DataVariant, Loss, Role, Size
 
 log = logging.getLogger("kdmem")
 
@@ -20,7 +19,7 @@ def distill_args(p: argparse.ArgumentParser) -> None:
     c.training_options(p, "training samples: train.parquet (soft) or hard.parquet (hard)",
                        {"--seed": "seed: data order", "--base": "small base model folder or hub checkpoint"})
     c.option(p, "--temperature", required=False, help="soft: T")
-    p.add_argument("--loss", default=DEFAULT_LOSS, choices=LOSSES, help="soft: the divergence (default: the paper's forward KL)")
+    p.add_argument("--loss", default=DEFAULT_LOSS, choices=list(Loss), help="soft: the divergence (default: the paper's forward KL)")
     c.option(p, "--cache", required=False, help="soft: teacher logit cache folder (distill.soft.cache topk or sampled)")
     c.option(p, "--teacher", required=False, help="soft: teacher folder (checks the cache's fingerprint; without --cache, online KD: cache dense)")
     p.add_argument("--removal", help="soft: the classifier's predictions.parquet; train on D minus its predicted samples "
@@ -33,8 +32,8 @@ def distill(args: argparse.Namespace) -> None:
     from kdmem.args import CacheSpec, KDArgs, OptimArgs
     from kdmem.data import read_samples
     from kdmem.errors import KdmemError
-    from kdmem.layout import CLEANED, model_name
     from kdmem.logit_cache import CacheReader, teacher_identity
+    from kdmem.roster import ModelSpec
     from kdmem.tokenizer import load_tokenizer
     from kdmem.training import train_model
     from kdmem.vocab import CacheKind
@@ -49,12 +48,11 @@ def distill(args: argparse.Namespace) -> None:
         predicted = pl.read_parquet(args.removal).filter(pl.col("predicted"))["sample_id"]
         train = train.filter(~pl.col("sample_id").is_in(predicted.to_list()))
         log.info("removal: left out %d predicted samples, %d remain", predicted.len(), train.height)
-    role = "student" if args.mode == "soft" else "hard_student"
-    temperature = args.temperature if args.mode == "soft" else None
-    loss = args.loss if args.mode == "soft" else None
-    meta = {"model": model_name(role, args.seed, temperature, cleaned=bool(args.removal), loss=loss or DEFAULT_LOSS),
-            "family": args.family, "dataset": args.dataset, "role": role, "seed": args.seed, "base": args.base,
-            "temperature": temperature, "loss": loss, "data_variant": CLEANED if args.removal else "full"}
+    soft_mode = args.mode == "soft"
+    spec = ModelSpec(str(Role.STUDENT if soft_mode else Role.HARD_STUDENT), args.seed, args.temperature if soft_mode else None,
+                     str(args.loss) if soft_mode else None, str(DataVariant.CLEANED if args.removal else DataVariant.FULL),
+                     args.family, args.dataset)
+    meta = {**spec.record(), "started_from": args.base}
     dev = c.device(cfg)
     teacher = cache = kd = None
     if args.mode == "hard":
@@ -73,9 +71,9 @@ def distill(args: argparse.Namespace) -> None:
         optim = OptimArgs.from_config(soft["optim"], "distill.soft.optim")
         meta["cache"] = soft["cache"]
         if args.cache:
-            spec = CacheSpec.from_config(soft, soft["cache"], args.temperature, seed=0)
-            width = {CacheKind.TOPK: {"k": spec.top_k}, CacheKind.SAMPLED: {"draws": spec.draws}}.get(spec.kind, {})
-            expect = {"kind": str(spec.kind), "temperature": args.temperature, **width, "seq_len": len(train["input_ids"][0])}
+            cspec = CacheSpec.from_config(soft, soft["cache"], args.temperature, seed=0)
+            width = {CacheKind.TOPK: {"k": cspec.top_k}, CacheKind.SAMPLED: {"draws": cspec.draws}}.get(cspec.kind, {})
+            expect = {"kind": str(cspec.kind), "temperature": args.temperature, **width, "seq_len": len(train["input_ids"][0])}
             if args.teacher:  # with a cache, --teacher only proves the cache came from this teacher
                 expect.update(teacher_identity(args.teacher, tok))
             cache, mode = CacheReader(args.cache, expect), "cache"

@@ -32,7 +32,7 @@ def mia(args: argparse.Namespace) -> None:
     from kdmem.data import read_samples
     from kdmem.errors import KdmemError
     from kdmem.io import write_parquet
-    from kdmem.layout import SIZE_OF_ROLE
+    from kdmem.roster import ModelSpec
     from kdmem.scoring import read_scores
 
     cfg = c.load_config(args, "mia", family=args.family)
@@ -67,17 +67,16 @@ def mia(args: argparse.Namespace) -> None:
             raise KdmemError(f"mia: the scores of {model} lack some picked samples or their min_k columns; rerun its score step")
         return got
 
-    bases = [f"base-{size}" for size in Size]
+    bases = [ModelSpec.base(size).name for size in Size]
     if missing := [b for b in bases if b not in by_model]:
         raise KdmemError(f"mia: no scores of {missing[0]} among --scores; pass both bases' scores (rule score_base)")
-    ref_loss = {size: np.log(scores_of(f"base-{size}")["ppl"].to_numpy()) for size in Size}
+    ref_loss = {size: np.log(scores_of(ModelSpec.base(size).name)["ppl"].to_numpy()) for size in Size}
     # Bases first: they never saw D, so with non-members drawn as the members are their AUC is 0.5 up to noise;
     # away from it, the two sets differ without any training (the held-out documents do).
     score_frames = []
     for model in bases + [x for x in by_model if x not in bases]:
         sc = scores_of(model)
-        role = sc["role"][0]
-        size = model.removeprefix("base-") if role == "base" else SIZE_OF_ROLE[role]
+        size = ModelSpec.parse(model).size
         sig = kmia.signals_from_scores(sc, ref_loss[size])
         score_frames.append(key.with_columns(family=pl.lit(args.family), dataset=pl.lit(args.dataset), model=pl.lit(model),
                                              member=pl.Series(labels), **{k: pl.Series(v) for k, v in sig.items()}))

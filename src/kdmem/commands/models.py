@@ -24,6 +24,7 @@ def pretrain(args: argparse.Namespace) -> None:
     from kdmem.data import read_samples
     from kdmem.errors import KdmemError
     from kdmem.models import build_scratch, shared_vocab
+    from kdmem.roster import ModelSpec
     from kdmem.tokenizer import load_tokenizer
     from kdmem.training import train_model
 
@@ -35,7 +36,7 @@ def pretrain(args: argparse.Namespace) -> None:
     train, val = read_samples(args.train), read_samples(args.val)
     model = build_scratch(m["arch"], len(tok), len(train["input_ids"][0]), cfg["seed"], tok.eos_token_id)
     vocab = shared_vocab(model, tok, f"{args.family}/{args.size}")
-    meta = {"model": f"base-{args.size}", "family": args.family, "role": f"base_{args.size}", "seed": cfg["seed"]}
+    meta = {**ModelSpec.base(args.size, args.family).record(), "seed": cfg["seed"]}
     train_model(
         model=model, tok=tok, vocab=vocab, train_df=train, val_df=val, seed=cfg["seed"],
         optim=OptimArgs.from_config(kconfig.pretrain_optim(cfg, args.size), "pretrain.optim"),
@@ -57,20 +58,20 @@ def finetune(args: argparse.Namespace) -> None:
 
     from kdmem.args import OptimArgs
     from kdmem.data import read_samples
-    from kdmem.layout import SIZE_OF_ROLE, model_name
+    from kdmem.roster import ModelSpec
     from kdmem.tokenizer import load_tokenizer
     from kdmem.training import train_model
 
     cfg = c.load_config(args, "finetune", family=args.family, role=args.role)
     tok = load_tokenizer(args.tokenizer)
-    model, vocab = c.load_family_model(cfg, args.family, SIZE_OF_ROLE[args.role], args.base, tok, f"{args.family}/{args.role}")
+    model, vocab = c.load_family_model(cfg, args.family, ModelSpec(str(args.role)).size, args.base, tok, f"{args.family}/{args.role}")
     variant = DataVariant.ONCE if args.once_seen else DataVariant.FULL
     train = read_samples(args.train)
     if args.once_seen:
         train = train.filter(pl.col("n_exposures") == 1)
         log.info("once-seen control: %d of D's samples, no near-copy", train.height)
-    meta = {"model": model_name(args.role, args.seed, variant=variant), "family": args.family, "dataset": args.dataset,
-            "role": args.role, "seed": args.seed, "temperature": None, "base": args.base, "data_variant": str(variant)}
+    spec = ModelSpec(str(args.role), args.seed, data_variant=str(variant), family=args.family, dataset=args.dataset)
+    meta = {**spec.record(), "started_from": args.base}
     train_model(
         model=model, tok=tok, vocab=vocab, train_df=train, val_df=read_samples(args.val),
         optim=OptimArgs.from_config(cfg["finetune"][args.role], f"finetune.{args.role}"), seed=args.seed, out_dir=args.out,
@@ -132,14 +133,14 @@ def export_bases(args: argparse.Namespace) -> None:
     cfg = kconfig.load(args.config)  # the model card describes the whole bases study
     c.family_cfg(cfg, args.family)
     lay = Layout(args.results)
-    files = bases.export(args.family, cfg, Path(lay.tokenizer(args.family)), Path(lay.base(args.family, Size.LARGE)),
-                         Path(lay.base(args.family, Size.SMALL)), Path(args.out), Path(lay.pretrain_stats(args.family)))
+    files = bases.export(args.family, cfg, Path(lay.tokenizer(args.family)), Path(lay.scratch_base(args.family, Size.LARGE)),
+                         Path(lay.scratch_base(args.family, Size.SMALL)), Path(args.out), Path(lay.pretrain_stats(args.family)))
     for name, sha in sorted(files.items()):
         print(f"{sha}  {name}")
 
 
 COMMANDS = [
-    c.Command("pretrain", "pretrain a scratch family's base model (teacher or small size) with CE", pretrain_args, pretrain),
+    c.Command("pretrain", "pretrain a scratch family's base model (large or small size) with CE", pretrain_args, pretrain),
     c.Command("finetune", "fine-tune the teacher or a baseline on D with cross-entropy", finetune_args, finetune),
     c.Command("evaluate-bases", "validation loss of the family's two base models, beside the unigram reference",
             evaluate_bases_args, evaluate_bases),

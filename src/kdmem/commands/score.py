@@ -30,8 +30,8 @@ def score(args: argparse.Namespace) -> None:
     from kdmem.data import read_samples
     from kdmem.errors import KdmemError
     from kdmem.io import write_json, write_parquet
-    from kdmem.layout import SIZE_OF_ROLE
     from kdmem.logit_cache import CacheReader, teacher_identity
+    from kdmem.roster import ModelSpec
     from kdmem.scoring import base_identity, model_identity, score_samples, summary, with_identity
     from kdmem.tokenizer import load_tokenizer
 
@@ -41,7 +41,7 @@ def score(args: argparse.Namespace) -> None:
 
     t0 = time.perf_counter()
     ident = base_identity(args.model, args.base_size, args.family, args.dataset) if args.base_size else model_identity(args.model)
-    size = args.base_size or SIZE_OF_ROLE[ident["role"]]
+    size = ModelSpec.of_record(ident).size
     cfg = c.load_config(args, "score", family=args.family, size=size)
     mem = cfg["memorization"]
     tok = load_tokenizer(args.tokenizer)
