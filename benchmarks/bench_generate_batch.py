@@ -11,6 +11,7 @@ the two sizes are compared column by column: the greedy tokens must not depend o
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import statistics
 import time
@@ -22,6 +23,7 @@ from kdmem import config as kconfig
 from kdmem.data import read_samples
 from kdmem.models import load_model, pick_device
 from kdmem.scoring import score_samples
+from kdmem.settings import Memorization
 from kdmem.tokenizer import load_tokenizer
 
 SIZES = (64, 256)
@@ -30,7 +32,7 @@ SIZES = (64, 256)
 def main(n: int = 1024, repeats: int = 3) -> dict:
     torch.set_num_threads(1)
     cfg = kconfig.load(ROOT / "config.yaml")
-    mem = cfg["memorization"]
+    mem = Memorization.of(cfg)
     tok = load_tokenizer(cfg["families"][FAMILY]["tokenizer"])
     samples = read_samples(need(run_path("samples", split="train"))).head(n)
     dev = pick_device("cpu")
@@ -40,9 +42,7 @@ def main(n: int = 1024, repeats: int = 3) -> dict:
         vocab = model.config.vocab_size
 
         def score(g: int, model=model, vocab=vocab):
-            return score_samples(model, tok, dev, samples, vocab, mem["prefix_len"], mem["suffix_len"],
-                                 batch_size=mem["batch_size"], frac=True, extraction=mem["extraction"],
-                                 min_k=cfg["mia"]["k"], gen_batch_size=g)
+            return score_samples(model, tok, dev, samples, vocab, dataclasses.replace(mem, frac=True, generate_batch_size=g), cfg["mia"]["k"])
 
         score(SIZES[0])  # warm-up
         times: dict[int, list[float]] = {g: [] for g in SIZES}

@@ -19,6 +19,7 @@ Measured at each shape:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import tempfile
@@ -29,21 +30,22 @@ from pathlib import Path
 import polars as pl
 import torch
 from bench_cache import step_time
-from common import timed
+from common import CFG, timed
 
 from kdmem.args import CacheSpec, KDArgs
 from kdmem.generate import greedy_continue
 from kdmem.logit_cache import CacheReader, write_cache
 from kdmem.models import build_scratch, n_params, pick_device
 from kdmem.scoring import score_samples
+from kdmem.settings import Arch, Memorization
 from kdmem.vocab import CacheKind, Loss
 
 
 @dataclass(frozen=True)
 class Shape:
     name: str
-    teacher: dict
-    student: dict
+    teacher: Arch
+    student: Arch
     vocab: int
     seq_len: int
     prefix_len: int
@@ -56,10 +58,10 @@ class Shape:
 
 SHAPES = [
     # the embedded default's bases (config.yaml, resources/bases/tiny-r6/MODEL_CARD.md)
-    Shape("miniature", {"hidden_size": 256, "num_layers": 4, "num_heads": 4}, {"hidden_size": 128, "num_layers": 4, "num_heads": 4},
+    Shape("miniature", Arch("gpt_neox", 256, 4, 4, 1024), Arch("gpt_neox", 128, 4, 4, 512),
           2048, 48, 24, 24, 256, 64, 32, 20),
     # EleutherAI/pythia-160m's config; the student: d 192 x 4 layers on the same vocab (21 M, 7.7x smaller)
-    Shape("pythia-160m", {"hidden_size": 768, "num_layers": 12, "num_heads": 12}, {"hidden_size": 192, "num_layers": 4, "num_heads": 4},
+    Shape("pythia-160m", Arch("gpt_neox", 768, 12, 12, 3072), Arch("gpt_neox", 192, 4, 4, 768),
           50304, 256, 50, 50, 16, 8, 4, 4),
 ]
 
@@ -90,7 +92,8 @@ def scoring(model, dev, samples: pl.DataFrame, sh: Shape) -> dict:
     tok = IdText()
 
     def scorer():
-        return score_samples(model, tok, dev, samples, V, P, S, batch_size=B, frac=False)["exact"].to_list()
+        mem = dataclasses.replace(Memorization.of(CFG), prefix_len=P, suffix_len=S, batch_size=B, frac=False)
+        return score_samples(model, tok, dev, samples, V, mem, CFG["mia"]["k"])["exact"].to_list()
 
     @torch.inference_mode()
     def exact_path():  # the verdict alone needs only the window's P + S tokens

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import polars as pl
@@ -10,15 +11,28 @@ from kdmem import config as kconfig
 from kdmem.args import KDArgs, OptimArgs
 from kdmem.data import prepare
 from kdmem.models import build_scratch, load_model, pick_device
+from kdmem.settings import Arch, Memorization
 from kdmem.tokenizer import load_tokenizer
 from kdmem.training import train_model
 from kdmem.vocab import Loss
+
+from .conftest import MICRO
+
+# The schema's own defaults (the micro config sets no other memorization or mia key): what a test scores with
+# unless it says otherwise, so that no test keeps a second copy of a default.
+_SCHEMA_CFG = kconfig.validate({**MICRO, "memorization": {"prefix_len": 16, "suffix_len": 16}})
+MIN_K = _SCHEMA_CFG["mia"]["k"]
+
+
+def mem_settings(prefix_len: int, suffix_len: int, **changes) -> Memorization:
+    """The schema's memorization settings with a test's window (and any other field changed)."""
+    return dataclasses.replace(Memorization.of(_SCHEMA_CFG), prefix_len=prefix_len, suffix_len=suffix_len, **changes)
 
 
 def tiny_model_dir(path: Path, tok_dir: Path, hidden: int = 32, layers: int = 1, seed: int = 0, vocab: int | None = None) -> Path:
     """Save a tiny GPT-NeoX (a locally saved Pythia-config stand-in for a hub checkpoint)."""
     tok = load_tokenizer(str(tok_dir))
-    model = build_scratch({"hidden_size": hidden, "num_layers": layers, "num_heads": 2, "intermediate_size": 2 * hidden}, vocab or len(tok), 64, seed, tok.eos_token_id)
+    model = build_scratch(Arch("gpt_neox", hidden, layers, 2, 2 * hidden), vocab or len(tok), 64, seed, tok.eos_token_id)
     model.save_pretrained(path)
     tok.save_pretrained(path)
     return path

@@ -38,18 +38,36 @@ def test_the_distill_slice_builds_kd_args_for_each_cache_kind():
         CacheSpec.from_config({"cache": "topk"}, "topk", 2.0, seed=0)
 
 
-def test_no_command_reads_a_config_key_with_a_fallback():
-    """The schema fills every default; a `.get(key, default)` on the config in a command would hide a slice that
-    lacks the key (kdmem.rulecfg) behind a second default."""
+def config_fallbacks(root) -> list[str]:
+    """Every `.get(key, default)` on a config mapping (a receiver named like one) under `root`."""
     import ast
-    from pathlib import Path
 
-    config_names = {"cfg", "soft", "hard", "ds", "m", "optim", "fam", "law"}
+    config_names = {"cfg", "soft", "hard", "ds", "m", "optim", "fam", "law", "arch", "a", "pre", "mem", "ex", "an"}
     bad = []
-    for f in sorted((Path(__file__).resolve().parents[1] / "src" / "kdmem" / "commands").glob("*.py")):
+    for f in sorted(root.rglob("*.py")):
         for node in ast.walk(ast.parse(f.read_text())):
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "get" and len(node.args) == 2:
                 recv = ast.unparse(node.func.value)
-                if "cfg" in recv or recv in config_names:
-                    bad.append(f"{f.name}:{node.lineno} {ast.unparse(node)}")
-    assert not bad, bad
+                if "cfg" in recv or recv in config_names or recv.endswith(("_cfg", "by_size")):
+                    bad.append(f"{f.relative_to(root)}:{node.lineno} {ast.unparse(node)}")
+    return bad
+
+
+def test_nothing_in_kdmem_reads_a_config_key_with_a_fallback(tmp_path):
+    """The schema fills every default (kdmem.config fills the two that depend on another key); a `.get(key, default)`
+    on the config anywhere in the package would be a second source of a default and would hide a slice that lacks
+    the key (kdmem.rulecfg). The scan itself is checked on a planted fallback."""
+    from pathlib import Path
+
+    assert config_fallbacks(Path(__file__).resolve().parents[1] / "src" / "kdmem") == []
+    (tmp_path / "planted.py").write_text("def f(arch):\n    return arch.get('intermediate_size', 4 * arch['hidden_size'])\n")
+    assert config_fallbacks(tmp_path) == ["planted.py:2 arch.get('intermediate_size', 4 * arch['hidden_size'])"]
+
+
+def test_settings_need_every_key_the_schema_fills():
+    from kdmem.settings import Classifier, Memorization
+
+    cfg = kconfig.validate(MICRO)
+    assert Memorization.of(cfg).extraction.top_k == cfg["memorization"]["extraction"]["top_k"]
+    with pytest.raises(KdmemError, match="classifier lacks threshold"):
+        Classifier.of({"classifier": {k: v for k, v in cfg["classifier"].items() if k != "threshold"}})

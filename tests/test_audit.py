@@ -12,7 +12,7 @@ from kdmem.cli import main
 from kdmem.vocab import CacheKind
 
 from .conftest import MICRO, write_cfg
-from .helpers import tiny_model_dir
+from .helpers import MIN_K, mem_settings, tiny_model_dir
 
 
 def _fine_tuned(path, role: str, dataset: str = "wiki"):
@@ -75,8 +75,8 @@ def test_audit_features_equal_the_pipelines_on_the_same_samples(tmp_path, micro_
     dev, vocab, k = pick_device("cpu"), len(tok), 8
     write_cache(teacher, dev, train, vocab, CacheSpec(CacheKind.TOPK, 1.0, top_k=k), tmp_path / "cache", meta={})
     cache = CacheReader(tmp_path / "cache", {"temperature": 1.0})
-    scored_b = score_samples(baseline, tok, dev, train, vocab, 16, 16, frac=False, cache=cache)
-    scored_t = score_samples(teacher, tok, dev, train, vocab, 16, 16, frac=False)
+    scored_b = score_samples(baseline, tok, dev, train, vocab, mem_settings(16, 16, frac=False), MIN_K, cache=cache)
+    scored_t = score_samples(teacher, tok, dev, train, vocab, mem_settings(16, 16, frac=False), MIN_K)
     feats = kaudit.features(teacher, baseline, dev, train, vocab, tok, top_k=k).sort("sample_id")
     scored_b, scored_t = scored_b.sort("sample_id"), scored_t.sort("sample_id")
     assert feats["sample_id"].to_list() == scored_b["sample_id"].to_list()

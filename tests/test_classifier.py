@@ -8,6 +8,7 @@ import pytest
 
 from kdmem import classifier, stats
 from kdmem import config as kconfig
+from kdmem.settings import Classifier
 
 from .conftest import MICRO
 
@@ -44,8 +45,8 @@ def _synthetic(separable: bool, n=400, seed=0, by_exposure: bool = False) -> pl.
 
 def test_classifier_separable_vs_inseparable():
     cfg = kconfig.validate({**MICRO, "classifier": {"trials": 20}})
-    good = classifier.run(_synthetic(True), cfg)
-    bad = classifier.run(_synthetic(False), cfg)
+    good = classifier.run(_synthetic(True), Classifier.of(cfg), 0)
+    bad = classifier.run(_synthetic(False), Classifier.of(cfg), 0)
     assert good["status"] == "ok" and good["auc_mean"] > 0.95
     assert 0.35 < bad["auc_mean"] < 0.65
     paper = good["protocols"]["paper"]
@@ -66,7 +67,7 @@ def test_exposure_matched_classifier_sees_through_exposure():
     """Memorization decided by exposure alone, perplexity lowered by exposure: the paper protocol (random
     negatives, mostly once-seen) scores well, the exposure-matched one finds nothing, as it must."""
     cfg = kconfig.validate({**MICRO, "classifier": {"trials": 30}})
-    res = classifier.run(_synthetic(False, n=1200, by_exposure=True), cfg)
+    res = classifier.run(_synthetic(False, n=1200, by_exposure=True), Classifier.of(cfg), 0)
     assert res["protocols"]["paper"]["all"]["auc"] > 0.85
     matched = res["protocols"]["exposure_matched"]["all"]
     assert matched["ci"][0] < 0.5 < matched["ci"][1] and abs(matched["auc"] - 0.5) < 0.1
@@ -75,5 +76,5 @@ def test_exposure_matched_classifier_sees_through_exposure():
 def test_classifier_too_few_positives():
     cfg = kconfig.validate({**MICRO, "classifier": {"min_positives": 5}})
     df = _synthetic(True).with_columns(label=pl.Series([i < 3 for i in range(400)]))
-    res = classifier.run(df, cfg)
+    res = classifier.run(df, Classifier.of(cfg), 0)
     assert res["status"] == "too_few_positives" and "memorized 3 samples" in res["message"] and res["model"] is None

@@ -116,7 +116,7 @@ def test_exposure_law_draws_a_heavy_tailed_profile_independent_of_content():
     their order, hence to anything about them)."""
     from kdmem.data import count_grid, law_counts
 
-    law = {"duplicated_share": 0.1, "min_count": 2, "max_count": 128, "levels": 9, "zipf_exponent": 1.0}
+    law = {"duplicated_share": 0.1, "min_count": 2, "max_count": 128, "levels": 9, "zipf_exponent": 1.0, "allocation": "exact"}
     grid = count_grid(law)
     assert grid.tolist() == [2, 3, 6, 10, 16, 27, 45, 76, 128]
     c = np.asarray(law_counts(5000, law, np.random.default_rng(0)))

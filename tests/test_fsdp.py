@@ -31,7 +31,7 @@ from kdmem.vocab import CacheKind, Loss
 
 from . import longrun
 from .conftest import MICRO, write_cfg
-from .helpers import micro_samples, tiny_model_dir
+from .helpers import MIN_K, mem_settings, micro_samples, tiny_model_dir
 
 # FSDP and DDP run the same updates on the same batches in the same order; they differ in how gradients are
 # reduced (reduce-scatter of shards vs all-reduce) and FSDP recomputes activations (checkpointing), so fp32
@@ -157,7 +157,7 @@ def test_bf16_path_caches_trains_and_scores_on_cpu(tmp_path, micro_tokenizer):
     assert metrics["mixed_precision"] == "bf16" and math.isfinite(metrics["val_loss"]) and math.isfinite(metrics["train_loss"])
     log = [json.loads(line) for line in (tmp_path / "m" / "train_log.jsonl").read_text().splitlines()]
     assert all(math.isfinite(r["loss"]) for r in log if "loss" in r)
-    sc = score_samples(load_model(str(tmp_path / "m")), tok, dev, train, len(tok), 16, 16, batch_size=16, frac=True)
+    sc = score_samples(load_model(str(tmp_path / "m")), tok, dev, train, len(tok), mem_settings(16, 16, batch_size=16, frac=True), MIN_K)
     assert sc.height == train.height and sc["ppl"].is_finite().all()
     assert (sc["exact"] == sc["exact_gen"]).mean() >= 0.9
     assert pl.Series(sc["extract_logprob"]).is_nan().sum() == 0

@@ -17,7 +17,7 @@ from kdmem.tokenizer import load_tokenizer
 from kdmem.training import train_model
 
 from .conftest import MICRO
-from .helpers import micro_samples, tiny_model_dir
+from .helpers import MIN_K, mem_settings, micro_samples, tiny_model_dir
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
 
@@ -38,6 +38,6 @@ def test_train_and_score_on_gpu(tmp_path, micro_tokenizer):
     metrics = train_model(model=load_model(str(base)), tok=tok, vocab=len(tok), train_df=train, val_df=val, optim=optim,
                           seed=0, out_dir=tmp_path / "m", ckpt_dir=tmp_path / "ck", dev=dev, meta={"role": "baseline"})
     assert metrics["steps"] > 0 and (tmp_path / "m" / "model.safetensors").is_file()
-    sc = score_samples(load_model(str(tmp_path / "m")), tok, dev, train, len(tok), 16, 16, batch_size=32)
+    sc = score_samples(load_model(str(tmp_path / "m")), tok, dev, train, len(tok), mem_settings(16, 16, batch_size=32), MIN_K)
     assert sc.height == train.height
     assert (sc["exact"] == sc["exact_gen"]).mean() >= 0.98  # bf16 may flip a near-tie; CPU fp32 agrees on every sample

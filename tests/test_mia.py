@@ -10,6 +10,9 @@ import torch
 
 from kdmem import mia, stats
 from kdmem.models import build_scratch, pick_device
+from kdmem.settings import Arch
+
+from .helpers import mem_settings
 
 
 def test_signals_on_a_hand_computed_sample():
@@ -76,11 +79,11 @@ def test_the_scoring_pass_gives_the_signals_torch_distributions_give():
     mia.signals over torch's own distributions (log p of each token, mean and spread of log p under the model)."""
     from kdmem.scoring import score_samples
 
-    model = build_scratch({"hidden_size": 16, "num_layers": 1, "num_heads": 2}, 50, 16, 0, 0).eval()
+    model = build_scratch(Arch("gpt_neox", 16, 1, 2, 64), 50, 16, 0, 0).eval()
     x = torch.randint(0, 50, (3, 9), generator=torch.Generator().manual_seed(0))
     samples = pl.DataFrame({"sample_id": ["a", "b", "c"], "input_ids": x.tolist(), "zlib_bytes": [20, 30, 40]},
                            schema_overrides={"input_ids": pl.List(pl.Int32)})
-    sc = score_samples(model, None, pick_device("cpu"), samples, 50, 4, 4, batch_size=2, frac=False, min_k=0.3)
+    sc = score_samples(model, None, pick_device("cpu"), samples, 50, mem_settings(4, 4, batch_size=2, frac=False), 0.3)
     with torch.no_grad():
         dist = torch.distributions.Categorical(logits=model(input_ids=x).logits[:, :-1, :50])
     logp_all = torch.log_softmax(dist.logits, -1)

@@ -13,6 +13,7 @@ from kdmem import analysis, report
 from kdmem import config as kconfig
 from kdmem.errors import KdmemError
 from kdmem.layout import Figure, Layout
+from kdmem.settings import Analysis
 
 from .conftest import MICRO
 
@@ -22,7 +23,7 @@ def analysed(built, tmp_path):
     db_path, _ = built
     cfg = kconfig.validate({**MICRO, "analysis": {**MICRO.get("analysis", {}), "bootstrap": 50}})
     layout = Layout(str(tmp_path / "results"))
-    analysis.analyze(db_path, {}, layout, cfg)
+    analysis.analyze(db_path, {}, layout, Analysis.of(cfg), cfg["seed"])
     db_path.unlink()  # the report must not need the store
     return json.loads(open(layout.analysis()).read()), layout
 

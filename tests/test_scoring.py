@@ -15,12 +15,13 @@ from kdmem.errors import KdmemError
 from kdmem.logit_cache import CacheReader, write_cache
 from kdmem.models import load_model, pick_device
 from kdmem.scoring import score_samples, summary
+from kdmem.settings import Extraction
 from kdmem.tokenizer import load_tokenizer
 from kdmem.training import train_model
 from kdmem.vocab import CacheKind
 
 from .conftest import MICRO
-from .helpers import micro_samples, tiny_model_dir
+from .helpers import MIN_K, mem_settings, micro_samples, tiny_model_dir
 
 CPU = pick_device("cpu")
 P, S = 16, 16
@@ -43,8 +44,9 @@ def memorizer(tmp_path_factory, micro_tokenizer):
     return {"model": model, "tok": tok, "train": train, "val": val, "planted": planted, "dir": d, "base": base}
 
 
-def _score(mem, df=None, **kw):
-    return score_samples(mem["model"], mem["tok"], CPU, mem["train"] if df is None else df, len(mem["tok"]), P, S, batch_size=16, **kw)
+def _score(mem, df=None, cache=None, **changes):
+    return score_samples(mem["model"], mem["tok"], CPU, mem["train"] if df is None else df, len(mem["tok"]),
+                         mem_settings(P, S, batch_size=16, **changes), MIN_K, cache=cache)
 
 
 def test_exact_agrees_with_generate_on_every_sample(memorizer):
@@ -61,7 +63,7 @@ def test_exact_agrees_with_generate_on_every_sample(memorizer):
 
 def test_generation_batches_do_not_change_the_generated_tokens(memorizer):
     # memorization.generate_batch_size is a speed knob only: odd batches (a short last one) give every sample's frac
-    small, large = _score(memorizer, frac=True, gen_batch_size=7), _score(memorizer, frac=True, gen_batch_size=64)
+    small, large = _score(memorizer, frac=True, generate_batch_size=7), _score(memorizer, frac=True, generate_batch_size=64)
     assert small.height == memorizer["train"].height
     assert small["frac"].to_list() == large["frac"].to_list()
     assert small["exact_gen"].to_list() == large["exact_gen"].to_list()
@@ -120,9 +122,9 @@ def test_validation_is_a_non_member_control(memorizer):
 
 def test_bad_inputs(memorizer):
     with pytest.raises(KdmemError, match="exceeds the samples' seq_len"):
-        score_samples(memorizer["model"], memorizer["tok"], CPU, memorizer["train"], len(memorizer["tok"]), 20, 20)
+        score_samples(memorizer["model"], memorizer["tok"], CPU, memorizer["train"], len(memorizer["tok"]), mem_settings(20, 20), MIN_K)
     with pytest.raises(KdmemError, match="vocabulary has 100 ids"):
-        score_samples(memorizer["model"], memorizer["tok"], CPU, memorizer["train"], 100, P, S)
+        score_samples(memorizer["model"], memorizer["tok"], CPU, memorizer["train"], 100, mem_settings(P, S), MIN_K)
     from kdmem.data import read_samples
 
     bad = memorizer["dir"] / "bad.parquet"
@@ -153,8 +155,8 @@ def test_extraction_probability_equals_the_frequency_of_sampled_suffixes(memoriz
     targets = greedy_continue(model, CPU, prompts, s, vocab, tok.pad_token_id)
     df = pl.DataFrame({"sample_id": [f"v{i}" for i in range(len(targets))], "input_ids": targets.tolist(),
                        "n_exposures": [1] * len(targets)}, schema_overrides={"input_ids": pl.List(pl.Int32)})
-    sc = score_samples(model, tok, CPU, df, vocab, P, s, batch_size=16, frac=False,
-                       extraction={"top_k": k, "temperature": 1.0, "n": 10, "p": 0.5})
+    sc = score_samples(model, tok, CPU, df, vocab, mem_settings(P, s, batch_size=16, frac=False,
+                       extraction=Extraction(top_k=k, temperature=1.0, n=10, p=0.5)), MIN_K)
     prob = np.exp(sc["extract_logprob"].to_numpy())
     mid = np.flatnonzero((prob > 0.05) & (prob < 0.95))
     assert mid.size >= 2, f"need targets of middling extraction probability, got {np.round(prob, 3)}"

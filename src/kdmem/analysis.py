@@ -12,7 +12,7 @@ import logging
 import duckdb
 import numpy as np
 
-from kdmem import findings, stats
+from kdmem import findings, settings, stats
 from kdmem.layout import Figure, Layout
 from kdmem.roster import ModelSpec
 from kdmem.vocab import DataVariant, Label, Role, Size, start_label
@@ -337,7 +337,7 @@ def removal_rows(con, family: str, dataset: str) -> dict:
     return rem
 
 
-def analyze(db, classifiers: dict[tuple[str, str], dict], layout: Layout, cfg: dict) -> dict:
+def analyze(db, classifiers: dict[tuple[str, str], dict], layout: Layout, a: settings.Analysis, seed: int) -> dict:
     """Every analysis per (family, dataset) into the layout's analysis.json, and its figures at the layout's figure
     paths, listed in analysis.json (a pair's `figures`), so the report renders this, computes nothing and knows what
     to expect."""
@@ -346,8 +346,7 @@ def analyze(db, classifiers: dict[tuple[str, str], dict], layout: Layout, cfg: d
     from kdmem import families, figures, gain
     from kdmem.io import write_json
 
-    a = cfg["analysis"]
-    n_boot, seed, n_perm = a["bootstrap"], cfg["seed"], a["permutations"]
+    n_boot, n_perm = a.bootstrap, a.permutations
     Path(layout.analysis()).parent.mkdir(parents=True, exist_ok=True)
     con = connect_ro(db)
     result: dict = {"pairs": []}
@@ -376,7 +375,7 @@ def analyze(db, classifiers: dict[tuple[str, str], dict], layout: Layout, cfg: d
         result["pairs"].append({
             "family": family, "dataset": dataset, "rates": rates, "overlaps": overlaps(con, family, dataset),
             "entropy_vs_logprob": ent_rows, "exposure": expo, "power": power,
-            "findings": findings.all_findings(st, n_boot, seed, clf, a["utility_margin"], a["min_positives"]),
+            "findings": findings.all_findings(st, n_boot, seed, clf, a.utility_margin, a.min_positives),
             "overlap_nulls": findings.overlap_nulls(st, n_boot, seed),
             "gain_by_level": gain.by_level(g, n_boot, seed),
             "gain_once_seen_content": gain.once_seen_content(g, n_boot, seed),

@@ -60,7 +60,7 @@ def card(family: str, cfg: dict, metrics: dict[str, dict], files: dict[str, str]
     for size, m in metrics.items():
         a = cfg["families"][family][size]["arch"]
         o = pretrain_optim(cfg, size)
-        lines.append(f"| {size} | {a['hidden_size']} / {a['num_layers']} / {a['num_heads']} / {a.get('intermediate_size', 4 * a['hidden_size'])} "
+        lines.append(f"| {size} | {a['hidden_size']} / {a['num_layers']} / {a['num_heads']} / {a['intermediate_size']} "
                      f"| {m['n_params']:,} | {o['epochs']} | {m['steps']} | {o['lr']} {o['schedule']} | {o['weight_decay']} "
                      f"| {m['val_loss']:.3f} | {m['val_ppl']:.1f} |")
     lines += [

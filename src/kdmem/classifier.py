@@ -29,6 +29,7 @@ from sklearn.metrics import roc_curve
 from sklearn.model_selection import StratifiedKFold, train_test_split
 
 from kdmem import stats
+from kdmem.settings import Classifier
 
 log = logging.getLogger(__name__)
 FEATURES = ["log_teacher_ppl", "log_baseline_ppl", "kl_teacher_baseline", "zlib_bytes"]
@@ -114,25 +115,25 @@ def _ratio(num: np.ndarray, den: np.ndarray) -> float:
     return float(num.sum() / den.sum()) if den.sum() else 0.0
 
 
-def protocol(X: np.ndarray, y: np.ndarray, expo: np.ndarray, c: dict, matched: bool, seed: int) -> dict:
+def protocol(X: np.ndarray, y: np.ndarray, expo: np.ndarray, c: Classifier, matched: bool, seed: int) -> dict:
     """Trials of one protocol: all-feature, single-feature and drop-one AUCs, permutation importance."""
     name = "exposure_matched" if matched else "paper"
     rng = np.random.default_rng(seed + (1 if matched else 0))
-    idx0 = draw_negatives(y, expo, c["neg_ratio"], matched, rng)
-    if (~y[idx0]).sum() < c["min_positives"]:
+    idx0 = draw_negatives(y, expo, c.neg_ratio, matched, rng)
+    if (~y[idx0]).sum() < c.min_positives:
         return {"status": "too_few_negatives", "message": f"{name}: {(~y[idx0]).sum()} negatives at the positives' exposure levels"}
     C = choose_c(X, y, idx0, seed)
     k = X.shape[1]
     sets = {"all": list(range(k)), **{f"only:{f}": [j] for j, f in enumerate(FEATURES)},
             **{f"drop:{f}": [i for i in range(k) if i != j] for j, f in enumerate(FEATURES)}}
     rows, roc, perm = [], [], {f: [] for f in FEATURES}
-    for t in range(c["trials"]):
-        idx = draw_negatives(y, expo, c["neg_ratio"], matched, rng)
-        tr, te = train_test_split(idx, test_size=c["test_frac"], stratify=y[idx], random_state=int(rng.integers(1 << 31)))
+    for t in range(c.trials):
+        idx = draw_negatives(y, expo, c.neg_ratio, matched, rng)
+        tr, te = train_test_split(idx, test_size=c.test_frac, stratify=y[idx], random_state=int(rng.integers(1 << 31)))
         for fs, cols in sets.items():
             fit = _fit(X[tr][:, cols], y[tr], C)
             prob = fit.prob(X[te][:, cols])
-            pred = prob >= c["threshold"]
+            pred = prob >= c.threshold
             rows.append({"protocol": name, "features": fs, "trial": t, "auc": stats.auc(y[te], prob),
                          "precision": _ratio(pred & y[te], pred), "recall": _ratio(pred & y[te], y[te]),
                          "n_test": len(te)})
@@ -168,39 +169,38 @@ def permutation_drop(fit: Fit, X: np.ndarray, y: np.ndarray, j: int, rng: np.ran
     return float(np.mean(drops))
 
 
-def placebo_auc(X: np.ndarray, y: np.ndarray, expo: np.ndarray, c: dict, C: float, seed: int) -> float:
+def placebo_auc(X: np.ndarray, y: np.ndarray, expo: np.ndarray, c: Classifier, C: float, seed: int) -> float:
     """Mean test AUC of the paper protocol with the labels shuffled: what the pipeline reports when there is nothing to find."""
     rng = np.random.default_rng(seed + 7)
     aucs = []
     for _ in range(PLACEBO_TRIALS):
         ys = rng.permutation(y)
-        idx = draw_negatives(ys, expo, c["neg_ratio"], False, rng)
-        tr, te = train_test_split(idx, test_size=c["test_frac"], stratify=ys[idx], random_state=int(rng.integers(1 << 31)))
+        idx = draw_negatives(ys, expo, c.neg_ratio, False, rng)
+        tr, te = train_test_split(idx, test_size=c.test_frac, stratify=ys[idx], random_state=int(rng.integers(1 << 31)))
         aucs.append(stats.auc(ys[te], _fit(X[tr], ys[tr], C).logit(X[te])))
     return float(np.nanmean(aucs))
 
 
-def run(df: pl.DataFrame, cfg: dict, seed: int = 0) -> dict:
+def run(df: pl.DataFrame, c: Classifier, seed: int) -> dict:
     """Both protocols' trials, the placebo, and a final fit (paper protocol) applied to all of D."""
-    c = cfg["classifier"]
     X = df.select(FEATURES).to_numpy().astype(float)
     y = df["label"].to_numpy().astype(bool)
     expo = df["n_exposures"].to_numpy()
     n_pos, n_neg = int(y.sum()), int((~y).sum())
     base = {"n_samples": df.height, "n_positives": n_pos, "n_negatives": n_neg, "features": FEATURES}
-    if n_pos < c["min_positives"] or n_neg < c["min_positives"]:
-        why = f"too few positives: the student memorized {n_pos} samples (< {c['min_positives']}); no AUC is meaningful"
-        if n_neg < c["min_positives"]:
+    if n_pos < c.min_positives or n_neg < c.min_positives:
+        why = f"too few positives: the student memorized {n_pos} samples (< {c.min_positives}); no AUC is meaningful"
+        if n_neg < c.min_positives:
             why = f"too few negatives ({n_neg}); no AUC is meaningful"
         log.warning("classifier: %s", why)
         return {**base, "status": "too_few_positives", "message": why, "trials": [], "coefficients": [], "model": None, "roc": [],
                 "protocols": {}}
     protocols = {"paper": protocol(X, y, expo, c, False, seed), "exposure_matched": protocol(X, y, expo, c, True, seed)}
     paper_p = protocols["paper"]
-    idx = draw_negatives(y, expo, c["neg_ratio"], False, np.random.default_rng(seed))
+    idx = draw_negatives(y, expo, c.neg_ratio, False, np.random.default_rng(seed))
     fit = _fit(X[idx], y[idx], paper_p["C"])
     model = {"features": FEATURES, "mean": fit.mean.tolist(), "scale": fit.scale.tolist(),
-             "coef": fit.coef.tolist(), "intercept": fit.intercept, "threshold": c["threshold"], "C": paper_p["C"]}
+             "coef": fit.coef.tolist(), "intercept": fit.intercept, "threshold": c.threshold, "C": paper_p["C"]}
     trials = [t for p in protocols.values() for t in p.pop("trials", [])]
     roc = paper_p.pop("roc")
     protocols["exposure_matched"].pop("roc", None)

@@ -227,7 +227,7 @@ def _check_cross_keys(cfg: dict) -> None:
 
 def pretrain_optim(cfg: dict, size: str) -> dict:
     """pretrain.optim with the base size's overrides (pretrain.by_size) applied."""
-    return {**cfg["pretrain"]["optim"], **cfg["pretrain"]["by_size"].get(size, {})}
+    return {**cfg["pretrain"]["optim"], **cfg["pretrain"]["by_size"][size]}
 
 
 def _check_same_tokenizer(name: str, fam: dict) -> None:
@@ -283,8 +283,22 @@ def validate(cfg: dict) -> dict:
             err = sorted(err.context, key=lambda e: len(list(e.absolute_path)))[-1]
         raise KdmemError(_one_line(err))
     fill_defaults(cfg, schema, schema)
+    _fill_derived_defaults(cfg)
     _check_cross_keys(cfg)
     return cfg
+
+
+def _fill_derived_defaults(cfg: dict) -> None:
+    """The defaults a JSON schema cannot state because they depend on another key: a scratch model's MLP width is
+    4 x its hidden size unless given (GPT-NeoX's and Pythia's ratio). Filled here, once, so no reader keeps its own."""
+    for fam in cfg["families"].values():
+        for size in Size:
+            arch = fam[size].get("arch")
+            if arch is not None and arch.get("intermediate_size") is None:
+                arch["intermediate_size"] = 4 * arch["hidden_size"]
+    # pretrain.by_size overrides pretrain.optim per base size; a size it leaves out overrides nothing
+    for size in Size:
+        cfg["pretrain"]["by_size"].setdefault(str(size), {})
 
 
 def load(path: str | Path) -> dict:

@@ -29,6 +29,7 @@ import polars as pl
 
 from kdmem.corpus import Doc, read_docs
 from kdmem.errors import KdmemError
+from kdmem.settings import Dataset
 
 log = logging.getLogger(__name__)
 
@@ -161,7 +162,7 @@ def law_counts(n: int, law: dict, rng: np.random.Generator) -> list[int]:
     n_dup = round(law["duplicated_share"] * n)
     counts = np.ones(n, dtype=np.int64)
     dup = rng.permutation(n)[:n_dup]
-    if law.get("allocation", "exact") == "draw":
+    if law["allocation"] == "draw":  # the schema fills allocation (exact) when a config leaves it out
         counts[dup] = rng.choice(grid, size=n_dup, p=p)
         return counts.tolist()
     quota = p * n_dup
@@ -186,26 +187,26 @@ def unigram_ce(ref_docs: list[Doc], val: pl.DataFrame, tok) -> float:
 def prepare(cfg: dict, dataset: str, tok, with_pretrain: bool = False, cache_dir=None) -> dict[str, pl.DataFrame | dict]:
     """Build train/val (and the pretraining split) for one dataset and tokenizer."""
     t0 = time.time()
-    ds = cfg["datasets"][dataset]
+    ds = Dataset.of(cfg, dataset)  # the sampling settings, typed; the loader reads its own keys as given
     key = f"datasets.{dataset}"
-    docs, rstats = read_docs(ds, cache_dir)
-    split = split_docs(docs, cfg["seed"], ds["val_frac"], ds["pretrain_frac"])
+    docs, rstats = read_docs(cfg["datasets"][dataset], cache_dir)
+    split = split_docs(docs, cfg["seed"], ds.val_frac, ds.pretrain_frac)
     drops: Counter = Counter(rstats.dropped)
     rng = np.random.default_rng(cfg["seed"])
-    n_held = ds["n_heldout"]
+    n_held = ds.n_heldout
     held_rows: list = []
     held_rng = np.random.default_rng([cfg["seed"], 1])  # its own stream: adding held-out samples moves no draw of D's
-    if ds["val_split"] == "window":
+    if ds.val_split == "window":
         # Validation windows come from the same documents as D (never the same window): in a corpus of a
         # few dozen articles a document split makes validation a topic shift that a web-scale corpus
         # does not have. The pretraining documents stay disjoint from both. The held-out-document split
         # (n_heldout) takes whole validation-share documents out of the pool, fewest first in hash order.
-        held_docs, split.val = _heldout_docs(split.val, tok, ds["seq_len"], n_held, key)
+        held_docs, split.val = _heldout_docs(split.val, tok, ds.seq_len, n_held, key)
         if held_docs:
-            held_rows = _take(chunk(held_docs, tok, dataset, ds["seq_len"], drops), n_held, held_rng, "held-out", f"{key}.n_heldout",
+            held_rows = _take(chunk(held_docs, tok, dataset, ds.seq_len, drops), n_held, held_rng, "held-out", f"{key}.n_heldout",
                               len(held_docs))
-        pool = chunk(split.train + split.val, tok, dataset, ds["seq_len"], drops)
-        n_d, extra = ds["n_val"] + ds["n_train"], ds["n_val_extra"]
+        pool = chunk(split.train + split.val, tok, dataset, ds.seq_len, drops)
+        n_d, extra = ds.n_val + ds.n_train, ds.n_val_extra
         if len(pool) < n_d + extra:
             raise KdmemError(
                 f"{key}.n_train + n_val + n_val_extra = {n_d + extra} but the corpus gives only {len(pool)} samples "
@@ -214,25 +215,25 @@ def prepare(cfg: dict, dataset: str, tok, with_pretrain: bool = False, cache_dir
         pick = rng.permutation(len(pool))
         # The extra validation windows come after D's in the same permutation: the same uniform draw from the same
         # documents as D (membership inference's non-members), while D and the first n_val windows stay put.
-        val_rows = [pool[i] for i in sorted([*pick[: ds["n_val"]], *pick[n_d : n_d + extra]])]
-        train_rows = [pool[i] for i in sorted(pick[ds["n_val"] : ds["n_val"] + ds["n_train"]])]
+        val_rows = [pool[i] for i in sorted([*pick[: ds.n_val], *pick[n_d : n_d + extra]])]
+        train_rows = [pool[i] for i in sorted(pick[ds.n_val : ds.n_val + ds.n_train])]
         train_pool, val_pool = pool, pool
     else:
-        train_pool = chunk(split.train, tok, dataset, ds["seq_len"], drops)
-        val_pool = chunk(split.val, tok, dataset, ds["seq_len"], drops)
+        train_pool = chunk(split.train, tok, dataset, ds.seq_len, drops)
+        val_pool = chunk(split.val, tok, dataset, ds.seq_len, drops)
         if not train_pool or not val_pool:
             raise KdmemError(
                 f"{key}: every document of the {'D' if not train_pool else 'validation'} split is shorter than "
-                f"seq_len = {ds['seq_len']} tokens; lower {key}.seq_len or use longer documents"
+                f"seq_len = {ds.seq_len} tokens; lower {key}.seq_len or use longer documents"
             )
-        train_rows = _take(train_pool, ds["n_train"], rng, "training", f"{key}.n_train", len(split.train))
-        val_rows = _take(val_pool, ds["n_val"], rng, "validation", f"{key}.n_val", len(split.val))
+        train_rows = _take(train_pool, ds.n_train, rng, "training", f"{key}.n_train", len(split.train))
+        val_rows = _take(val_pool, ds.n_val, rng, "validation", f"{key}.n_val", len(split.val))
         if n_held:  # other windows of the validation documents: held out from every model, like validation
             taken = {r[0] for r in val_rows}
             held_rows = _take([r for r in val_pool if r[0] not in taken], n_held, held_rng, "held-out", f"{key}.n_heldout",
                               len(split.val))
-    law = ds.get("exposure_law")
-    exposures = law_counts(len(train_rows), law, rng) if law else exposure_counts(len(train_rows), ds["exposures"], rng)
+    law = ds.exposure_law
+    exposures = law_counts(len(train_rows), law, rng) if law else exposure_counts(len(train_rows), ds.exposures, rng)
     # _frame sorts by sample_id, so the exposures must follow their rows through that sort.
     order = sorted(range(len(train_rows)), key=lambda i: train_rows[i][0])
     train = _frame([train_rows[i] for i in order], tok, [exposures[i] for i in order])
@@ -241,15 +242,15 @@ def prepare(cfg: dict, dataset: str, tok, with_pretrain: bool = False, cache_dir
     # The unigram reference: the pretraining documents when the config carves them out, else D's pool.
     ref = split.pretrain or split.train
     if with_pretrain:
-        pre_pool = chunk(split.pretrain, tok, dataset, ds["seq_len"], drops)
-        cap = max(1, cfg["pretrain"]["max_tokens"] // ds["seq_len"])
+        pre_pool = chunk(split.pretrain, tok, dataset, ds.seq_len, drops)
+        cap = max(1, cfg["pretrain"]["max_tokens"] // ds.seq_len)
         pre_rows = pre_pool if len(pre_pool) <= cap else _take(pre_pool, cap, rng, "pretraining", "pretrain.max_tokens", len(split.pretrain))
         if not pre_rows:
-            raise KdmemError(f"{key}: the pretraining documents give no sample of seq_len {ds['seq_len']}; raise pretrain_frac")
+            raise KdmemError(f"{key}: the pretraining documents give no sample of seq_len {ds.seq_len}; raise pretrain_frac")
         out["pretrain"] = _frame(pre_rows, tok)
     out["stats"] = {
         "dataset": dataset,
-        "seq_len": ds["seq_len"],
+        "seq_len": ds.seq_len,
         "docs_read": rstats.read,
         "docs_kept": len(docs),
         "dropped": dict(drops),
@@ -257,9 +258,9 @@ def prepare(cfg: dict, dataset: str, tok, with_pretrain: bool = False, cache_dir
                  "heldout": len({r[1] for r in held_rows})},
         "pool_samples": {"train": len(train_pool), "val": len(val_pool)},
         "samples": {k: v.height for k, v in out.items() if isinstance(v, pl.DataFrame)},
-        "tokens": {k: v.height * ds["seq_len"] for k, v in out.items() if isinstance(v, pl.DataFrame)},
+        "tokens": {k: v.height * ds.seq_len for k, v in out.items() if isinstance(v, pl.DataFrame)},
         "exposures_per_epoch": dict(sorted(Counter(exposures).items())),
-        "train_tokens_per_epoch": int(sum(exposures)) * ds["seq_len"],
+        "train_tokens_per_epoch": int(sum(exposures)) * ds.seq_len,
         "val_unigram_ce": unigram_ce(ref, val, tok),
         "unigram_reference": "pretrain" if split.pretrain else "train_pool",
         "seconds": round(time.time() - t0, 3),

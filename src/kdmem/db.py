@@ -194,18 +194,18 @@ def build(
             con.execute("ALTER TABLE samples ADD COLUMN near_copy_ngrams INTEGER")
         rows = []
         for f in models:
-            m = json.loads(Path(f).read_text())
-            spec = ModelSpec.of_record(m)  # the record the training command wrote, never read off the folder
+            rec = json.loads(Path(f).read_text())
+            spec = ModelSpec.of_record(rec)  # the record the training command wrote, never read off the folder
             name = spec.name
             rows.append((name, spec.family, spec.dataset, spec.role, spec.seed, spec.temperature,
-                         spec.data_variant, m.get("n_params"), m.get("val_loss"), m.get("val_ppl"),
-                         m.get("tokens_per_s"), m.get("train_seconds"), m.get("steps"), m.get("fingerprint"),
-                         m.get("config_hash"), m.get("git_commit"), json.dumps(m.get("versions", {}), sort_keys=True),
-                         m.get("started_at"), m.get("finished_at"), name in (primary or {}).get("models", [name]),
-                         m.get("cache_mean_tail_mass"),
+                         spec.data_variant, rec.get("n_params"), rec.get("val_loss"), rec.get("val_ppl"),
+                         rec.get("tokens_per_s"), rec.get("train_seconds"), rec.get("steps"), rec.get("fingerprint"),
+                         rec.get("config_hash"), rec.get("git_commit"), json.dumps(rec.get("versions", {}), sort_keys=True),
+                         rec.get("started_at"), rec.get("finished_at"), name in (primary or {}).get("models", [name]),
+                         rec.get("cache_mean_tail_mass"),
                          # models trained before losses and cache kinds were recorded: forward KL from a top-k cache
                          spec.loss or (DEFAULT_LOSS if spec.role == Role.STUDENT else None),
-                         m.get("cache") or (CacheKind.TOPK if spec.role == Role.STUDENT else None)))
+                         rec.get("cache") or (CacheKind.TOPK if spec.role == Role.STUDENT else None)))
         con.execute(
             """CREATE TABLE models (model VARCHAR, family VARCHAR, dataset VARCHAR, role VARCHAR, seed BIGINT,
                temperature DOUBLE, data_variant VARCHAR, n_params BIGINT, val_loss DOUBLE, val_ppl DOUBLE,

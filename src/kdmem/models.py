@@ -21,6 +21,7 @@ import torch.nn.functional as F
 
 from kdmem.errors import KdmemError
 from kdmem.io import sha256_dir
+from kdmem.settings import Arch
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +55,7 @@ def pick_device(choice: str = "auto") -> Device:
     return Device(torch.device("cpu"), None)
 
 
-def build_scratch(arch: dict, vocab_size: int, max_len: int, seed: int, eos_id: int):
+def build_scratch(arch: Arch, vocab_size: int, max_len: int, seed: int, eos_id: int):
     """A fresh model of the configured widths: GPT-NeoX (Pythia's architecture, the default) or Llama
     (OLMo-2's and Qwen-3's kind: RMSNorm, SwiGLU MLP, full rotary, sequential residual), so a study can
     compare two architecture families trained on the same data."""
@@ -62,12 +63,12 @@ def build_scratch(arch: dict, vocab_size: int, max_len: int, seed: int, eos_id: 
 
     torch.manual_seed(seed)
     common = {
-        "vocab_size": vocab_size, "hidden_size": arch["hidden_size"], "num_hidden_layers": arch["num_layers"],
-        "num_attention_heads": arch["num_heads"], "intermediate_size": arch.get("intermediate_size", 4 * arch["hidden_size"]),
+        "vocab_size": vocab_size, "hidden_size": arch.hidden_size, "num_hidden_layers": arch.num_layers,
+        "num_attention_heads": arch.num_heads, "intermediate_size": arch.intermediate_size,
         "max_position_embeddings": max(2048, max_len), "tie_word_embeddings": False, "attention_dropout": 0.0,
         "bos_token_id": eos_id, "eos_token_id": eos_id, "pad_token_id": eos_id,
     }
-    if arch.get("type", "gpt_neox") == "llama":
+    if arch.type == "llama":
         return transformers.LlamaForCausalLM(transformers.LlamaConfig(**common))
     cfg = transformers.GPTNeoXConfig(**common, rotary_pct=0.25, use_parallel_residual=True, hidden_dropout=0.0)
     return transformers.GPTNeoXForCausalLM(cfg)

@@ -53,7 +53,7 @@ def _prepare_pretrain(cfg: dict) -> dict:
 def _pretrain(cfg: dict, family: str, size: str) -> dict:
     pre = cfg["pretrain"]
     return {"seed": cfg["seed"], "device": cfg["device"], "parallel": cfg["parallel"], **_models(cfg, family, size),
-            "pretrain": {"optim": pre["optim"], "by_size": {size: pre["by_size"].get(size, {})}}}
+            "pretrain": {"optim": pre["optim"], "by_size": {size: pre["by_size"][size]}}}
 
 
 def _finetune(cfg: dict, family: str, role: str) -> dict:

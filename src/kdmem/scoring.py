@@ -51,6 +51,7 @@ import polars as pl
 
 from kdmem.data import zlib_columns
 from kdmem.errors import KdmemError
+from kdmem.settings import Memorization
 
 log = logging.getLogger(__name__)
 
@@ -80,12 +81,9 @@ def truncated_logprob(logits, targets, top_k: int, temperature: float):
     return torch.where(t >= kth.squeeze(-1), t - torch.logsumexp(kept, dim=-1), torch.full_like(t, float("-inf")))
 
 
-def score_samples(
-    model, tok, dev, samples: pl.DataFrame, vocab: int, prefix_len: int, suffix_len: int,
-    batch_size: int = 64, frac: bool = True, cache=None, extraction: dict | None = None, min_k: float = 0.2,
-    gen_batch_size: int = 64,
-) -> pl.DataFrame:
-    """Score every sample; stream in batches, never holding more than one batch of logits."""
+def score_samples(model, tok, dev, samples: pl.DataFrame, vocab: int, mem: Memorization, min_k: float, cache=None) -> pl.DataFrame:
+    """Score every sample; stream in batches, never holding more than one batch of logits. `min_k` is Min-K %'s
+    share of tokens (mia.k); `cache` the teacher's top-k cache for kl_to_teacher (None: the column is null)."""
     # torch here, not at the top: the classifier reads scores through this module without a model.
     import torch
     from tqdm import tqdm
@@ -97,14 +95,13 @@ def score_samples(
     if samples.height == 0:  # an empty split (no held-out documents asked for) scores to an empty table
         return pl.DataFrame(schema=SCORE_SCHEMA)
     seq_len = len(samples["input_ids"][0])
-    if prefix_len + suffix_len > seq_len:
-        raise KdmemError(f"prefix_len + suffix_len = {prefix_len + suffix_len} exceeds the samples' seq_len = {seq_len}")
+    if mem.prefix_len + mem.suffix_len > seq_len:
+        raise KdmemError(f"prefix_len + suffix_len = {mem.prefix_len + mem.suffix_len} exceeds the samples' seq_len = {seq_len}")
     top = int(samples["input_ids"].list.max().max())
     if top >= vocab:
         raise KdmemError(f"samples hold token id {top} but the model's vocabulary has {vocab} ids; score with the family's own model")
-    P, S = prefix_len, suffix_len
+    P, S, batch_size, gen_batch_size, frac, ex = mem.prefix_len, mem.suffix_len, mem.batch_size, mem.generate_batch_size, mem.frac, mem.extraction
     model.to(dev.device).eval()
-    ex = {"top_k": 40, "temperature": 1.0, "n": 100, "p": 0.9, **(extraction or {})}
     cols: dict[str, list] = {k: [] for k in ("exact", "exact_gen", "frac", "tf_acc", "lp_sum", "lp_mean", "ppl", "entropy", "kl", "extract", "min_k", "min_k_pp")}
     rows = cache.rows(samples["sample_id"].to_list()) if cache is not None else None
     for s in tqdm(range(0, samples.height, batch_size), desc="score", mininterval=5):
@@ -129,7 +126,7 @@ def score_samples(
             cols["lp_mean"] += tok_lp[:, sl].mean(-1).tolist()
             cols["ppl"] += torch.exp(-tok_lp.double().mean(-1)).tolist()  # float64: the MIA loss signal is ln(ppl)
             cols["entropy"] += (-mu[:, sl].mean(-1)).tolist()
-            cols["extract"] += truncated_logprob(logits[:, sl], tgt[:, sl], ex["top_k"], ex["temperature"]).sum(-1).tolist()
+            cols["extract"] += truncated_logprob(logits[:, sl], tgt[:, sl], ex.top_k, ex.temperature).sum(-1).tolist()
             lp_np = tok_lp.double().cpu().numpy()
             z = (lp_np - mu.double().cpu().numpy()) / sigma.double().cpu().numpy().clip(1e-12)
             cols["min_k"] += lowest_mean(lp_np, min_k).tolist()
@@ -171,9 +168,9 @@ def score_samples(
             pl.Series(zlib_columns(tok.batch_decode(samples["input_ids"].to_list()))["zlib_bytes"], dtype=pl.Int64),
             "kl_to_teacher": pl.Series(cols["kl"], dtype=pl.Float64),
             "extract_logprob": pl.Series(cols["extract"], dtype=pl.Float64),
-            "extractable": pl.Series([v >= math.log(extraction_threshold(ex["n"], ex["p"])) for v in cols["extract"]], dtype=pl.Boolean),
+            "extractable": pl.Series([v >= math.log(extraction_threshold(ex.n, ex.p)) for v in cols["extract"]], dtype=pl.Boolean),
             "n_exposures": samples["n_exposures"] if "n_exposures" in samples.columns else pl.Series([1] * samples.height, dtype=pl.Int32),
-            "extractable_full": pl.Series([v >= math.log(extraction_threshold(ex["n"], ex["p"])) for v in cols["lp_sum"]], dtype=pl.Boolean),
+            "extractable_full": pl.Series([v >= math.log(extraction_threshold(ex.n, ex.p)) for v in cols["lp_sum"]], dtype=pl.Boolean),
             "min_k": pl.Series(cols["min_k"], dtype=pl.Float64),
             "min_k_pp": pl.Series(cols["min_k_pp"], dtype=pl.Float64),
         }

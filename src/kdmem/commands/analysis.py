@@ -23,11 +23,12 @@ def classify(args: argparse.Namespace) -> None:
     from kdmem import classifier, figures
     from kdmem.io import write_json, write_parquet
     from kdmem.scoring import read_scores
+    from kdmem.settings import Classifier
 
     cfg = c.load_config(args, "classify")
     t, b, s = (read_scores(p) for p in (args.teacher_scores, args.baseline_scores, args.student_scores))
     df = classifier.feature_table(t, b, s)
-    res = classifier.run(df, cfg, seed=cfg["seed"])
+    res = classifier.run(df, Classifier.of(cfg), cfg["seed"])
     tables = classifier.result_tables(res, df, args.family, args.dataset)
     write_parquet(tables["trials"], args.out_trials)
     write_parquet(tables["coefficients"], args.out_coefficients)
@@ -76,10 +77,11 @@ def analyze(args: argparse.Namespace) -> None:
     from kdmem import analysis
     from kdmem.io import read_json
     from kdmem.layout import Layout
+    from kdmem.settings import Analysis
 
     cfg = c.load_config(args, "analyze")
     clfs = {(c["family"], c["dataset"]): c for c in map(read_json, args.classifier or [])}
-    analysis.analyze(args.db, clfs, Layout(args.results), cfg)
+    analysis.analyze(args.db, clfs, Layout(args.results), Analysis.of(cfg), cfg["seed"])
 
 
 def report_args(p: argparse.ArgumentParser) -> None:

@@ -25,6 +25,7 @@ def pretrain(args: argparse.Namespace) -> None:
     from kdmem.errors import KdmemError
     from kdmem.models import build_scratch, shared_vocab
     from kdmem.roster import ModelSpec
+    from kdmem.settings import Arch
     from kdmem.tokenizer import load_tokenizer
     from kdmem.training import train_model
 
@@ -34,7 +35,7 @@ def pretrain(args: argparse.Namespace) -> None:
         raise KdmemError(f"families.{args.family}.{args.size} is a checkpoint: it needs no pretraining")
     tok = load_tokenizer(args.tokenizer)
     train, val = read_samples(args.train), read_samples(args.val)
-    model = build_scratch(m["arch"], len(tok), len(train["input_ids"][0]), cfg["seed"], tok.eos_token_id)
+    model = build_scratch(Arch.of(m["arch"], f"families.{args.family}.{args.size}.arch"), len(tok), len(train["input_ids"][0]), cfg["seed"], tok.eos_token_id)
     vocab = shared_vocab(model, tok, f"{args.family}/{args.size}")
     meta = {**ModelSpec.base(args.size, args.family).record(), "seed": cfg["seed"]}
     train_model(

@@ -33,17 +33,21 @@ def score(args: argparse.Namespace) -> None:
     from kdmem.logit_cache import CacheReader, teacher_identity
     from kdmem.roster import ModelSpec
     from kdmem.scoring import base_identity, model_identity, score_samples, summary, with_identity
+    from kdmem.settings import Memorization
     from kdmem.tokenizer import load_tokenizer
 
     if not len(args.split) == len(args.samples) == len(args.out) == len(args.summary):
         raise KdmemError("score: give one --samples, --out and --summary per --split, in the same order")
+    import dataclasses
     import time
 
     t0 = time.perf_counter()
     ident = base_identity(args.model, args.base_size, args.family, args.dataset) if args.base_size else model_identity(args.model)
     size = ModelSpec.of_record(ident).size
     cfg = c.load_config(args, "score", family=args.family, size=size)
-    mem = cfg["memorization"]
+    mem = Memorization.of(cfg)
+    if args.base_size:  # a base never saw D: the generate cross-check of its verdicts would only cost time
+        mem = dataclasses.replace(mem, frac=False)
     tok = load_tokenizer(args.tokenizer)
     model, vocab = c.load_family_model(cfg, args.family, size, args.model, tok, f"{args.family}/{ident['model']}")
     dev = c.device(cfg)
@@ -59,10 +63,7 @@ def score(args: argparse.Namespace) -> None:
             cache = CacheReader(args.cache, expect)
         log.info("scoring %s on %s: %d samples", ident["model"], split, samples.height)
         t_split = time.perf_counter()
-        scores = score_samples(model, tok, dev, samples, vocab, mem["prefix_len"], mem["suffix_len"],
-                               batch_size=mem["batch_size"], frac=mem["frac"] and not args.base_size, cache=cache,
-                               extraction=mem["extraction"], min_k=cfg["mia"]["k"],
-                               gen_batch_size=mem["generate_batch_size"])
+        scores = score_samples(model, tok, dev, samples, vocab, mem, cfg["mia"]["k"], cache=cache)
         out = with_identity(scores, ident, split)
         log.info("scored %s on %s in %.1f s", ident["model"], split, time.perf_counter() - t_split)
         done.append((out, {**ident, "split": split, **summary(out)}))
