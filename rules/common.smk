@@ -74,8 +74,12 @@ def score_priority(wildcards):
     return LARGE_SCORE if size == Size.LARGE else 0
 
 
-def job(mem_mb, runtime):
-    """A rule's resources: memory (MB) and runtime (minutes) on a workstation, on the CPU."""
+def job(mem_mb, runtime, gpu=False):
+    """A rule's resources: memory (MB) and runtime (minutes) on a workstation, on the CPU. gpu=True declares
+    that the rule's command runs a model and uses the GPUs its `gpu` resource gives it (the training rules
+    pass it on as --nproc). The count itself comes from profiles/gpu and profiles/slurm, whose set-resources
+    must list exactly the rules declared here (tests/test_envs.py): a GPU rule missing there would run on
+    the CPU of a GPU node without a word."""
     return {"mem_mb": mem_mb, "runtime": runtime, "gpu": 0}
 
 

@@ -29,7 +29,7 @@ rule distill_soft:
     priority: CRITICAL_PATH
     threads: 1
     resources:
-        **job(mem_mb=6000, runtime=240),
+        **job(mem_mb=6000, runtime=240, gpu=True),
     conda:
         ENV
     shell:
@@ -62,7 +62,7 @@ rule distill_hard:
     priority: LONG_JOB
     threads: 1
     resources:
-        **job(mem_mb=6000, runtime=240),
+        **job(mem_mb=6000, runtime=240, gpu=True),
     conda:
         ENV
     shell:

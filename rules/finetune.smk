@@ -23,7 +23,7 @@ rule finetune:
     priority: finetune_priority
     threads: 1
     resources:
-        **job(mem_mb=6000, runtime=240),
+        **job(mem_mb=6000, runtime=240, gpu=True),
     conda:
         ENV
     shell:
@@ -73,7 +73,7 @@ rule evaluate_bases:
         L.benchmark("evaluate-bases", "{family}", "{dataset}")
     threads: 1
     resources:
-        **job(mem_mb=4000, runtime=60),
+        **job(mem_mb=4000, runtime=60, gpu=True),
     conda:
         ENV
     shell:

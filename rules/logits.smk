@@ -18,7 +18,7 @@ rule cache_logits:
     priority: CRITICAL_PATH
     threads: 1
     resources:
-        **job(mem_mb=6000, runtime=120),
+        **job(mem_mb=6000, runtime=120, gpu=True),
     conda:
         ENV
     shell:
@@ -69,7 +69,7 @@ rule generate_hard:
     priority: LONG_JOB
     threads: 1
     resources:
-        **job(mem_mb=6000, runtime=120),
+        **job(mem_mb=6000, runtime=120, gpu=True),
     conda:
         ENV
     shell:

@@ -19,7 +19,7 @@ rule pretrain:
         L.benchmark("pretrain-{size}", "{family}")
     threads: 1
     resources:
-        **job(mem_mb=4000, runtime=120),
+        **job(mem_mb=4000, runtime=120, gpu=True),
     conda:
         ENV
     shell:

@@ -30,7 +30,7 @@ rule score:
     priority: score_priority
     threads: 1
     resources:
-        **job(mem_mb=4000, runtime=120),
+        **job(mem_mb=4000, runtime=120, gpu=True),
     conda:
         ENV
     shell:
@@ -69,7 +69,7 @@ rule score_base:
     priority: score_priority
     threads: 1
     resources:
-        **job(mem_mb=4000, runtime=120),
+        **job(mem_mb=4000, runtime=120, gpu=True),
     conda:
         ENV
     shell:

@@ -51,13 +51,33 @@ def test_default_profile_cannot_override_the_other_profiles():
     assert yaml.safe_load((root / "slurm" / "config.yaml").read_text())["retries"] >= 1
 
 
-def test_a_copied_rule_gets_the_gpu_its_original_gets():
-    """`use rule X as Y` copies X's rule but not its profile entry: a Y missing from a profile's set-resources
-    (cache_logits_sampled, distill_cleaned) would silently run on the CPU of a GPU node."""
+def declared_gpu_rules() -> dict[str, bool]:
+    """Every rule of rules/*.smk and whether it declares a GPU (`job(..., gpu=True)`); a `use rule X as Y` copy
+    without resources of its own inherits X's declaration."""
     text = "\n".join(p.read_text() for p in sorted((ROOT / "rules").glob("*.smk")))
-    copies = [m.groups() for m in re.finditer(r"^use rule (\w+) as (\w+)", text, flags=re.M)]
-    assert ("cache_logits", "cache_logits_sampled") in copies and ("distill_soft", "distill_cleaned") in copies
+    rules: dict[str, bool] = {}
+    copies = []
+    for block in re.split(r"(?m)^(?=rule \w+:|use rule |def |[A-Z_]+ = )", text):
+        own = re.search(r"\*\*job\(([^)]*)\)", block)
+        if m := re.match(r"rule (\w+):", block):
+            rules[m[1]] = bool(own and "gpu=True" in own[1])
+        elif m := re.match(r"use rule (\w+) as (\w+)", block):
+            copies.append((m[1], m[2], None if own is None else "gpu=True" in own[1]))
+    for original, copy, own_gpu in copies:  # after every file: a copy may come before its original
+        rules[copy] = rules[original] if own_gpu is None else own_gpu
+    return rules
+
+
+def test_the_gpu_profiles_list_exactly_the_rules_that_declare_a_gpu():
+    """A rule that runs a model says so in its resources (`job(..., gpu=True)`); profiles/gpu and profiles/slurm
+    give exactly those rules GPUs. A GPU rule missing there (a `use rule` copy, a new stage) would run on the
+    CPU of a GPU node without a word; a CPU rule listed there would hold a GPU it never uses."""
+    rules = declared_gpu_rules()
+    gpu = {r for r, g in rules.items() if g}
+    assert {"finetune", "finetune_once", "distill_cleaned", "cache_logits_full", "score", "evaluate_bases"} <= gpu
+    assert {"mia", "classify", "build_db", "prepare"} <= set(rules) - gpu
     for profile in ("gpu", "slurm"):
         res = yaml.safe_load((ROOT / "profiles" / profile / "config.yaml").read_text())["set-resources"]
-        for original, copy in copies:
-            assert res.get(copy, {}).get("gpu", 0) == res.get(original, {}).get("gpu", 0) >= 1, (profile, copy)
+        assert set(res) <= set(rules), (profile, set(res) - set(rules))  # no entry for a rule that does not exist
+        assert {r for r, v in res.items() if v.get("gpu", 0) >= 1} == gpu, profile
+
