@@ -12,15 +12,22 @@ import pytest
 from . import longrun
 from .conftest import MICRO, ROOT, write_cfg
 
+SWEEP_SAME = ("datasets", "families", "memorization", "classifier", "mia")  # what a sweep keeps of the default
+
 
 def test_the_temperature_sweep_is_the_default_with_four_temperatures():
     from kdmem import config as kconfig
 
-    sweep, default = kconfig.load(ROOT / "configs" / "sweep-temperature.yaml"), kconfig.load(ROOT / "configs" / "regime" / "r6.yaml")  # the default the sweeps were measured on
+    sweep, default = kconfig.load(ROOT / "configs" / "sweep-temperature.yaml"), kconfig.load(ROOT / "config.yaml")
     assert sweep["distill"]["soft"]["temperatures"] == [1.0, 2.0, 4.0, 8.0] and sweep["analysis"]["primary_temperature"] == 2.0
-    for key in ("datasets", "families", "finetune", "baseline_seeds", "memorization", "classifier", "removal"):
+    for key in SWEEP_SAME:
         assert sweep[key] == default[key], key
+    assert sweep["distill"]["soft"]["optim"] == default["distill"]["soft"]["optim"] and sweep["finetune"]["teacher"] == default["finetune"]["teacher"]
     assert sweep["results"] == "results/sweep-temperature"
+    # the study measured on the old default stays reproducible, as an overlay on r6
+    old = kconfig.load(ROOT / "configs" / "regime" / "sweep-temperature-r6.yaml")
+    r6 = kconfig.load(ROOT / "configs" / "regime" / "r6.yaml")
+    assert old["distill"]["soft"]["temperatures"] == [1.0, 2.0, 4.0, 8.0] and old["datasets"] == r6["datasets"]
 
 
 @pytest.mark.configs
@@ -42,22 +49,23 @@ def test_micro_temperature_sweep_reports_every_student(tmp_path):
 def test_the_loss_sweep_is_the_default_with_three_losses():
     from kdmem import config as kconfig
 
-    sweep, default = kconfig.load(ROOT / "configs" / "sweep-loss.yaml"), kconfig.load(ROOT / "configs" / "regime" / "r6.yaml")  # the default the sweeps were measured on
+    sweep, default = kconfig.load(ROOT / "configs" / "sweep-loss.yaml"), kconfig.load(ROOT / "config.yaml")
     assert sweep["distill"]["soft"]["losses"] == ["forward_kl", "reverse_kl", "jsd"] and sweep["analysis"]["primary_loss"] == "forward_kl"
-    for key in ("datasets", "families", "finetune", "baseline_seeds", "memorization", "classifier", "removal"):
+    for key in SWEEP_SAME:
         assert sweep[key] == default[key], key
     assert sweep["distill"]["soft"]["temperatures"] == [2.0] and sweep["results"] == "results/sweep-loss"
+    assert sweep["distill"]["soft"]["cache"] == "full"  # every divergence exact, not the top-k buckets' approximation
 
 
 def test_two_families_share_the_data_and_tokenizer_and_differ_in_architecture():
     from kdmem import config as kconfig
 
-    two, default = kconfig.load(ROOT / "configs" / "two-families.yaml"), kconfig.load(ROOT / "configs" / "regime" / "r6.yaml")  # the default the sweeps were measured on
+    two, default = kconfig.load(ROOT / "configs" / "two-families.yaml"), kconfig.load(ROOT / "config.yaml")
     assert two["datasets"] == default["datasets"] and two["families"]["tiny"] == default["families"]["tiny"]
     llama = two["families"]["llama"]
     assert llama["tokenizer"] == default["families"]["tiny"]["tokenizer"]  # one vocabulary: the same samples
     assert {llama[s]["arch"]["type"] for s in ("large", "small")} == {"llama"} and llama["large"]["init"] == "scratch"
-    assert two["results"] == "results/two-families"
+    assert two["pretrain"]["dataset"] in two["datasets"] and two["results"] == "results/two-families"
 
 
 def _dry_run_commands(tmp_path, cfg: dict) -> str:
