@@ -3,7 +3,7 @@ PY := .venv/bin/python
 CORES ?= 2
 CONFIG ?= config.yaml
 
-.PHONY: setup run bases test test-long test-slurm test-faults test-configs test-fsdp lint dry clean bench bench-frontier
+.PHONY: setup run bases docs test test-long test-slurm test-faults test-configs test-fsdp lint dry clean bench bench-frontier
 
 .venv/.done: pyproject.toml
 	python3 -m venv .venv
@@ -30,6 +30,10 @@ bases: setup
 	OMP_NUM_THREADS=1 HF_HUB_OFFLINE=1 .venv/bin/snakemake --cores $(CORES) --set-threads pretrain=1 --configfile $(BASES_CONFIG) \
 		--profile profiles/default $$(for s in large small; do .venv/bin/kdmem path scratch_base family=tiny size=$$s --results $(BASES_RESULTS); done)
 	.venv/bin/kdmem export-bases --config $(BASES_CONFIG) --family tiny --results $(BASES_RESULTS) --out $(BASES_OUT)
+
+# The config reference, generated from the schema (tests/test_config.py fails when they disagree).
+docs: setup
+	.venv/bin/kdmem config-doc --out docs/config.md
 
 dry: setup
 	.venv/bin/snakemake -n --cores $(CORES) --configfile $(CONFIG)

@@ -99,3 +99,15 @@ def test_every_regime_config_resolves(path):
     """configs/regime/ holds the earlier regimes, most as overlays on r6 (the old default); each must resolve to a valid study."""
     cfg = kconfig.load(path.relative_to(ROOT))
     assert cfg["results"].startswith("results/")
+
+
+def test_the_config_reference_is_the_schema_s(tmp_path):
+    """docs/config.md is generated from the schema (`make docs`): a key added to the schema without regenerating
+    the reference, or an edit to the reference by hand, fails here."""
+    from kdmem import schemadoc
+
+    schema = kconfig.load_schema()
+    assert (ROOT / "docs" / "config.md").read_text() == schemadoc.render(schema)
+    reference = schemadoc.render(schema)
+    for key in ("`memorization.generate_batch_size`", "`datasets.<name>.exposure_law.allocation`", "`families.<name>.large.arch.type`"):
+        assert key in reference

@@ -121,10 +121,10 @@ def test_rerun_is_a_noop(micro_run):
 
 
 def readme_queries() -> dict[str, str]:
-    """The ad-hoc SQL blocks of the README, by their heading."""
-    text = (ROOT / "README.md").read_text()
+    """The ad-hoc SQL blocks of docs/sql.md, by their heading."""
+    text = (ROOT / "docs" / "sql.md").read_text()
     out = {}
-    for block in re.findall(r"-- (.+?)\n(.*?)```", text.split("## Ad-hoc SQL", 1)[1], flags=re.S):
+    for block in re.findall(r"-- (.+?)\n(.*?)```", text, flags=re.S):
         out[block[0].strip()] = block[1].strip().rstrip(";")
     assert len(out) >= 5, out
     return out

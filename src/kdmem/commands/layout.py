@@ -1,4 +1,5 @@
-"""`kdmem path`: a path of the results layout, for the Makefile and shell scripts, so that they never spell one."""
+"""`kdmem path`: a path of the results layout, for the Makefile and shell scripts, so that they never spell one;
+`kdmem config-doc`: docs/config.md from the schema."""
 
 from __future__ import annotations
 
@@ -28,4 +29,20 @@ def path(args: argparse.Namespace) -> None:
         raise KdmemError(str(e)) from None
 
 
-COMMANDS = [c.Command("path", "print a path of the results layout (for the Makefile and scripts)", path_args, path, config=False)]
+def config_doc_args(p: argparse.ArgumentParser) -> None:
+    c.option(p, "--out", help="the reference to write (docs/config.md)")
+
+
+def config_doc(args: argparse.Namespace) -> None:
+    from kdmem import schemadoc
+    from kdmem.config import load_schema
+    from kdmem.io import atomic_path
+
+    with atomic_path(args.out) as tmp:
+        tmp.write_text(schemadoc.render(load_schema()))
+
+
+COMMANDS = [
+    c.Command("path", "print a path of the results layout (for the Makefile and scripts)", path_args, path, config=False),
+    c.Command("config-doc", "write the config reference (docs/config.md) from the schema", config_doc_args, config_doc, config=False),
+]
