@@ -11,11 +11,12 @@ from __future__ import annotations
 import typing
 from collections.abc import Mapping
 from dataclasses import MISSING, dataclass, fields, is_dataclass
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from kdmem.errors import KdmemError
 
 T = TypeVar("T")
+S = TypeVar("S", bound="_Section")
 
 
 def build(cls: type[T], section: Mapping[str, Any], where: str) -> T:
@@ -31,6 +32,16 @@ def build(cls: type[T], section: Mapping[str, Any], where: str) -> T:
         value, kind = section[f.name], hints[f.name]
         kw[f.name] = build(kind, value, f"{where}.{f.name}") if is_dataclass(kind) and isinstance(value, Mapping) else value
     return cls(**kw)
+
+
+class _Section:
+    """A top-level config section as settings: `Cls.of(cfg)` builds it from cfg[Cls.SECTION]."""
+
+    SECTION: ClassVar[str]
+
+    @classmethod
+    def of(cls: type[S], cfg: Mapping[str, Any]) -> S:
+        return build(cls, cfg[cls.SECTION], cls.SECTION)  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)
@@ -60,8 +71,10 @@ class Extraction:
 
 
 @dataclass(frozen=True)
-class Memorization:
+class Memorization(_Section):
     """How a suffix counts as memorized, and the scorer's batches (docs/protocol.md, "Memorization")."""
+
+    SECTION: ClassVar[str] = "memorization"
 
     prefix_len: int
     suffix_len: int
@@ -70,14 +83,12 @@ class Memorization:
     generate_batch_size: int
     extraction: Extraction
 
-    @classmethod
-    def of(cls, cfg: Mapping[str, Any]) -> Memorization:
-        return build(cls, cfg["memorization"], "memorization")
-
 
 @dataclass(frozen=True)
-class Classifier:
+class Classifier(_Section):
     """The memorization classifier's trials (docs/protocol.md, "Predicting memorization")."""
+
+    SECTION: ClassVar[str] = "classifier"
 
     neg_ratio: float
     test_frac: float
@@ -85,14 +96,12 @@ class Classifier:
     threshold: float
     min_positives: int
 
-    @classmethod
-    def of(cls, cfg: Mapping[str, Any]) -> Classifier:
-        return build(cls, cfg["classifier"], "classifier")
-
 
 @dataclass(frozen=True)
-class Analysis:
+class Analysis(_Section):
     """The statistics' sizes and the primary soft student the set findings read (docs/protocol.md, "Statistics")."""
+
+    SECTION: ClassVar[str] = "analysis"
 
     bootstrap: int
     primary_loss: str
@@ -101,10 +110,6 @@ class Analysis:
     near_copy_n: int
     min_positives: int
     utility_margin: float
-
-    @classmethod
-    def of(cls, cfg: Mapping[str, Any]) -> Analysis:
-        return build(cls, cfg["analysis"], "analysis")
 
 
 @dataclass(frozen=True)
