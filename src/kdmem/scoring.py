@@ -100,12 +100,13 @@ def score_samples(model, tok, dev, samples: pl.DataFrame, vocab: int, mem: Memor
     top = int(samples["input_ids"].list.max().max())
     if top >= vocab:
         raise KdmemError(f"samples hold token id {top} but the model's vocabulary has {vocab} ids; score with the family's own model")
-    P, S, batch_size, gen_batch_size, frac, ex = mem.prefix_len, mem.suffix_len, mem.batch_size, mem.generate_batch_size, mem.frac, mem.extraction
+    P, S, ex = mem.prefix_len, mem.suffix_len, mem.extraction
+    log_thr = math.log(extraction_threshold(ex.n, ex.p))  # the (n, p) rule's bar on a suffix's log-probability
     model.to(dev.device).eval()
     cols: dict[str, list] = {k: [] for k in ("exact", "exact_gen", "frac", "tf_acc", "lp_sum", "lp_mean", "ppl", "entropy", "kl", "extract", "min_k", "min_k_pp")}
     rows = cache.rows(samples["sample_id"].to_list()) if cache is not None else None
-    for s in tqdm(range(0, samples.height, batch_size), desc="score", mininterval=5):
-        x = torch.tensor(samples["input_ids"].slice(s, batch_size).to_list(), device=dev.device)  # (B, L)
+    for s in tqdm(range(0, samples.height, mem.batch_size), desc="score", mininterval=5):
+        x = torch.tensor(samples["input_ids"].slice(s, mem.batch_size).to_list(), device=dev.device)  # (B, L)
         with torch.inference_mode():
             with dev.autocast():
                 logits = model(input_ids=x).logits[:, :-1, :vocab]  # (B, L-1, V): position j predicts token j+1
@@ -144,13 +145,13 @@ def score_samples(model, tok, dev, samples: pl.DataFrame, vocab: int, mem: Memor
             del lsm, p
     # The generate cross-check in its own, larger batches: a decoding step is one token per sample, so on a CPU
     # a small batch pays the model's fixed per-call cost 24 times over (memorization.generate_batch_size).
-    for s in tqdm(range(0, samples.height if frac else 0, gen_batch_size), desc="generate", mininterval=5):
-        x = torch.tensor(samples["input_ids"].slice(s, gen_batch_size).to_list(), device=dev.device)
+    for s in tqdm(range(0, samples.height if mem.frac else 0, mem.generate_batch_size), desc="generate", mininterval=5):
+        x = torch.tensor(samples["input_ids"].slice(s, mem.generate_batch_size).to_list(), device=dev.device)
         gen = greedy_continue(model, dev, x[:, :P], S, vocab, tok.pad_token_id)[:, P : P + S]
         eq = gen == x[:, P : P + S]
         cols["exact_gen"] += eq.all(-1).tolist()
         cols["frac"] += eq.float().mean(-1).tolist()
-    if not frac:
+    if not mem.frac:
         cols["exact_gen"] = cols["frac"] = [None] * samples.height
     return pl.DataFrame(
         {
@@ -168,9 +169,9 @@ def score_samples(model, tok, dev, samples: pl.DataFrame, vocab: int, mem: Memor
             pl.Series(zlib_columns(tok.batch_decode(samples["input_ids"].to_list()))["zlib_bytes"], dtype=pl.Int64),
             "kl_to_teacher": pl.Series(cols["kl"], dtype=pl.Float64),
             "extract_logprob": pl.Series(cols["extract"], dtype=pl.Float64),
-            "extractable": pl.Series([v >= math.log(extraction_threshold(ex.n, ex.p)) for v in cols["extract"]], dtype=pl.Boolean),
+            "extractable": pl.Series([v >= log_thr for v in cols["extract"]], dtype=pl.Boolean),
             "n_exposures": samples["n_exposures"] if "n_exposures" in samples.columns else pl.Series([1] * samples.height, dtype=pl.Int32),
-            "extractable_full": pl.Series([v >= math.log(extraction_threshold(ex.n, ex.p)) for v in cols["lp_sum"]], dtype=pl.Boolean),
+            "extractable_full": pl.Series([v >= log_thr for v in cols["lp_sum"]], dtype=pl.Boolean),
             "min_k": pl.Series(cols["min_k"], dtype=pl.Float64),
             "min_k_pp": pl.Series(cols["min_k_pp"], dtype=pl.Float64),
         }
