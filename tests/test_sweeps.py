@@ -149,6 +149,7 @@ def test_micro_two_families_report_the_cross_family_section(tmp_path, micro_toke
     [x] = result["across_families"]
     assert x["families"] == ["llama", "tiny"] and x["comparable"] and len(x["overlaps"]) == 15
     assert {(r["role"], r["family_a"], r["family_b"]) for r in x["zlib"]} == {(r, "llama", "tiny") for r in ("teacher", "baseline", "student")}
+    assert all(r["r"] is None or (r["lo"] <= r["r"] <= r["hi"] and 0 < r["p_exposure"] <= 1) for r in x["zlib"])
     html = (tmp_path / "results" / "report" / "report.html").read_text()
     assert "<h2>Across families on wiki (beyond the paper)</h2>" in html and "families-wiki-coverage.png" not in html  # embedded, not linked
     assert (tmp_path / "results" / "llama" / "base" / "large" / "config.json").read_text().count('"model_type": "llama"') == 1

@@ -388,7 +388,7 @@ def analyze(db, classifiers: dict[tuple[str, str], dict], layout: Layout, a: set
             "sweeps": sweeps,
             "figures": drawn,
         })
-    result["across_families"] = families.across_families(con, n_boot, seed)
+    result["across_families"] = families.across_families(con, n_perm, seed)
     for x in result["across_families"]:
         figures.coverage(x["overlaps"], layout.families_figure(x["dataset"], Figure.COVERAGE))
     result["rates_all"] = _rows(con, "SELECT * FROM memorization_rates", [])

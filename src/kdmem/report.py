@@ -114,7 +114,11 @@ def families_section(x: dict, layout: Layout) -> str:
     parts.append("<h3>zlib-entropy profiles of the memorized samples</h3>")
     parts.append(table(x["zlib"], title="family_zlib"))
     parts.append("<p><code>r</code>: Pearson correlation of two families' memorized sets' shares in ten equal-mass bins of D's zlib "
-                 "entropy, with a 95 % bootstrap CI over each set's members (our reading of the paper's r = 0.95–0.99).</p>")
+                 "entropy (our reading of the paper's r = 0.95–0.99), with the Fisher-z 95 % interval over the bins. "
+                 "<code>r_exposure_null</code> (mean) and <code>r_exposure_null_hi</code> (95th percentile): the r of two sets "
+                 "drawn at random within each exposure level, as many per level as each family memorized; "
+                 "<code>p_exposure</code>: the share of those draws whose r is at least the observed one. A p above 0.05 says "
+                 "exposure alone gives such a correlation.</p>")
     parts.append(_img(_figure(layout.families_figure(x["dataset"], Figure.COVERAGE)),
                       "Share of each row model's memorized set that the column model also memorizes."))
     return "\n".join(parts)
