@@ -25,6 +25,7 @@ from itertools import combinations
 
 import numpy as np
 
+from kdmem import nulls
 from kdmem.vocab import Role
 
 ROLES = tuple(str(r) for r in Role)  # the trained roles, in the vocabulary's order
@@ -91,22 +92,6 @@ def zlib_correlation(za: np.ndarray, zb: np.ndarray, edges: np.ndarray) -> dict:
     return {"r": r, "lo": float(np.tanh(z - half)), "hi": float(np.tanh(z + half))}
 
 
-def _null_profiles(bins: np.ndarray, expo: np.ndarray, member: np.ndarray, n_perm: int, n_bins: int,
-                   rng: np.random.Generator) -> np.ndarray:
-    """n_perm profiles of a set drawn by exposure alone: at every exposure level as many samples as the set holds there,
-    drawn at random from D's samples of that level."""
-    counts = np.zeros((n_perm, n_bins))
-    rows = np.arange(n_perm)[:, None]
-    for level in np.unique(expo[member]):
-        pool = bins[expo == level]
-        k = int((member & (expo == level)).sum())
-        # the k smallest of uniform keys are a uniform draw of k without replacement, for all permutations at once
-        pick = np.argpartition(rng.random((n_perm, len(pool))), k - 1, axis=1)[:, :k] if k < len(pool) else \
-            np.broadcast_to(np.arange(len(pool)), (n_perm, k))
-        np.add.at(counts, (rows, pool[pick]), 1)
-    return counts / member.sum()
-
-
 def exposure_null(da: tuple[np.ndarray, np.ndarray, np.ndarray], db: tuple[np.ndarray, np.ndarray, np.ndarray],
                   edges: np.ndarray, r: float | None, n_perm: int, seed: int) -> dict:
     """What exposure alone gives: r between two sets each family would memorize if, within every exposure level, it
@@ -115,9 +100,12 @@ def exposure_null(da: tuple[np.ndarray, np.ndarray, np.ndarray], db: tuple[np.nd
     both families memorize by exposure, not by compressibility. p: the share of null r at least the observed one."""
     if r is None:
         return {"r_exposure_null": None, "r_exposure_null_hi": None, "p_exposure": None}
-    rng = np.random.default_rng([seed, 7])
-    n_bins = len(edges) - 1
-    pa, pb = (_null_profiles(_bin(z, edges), e, m, n_perm, n_bins, rng) for z, e, m in (da, db))
+    # Each family's null profiles: its memorized set's labels permuted within exposure levels, summed over one-hot bins
+    # (nulls.level_subset_sums, which draws in chunks to bound memory). Own seed per family: with one D and equal
+    # counts, a shared seed would draw the same samples for both and inflate the null r.
+    onehot = np.eye(len(edges) - 1)
+    pa, pb = (nulls.level_subset_sums(onehot[_bin(z, edges)], m, e, n_perm, (seed, 7, i)) / m.sum()
+              for i, (z, e, m) in enumerate((da, db)))
     ca, cb = pa - pa.mean(1, keepdims=True), pb - pb.mean(1, keepdims=True)
     den = np.sqrt((ca**2).sum(1) * (cb**2).sum(1))
     null = ((ca * cb).sum(1) / np.where(den > 0, den, np.nan))
@@ -125,7 +113,7 @@ def exposure_null(da: tuple[np.ndarray, np.ndarray, np.ndarray], db: tuple[np.nd
     if not null.size:
         return {"r_exposure_null": None, "r_exposure_null_hi": None, "p_exposure": None}
     return {"r_exposure_null": float(null.mean()), "r_exposure_null_hi": float(np.percentile(null, 95)),
-            "p_exposure": float((1 + (null >= r - 1e-12).sum()) / (1 + null.size))}
+            "p_exposure": nulls.p_value(null, r, +1)}
 
 
 def zlib_correlations(con, dataset: str, sets: dict[tuple[str, str], set[str]], n_perm: int, seed: int,

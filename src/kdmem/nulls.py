@@ -28,7 +28,8 @@ from kdmem import stats
 CHUNK = 500  # permutations drawn at once: CHUNK x (samples in a level) uniforms in memory
 
 
-def level_subset_sums(values: np.ndarray, label: np.ndarray, strata: np.ndarray, n_perm: int, seed: int) -> np.ndarray:
+def level_subset_sums(values: np.ndarray, label: np.ndarray, strata: np.ndarray, n_perm: int,
+                      seed: int | tuple[int, ...]) -> np.ndarray:
     """(n_perm, q) draws of values[label'].sum(0), label' a permutation of `label` within each stratum
     (each level keeps its number of labelled samples). values: (n, q)."""
     rng = np.random.default_rng(seed)
